@@ -1,0 +1,17 @@
+"""podium.graph: the orchestrator's LangGraph state graph, its state, context and record."""
+
+from .context import Context, ContextError
+from .graph import build_graph, graph
+from .state import InputState, LedgerEntry, State
+from .trajectory import TrajectoryStore
+
+__all__ = [
+    "Context",
+    "ContextError",
+    "InputState",
+    "LedgerEntry",
+    "State",
+    "TrajectoryStore",
+    "build_graph",
+    "graph",
+]

@@ -1,0 +1,90 @@
+"""The run-time context of a podium graph run: endpoint, tool pool, preference, budget."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+ENV_PREFIX = "PODIUM_"
+BAD_NUMBER = "{name} must be {rule}, got {value!r}: fix --{flag} or ${env}"
+
+
+class ContextError(ValueError):
+    """An invalid context value; the message is one line naming the fix."""
+
+
+def _env_value(raw: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    return raw
+
+
+@dataclass(kw_only=True)
+class Context:
+    """What a run is configured with; every field falls back to ``$PODIUM_<FIELD>``."""
+
+    policy_base_url: str = field(
+        default="",
+        metadata={"description": "OpenAI-compatible endpoint of the policy; empty = config, "
+                  "then the embedded llama.cpp server."},
+    )
+    policy_model: str = field(
+        default="", metadata={"description": "Model name at the endpoint; empty = config."}
+    )
+    profile: str = field(default="local", metadata={"description": "Tool-pool profile."})
+    config: str = field(
+        default="", metadata={"description": "Path of a user config file merged over defaults."}
+    )
+    preference: str = field(
+        default="",
+        metadata={"description": "The user's tool preference in words, e.g. 'save money'."},
+    )
+    preference_vector: dict[str, float] | None = field(
+        default=None,
+        metadata={"description": "Optional weights over tools (and 'cost', 'latency') used by "
+                  "training rewards and compliance reports."},
+    )
+    budget_usd: float = field(
+        default=1.0, metadata={"description": "Hard cap on the dollars one run may spend."}
+    )
+    max_turns: int = field(
+        default=50, metadata={"description": "Policy turns before a final answer is forced."}
+    )
+    local_only: bool = field(
+        default=False, metadata={"description": "Offer only tools that run on this machine."}
+    )
+    temperature: float = field(
+        default=-1.0,
+        metadata={"description": "Policy sampling temperature; negative = config (0 = greedy)."},
+    )
+    trajectory_db: str = field(
+        default="", metadata={"description": "SQLite file of trajectories; empty = cache dir."}
+    )
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            env = os.environ.get(f"{ENV_PREFIX}{f.name.upper()}")
+            if env is not None and getattr(self, f.name) == f.default and f.name != "preference_vector":
+                try:
+                    setattr(self, f.name, _env_value(env, f.default))
+                except ValueError:
+                    raise ContextError(
+                        f"${ENV_PREFIX}{f.name.upper()}={env!r} is not a valid {f.name}"
+                    ) from None
+        self._check("budget_usd", "flag budget-usd", self.budget_usd >= 0 and math.isfinite(self.budget_usd), "a finite number >= 0")
+        self._check("max_turns", "flag max-turns", self.max_turns >= 1, "an integer >= 1")
+
+    def _check(self, name: str, flag: str, ok: bool, rule: str) -> None:
+        if not ok:
+            raise ContextError(
+                BAD_NUMBER.format(
+                    name=name, rule=rule, value=getattr(self, name),
+                    flag=flag.removeprefix("flag "), env=f"{ENV_PREFIX}{name.upper()}",
+                )
+            )

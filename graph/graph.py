@@ -1,0 +1,29 @@
+"""The podium state graph: policy → tools → policy … → finish."""
+
+from __future__ import annotations
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+from .context import Context
+from langgraph._internal._runnable import RunnableCallable
+
+from .nodes import apolicy, atools, finish, policy, route_policy, tools
+from .state import InputState, State
+
+
+def build_graph() -> StateGraph:
+    """The uncompiled graph, for callers that add a checkpointer or embed it."""
+    builder = StateGraph(State, input_schema=InputState, context_schema=Context)
+    # Sync and async twins, so the graph works under invoke/stream and ainvoke/astream alike.
+    builder.add_node("policy", RunnableCallable(policy, apolicy, name="policy"))
+    builder.add_node("tools", RunnableCallable(tools, atools, name="tools"))
+    builder.add_node("finish", finish)
+    builder.add_edge(START, "policy")
+    builder.add_conditional_edges("policy", route_policy)
+    builder.add_edge("tools", "policy")
+    builder.add_edge("finish", END)
+    return builder
+
+
+graph: CompiledStateGraph = build_graph().compile(name="podium")

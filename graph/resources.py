@@ -1,0 +1,91 @@
+"""What a run needs beyond its state, resolved from the :class:`Context` and cached."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.tools import BaseTool
+from langgraph.prebuilt import ToolNode
+
+from podium.tools import PodiumConfig, load_config, pool_entries
+from podium.tools.pricing import Prices, TokenPrice
+
+from .context import Context
+
+
+@dataclass(frozen=True)
+class Resources:
+    """The tool pool, its ToolNode, the policy model and the policy's price, for one context."""
+
+    config: PodiumConfig
+    tools: dict[str, BaseTool]
+    wrappers: tuple[Any, Any]
+    policy_base_url: str
+    policy_model: str
+    policy_price: TokenPrice
+    max_tokens: int
+    temperature: float
+
+    def tool_node(self) -> ToolNode:
+        """A ToolNode over the pool whose wrappers bill every call (cheap to build)."""
+        wrap, awrap = self.wrappers
+        return ToolNode(list(self.tools.values()), wrap_tool_call=wrap, awrap_tool_call=awrap,
+                        handle_tool_errors=True)
+
+    def chat_model(self) -> BaseChatModel:
+        """The policy behind its OpenAI-compatible endpoint (one seam for every engine)."""
+        return _chat_model(self.policy_base_url, self.policy_model, self.temperature, self.max_tokens)
+
+
+@lru_cache(maxsize=16)
+def _chat_model(base_url: str, model: str, temperature: float, max_tokens: int) -> BaseChatModel:
+    from langchain_openai import ChatOpenAI
+
+    api_key = os.environ.get(load_config().policy.api_key_env, "") or "none"
+    return ChatOpenAI(
+        base_url=base_url,
+        model=model,
+        api_key=api_key,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        max_retries=2,
+        timeout=300,
+    )
+
+
+def _policy_url(ctx: Context, config: PodiumConfig) -> str:
+    url = ctx.policy_base_url or config.policy.base_url
+    if url:
+        return url
+    from podium.tools.llamacpp import embedded_base_url
+
+    return embedded_base_url()
+
+
+@lru_cache(maxsize=32)
+def _pool(profile: str, config_path: str, local_only: bool, _stamp: Any) -> tuple[BaseTool, ...]:
+    entries = pool_entries(profile, config=config_path or None, local_only=local_only)
+    return tuple(e.tool for e in entries if e.tool is not None)
+
+
+def resolve(ctx: Context, wrap: Any, awrap: Any) -> Resources:
+    """The resources of ``ctx``; ``wrap``/``awrap`` are the ToolNode's per-call wrappers."""
+    config = load_config(ctx.config or None)
+    # The pool depends on environment keys too (a tool appears when its key is set).
+    keys = tuple(sorted(k for k in os.environ if k.endswith("_API_KEY")))
+    tools = _pool(ctx.profile, ctx.config, ctx.local_only, (id(config), keys))
+    policy = config.policy
+    return Resources(
+        config=config,
+        tools={t.name: t for t in tools},
+        wrappers=(wrap, awrap),
+        policy_base_url=_policy_url(ctx, config),
+        policy_model=ctx.policy_model or policy.model,
+        policy_price=Prices(config).model(policy.price),
+        max_tokens=policy.max_tokens,
+        temperature=ctx.temperature if ctx.temperature >= 0 else policy.temperature,
+    )

@@ -1,0 +1,58 @@
+"""State of a podium run: the conversation, the cost/latency ledger and the turn count."""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from typing import Annotated, Literal, TypedDict
+
+from langchain_core.messages import AnyMessage
+from langgraph.graph import add_messages
+
+StopReason = Literal["answer", "budget", "max_turns", "error"]
+
+
+class LedgerEntry(TypedDict):
+    """One billed step: a policy turn or a tool call."""
+
+    kind: Literal["policy", "tool"]
+    name: str
+    turn: int
+    call_id: str
+    input_tokens: int
+    output_tokens: int
+    seconds: float
+    cost_usd: float
+    ok: bool
+    error: str
+
+
+@dataclass(kw_only=True)
+class InputState:
+    """What a caller gives a run."""
+
+    question: str = field(default="", metadata={"description": "The user's question or task."})
+    preference: str = field(
+        default="", metadata={"description": "Tool preference for this run (overrides context)."}
+    )
+
+
+@dataclass(kw_only=True)
+class State(InputState):
+    """Everything a run accumulates; the ledger's sum is the cost so far."""
+
+    messages: Annotated[list[AnyMessage], add_messages] = field(default_factory=list)
+    ledger: Annotated[list[LedgerEntry], operator.add] = field(default_factory=list)
+    turns: int = 0
+    malformed_calls: int = 0
+    force_final: StopReason | None = None
+    stopped_by: StopReason | None = None
+    answer: str = ""
+    latency_s: float = 0.0
+    trajectory_id: str = ""
+    started_at: float = 0.0
+
+
+def spent(ledger: list[LedgerEntry]) -> float:
+    """Dollars spent so far."""
+    return sum(e["cost_usd"] for e in ledger)

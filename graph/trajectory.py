@@ -1,0 +1,123 @@
+"""The trajectory record every run writes, and the SQLite store that keeps them for training."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any
+
+from langchain_core.messages import AIMessage, messages_to_dict
+
+from podium.tools.paths import cache_dir
+
+from .context import Context
+from .state import State, spent
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS trajectories (
+    id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    question TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    stopped_by TEXT NOT NULL,
+    cost_usd REAL NOT NULL,
+    latency_s REAL NOT NULL,
+    turns INTEGER NOT NULL,
+    profile TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS trajectories_created ON trajectories(created_at);
+"""
+_CONTEXT_FIELDS = ("profile", "preference", "preference_vector", "budget_usd", "max_turns",
+                   "local_only", "policy_model")
+
+
+def default_db() -> Path:
+    """The default store: ``trajectories.sqlite`` in podium's cache dir."""
+    return cache_dir() / "trajectories.sqlite"
+
+
+def build_record(ctx: Context, state: State) -> dict[str, Any]:
+    """The full, JSON-ready record of a finished run.
+
+    It holds every policy turn's raw completion and parsed calls, every tool call with its
+    arguments, observation, tokens, dollars and seconds, the answer and why the run stopped.
+    No endpoint URL or key is recorded.
+    """
+    turns = []
+    for msg in state.messages:
+        if isinstance(msg, AIMessage):
+            turns.append({"raw": msg.content, "calls": [
+                {"id": c["id"], "tool": c["name"], "args": c["args"]} for c in msg.tool_calls
+            ]})
+    return {
+        "id": state.trajectory_id,
+        "question": state.question,
+        "preference": state.preference or ctx.preference,
+        "context": {k: getattr(ctx, k) for k in _CONTEXT_FIELDS},
+        "answer": state.answer,
+        "stopped_by": state.stopped_by,
+        "turns": state.turns,
+        "malformed_calls": state.malformed_calls,
+        "cost_usd": spent(state.ledger),
+        "latency_s": state.latency_s,
+        "started_at": state.started_at,
+        "ledger": [dict(e) for e in state.ledger],
+        "policy_turns": turns,
+        "messages": messages_to_dict(state.messages),
+    }
+
+
+class TrajectoryStore:
+    """Trajectories in one SQLite file (WAL): a killed writer never corrupts earlier rows."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path else default_db()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.executescript(SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        with closing(sqlite3.connect(self.path, timeout=30)) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            with db:  # one transaction: a record is stored whole or not at all
+                yield db
+
+    def save(self, record: dict[str, Any]) -> None:
+        """Insert or replace one record."""
+        row = (record["id"], record["started_at"] or time.time(), record["question"],
+               record["answer"], record["stopped_by"], record["cost_usd"], record["latency_s"],
+               record["turns"], record["context"]["profile"], json.dumps(record, default=str))
+        with self._connect() as db:
+            db.execute("INSERT OR REPLACE INTO trajectories VALUES (?,?,?,?,?,?,?,?,?,?)", row)
+
+    def get(self, trajectory_id: str) -> dict[str, Any] | None:
+        """The record with this id, or None."""
+        with self._connect() as db:
+            row = db.execute("SELECT record FROM trajectories WHERE id = ?",
+                             (trajectory_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def latest(self, n: int = 1) -> list[dict[str, Any]]:
+        """The ``n`` most recent records, newest first."""
+        with self._connect() as db:
+            rows = db.execute("SELECT record FROM trajectories ORDER BY created_at DESC LIMIT ?",
+                              (n,)).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def __len__(self) -> int:
+        with self._connect() as db:
+            return int(db.execute("SELECT COUNT(*) FROM trajectories").fetchone()[0])
+
+
+def save_trajectory(ctx: Context, state: State) -> dict[str, Any]:
+    """Build the record of ``state`` and store it where ``ctx`` says."""
+    record = build_record(ctx, state)
+    TrajectoryStore(ctx.trajectory_db or None).save(record)
+    return record
+

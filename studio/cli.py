@@ -1,0 +1,219 @@
+"""The ``podium`` command line: run a question, list the tool pool, prepare the embedded models."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="podium: a small policy model orchestrates priced tools and LLMs (LangGraph).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+server_app = typer.Typer(help="The embedded llama.cpp server.", no_args_is_help=True)
+app.add_typer(server_app, name="server")
+out = Console()
+err = Console(stderr=True)
+
+ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="Tool-pool profile.")]
+ConfigOpt = Annotated[str, typer.Option("--config", "-c", help="User config file (TOML).")]
+LocalOpt = Annotated[bool, typer.Option("--local-only", help="Offer only local tools.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+class UsageError(ValueError):
+    """A mistake in the command line; one line, exit code 2."""
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Exceptions that mean the user must fix something: printed as one line, exit code 2."""
+    from podium.graph import ContextError
+    from podium.tools import ConfigError
+    from podium.tools.llamacpp import ServerError
+    from podium.tools.models import ModelFilesError
+    from podium.tools.retrieval import RetrievalError
+
+    return (UsageError, ConfigError, ContextError, ModelFilesError, ServerError, RetrievalError)
+
+
+def run_result(state: dict[str, Any]) -> dict[str, Any]:
+    """The ``--json`` object of a finished run."""
+    from podium.graph.state import spent
+
+    ledger = state.get("ledger", [])
+    policy_cost = sum(e["cost_usd"] for e in ledger if e["kind"] == "policy")
+    return {
+        "answer": state.get("answer", ""),
+        "cost_usd": spent(ledger),
+        "policy_cost_usd": policy_cost,
+        "latency_s": state.get("latency_s", 0.0),
+        "turns": state.get("turns", 0),
+        "stopped_by": state.get("stopped_by") or "error",
+        "trajectory_id": state.get("trajectory_id", ""),
+        "tool_calls": [
+            {"tool": e["name"], "cost_usd": e["cost_usd"], "latency_s": e["seconds"], "ok": e["ok"]}
+            for e in ledger
+            if e["kind"] == "tool"
+        ],
+    }
+
+
+async def _run(question: str, ctx: Any, on_step: Any) -> dict[str, Any]:
+    from podium.graph import graph
+
+    final: dict[str, Any] = {}
+    async for mode, chunk in graph.astream(
+        {"question": question}, context=ctx, stream_mode=["updates", "values"]
+    ):
+        if mode == "values":
+            final = chunk
+        else:
+            on_step(chunk)
+    return final
+
+
+def _describe_step(chunk: dict[str, Any]) -> str:
+    node, update = next(iter(chunk.items()))
+    update = update or {}
+    if node == "policy":
+        msgs = update.get("messages") or []
+        calls = [c["name"] for m in msgs for c in getattr(m, "tool_calls", [])]
+        turn = update.get("turns", "?")
+        return f"turn {turn}: calling {', '.join(calls)}" if calls else f"turn {turn}: answering"
+    if node == "tools":
+        return "reading tool results"
+    return "saving the trajectory"
+
+
+@app.command()
+def run(
+    question: Annotated[str, typer.Argument(help="The question or task.")],
+    preference: Annotated[str, typer.Option(help="Tool preference, e.g. 'save money'.")] = "",
+    budget_usd: Annotated[float, typer.Option(help="Hard cap on dollars spent.")] = 1.0,
+    max_turns: Annotated[int, typer.Option(help="Policy turns before a forced answer.")] = 50,
+    local_only: LocalOpt = False,
+    json_out: JsonOpt = False,
+    profile: ProfileOpt = "local",
+    config: ConfigOpt = "",
+) -> None:
+    """Answer QUESTION with the orchestrator and account for every dollar and second."""
+    from podium.graph import Context
+    from podium.tools import load_pool
+
+    if not question.strip():
+        raise UsageError("the question is empty: pass the question as the first argument")
+    ctx = Context(profile=profile, config=config, preference=preference, budget_usd=budget_usd,
+                  max_turns=max_turns, local_only=local_only)
+    load_pool(profile, config=config or None, local_only=local_only)  # config errors first
+
+    if json_out:
+        state = asyncio.run(_run(question, ctx, lambda _: None))
+        print(json.dumps(run_result(state)))
+    else:
+        with out.status("starting…") as status:
+            state = asyncio.run(_run(question, ctx, lambda c: status.update(_describe_step(c))))
+        _print_run(run_result(state))
+    if (state.get("stopped_by") or "error") == "error":
+        raise typer.Exit(1)
+
+
+def _print_run(result: dict[str, Any]) -> None:
+    out.print(f"[bold]Answer:[/bold] {result['answer'] or '(none)'}")
+    table = Table("tool", "ok", "cost $", "seconds", title="Tool calls", title_justify="left")
+    for call in result["tool_calls"]:
+        table.add_row(call["tool"], "yes" if call["ok"] else "no", f"{call['cost_usd']:.6f}",
+                      f"{call['latency_s']:.2f}")
+    if result["tool_calls"]:
+        out.print(table)
+    out.print(
+        f"cost ${result['cost_usd']:.6f} (policy ${result['policy_cost_usd']:.6f}) · "
+        f"{result['latency_s']:.1f}s · {result['turns']} turns · stopped by {result['stopped_by']}"
+        f" · trajectory {result['trajectory_id']}"
+    )
+
+
+@app.command()
+def tools(
+    json_out: JsonOpt = False,
+    profile: ProfileOpt = "local",
+    config: ConfigOpt = "",
+    local_only: LocalOpt = False,
+) -> None:
+    """List the active tool pool with its cost metadata."""
+    from podium.tools import cost_of, pool_entries
+
+    entries = pool_entries(profile, config=config or None, local_only=local_only)
+    rows = [
+        {"name": e.name, "available": e.tool is not None, "reason": e.reason,
+         **(cost_of(e.tool).model_dump() if e.tool is not None else {})}
+        for e in entries
+    ]
+    if json_out:
+        print(json.dumps({"profile": profile, "tools": rows}, indent=2))
+        return
+    table = Table("tool", "where", "price", "latency", "capability / why absent",
+                  title=f"profile {profile}", title_justify="left")
+    for e in entries:
+        if e.tool is None:
+            table.add_row(e.name, "-", "-", "-", f"[dim]unavailable: {e.reason}[/dim]")
+        else:
+            c = cost_of(e.tool)
+            table.add_row(e.name, c.locality, c.summary().split(", ", 1)[1].rsplit(", ", 1)[0],
+                          f"~{c.expected_latency_s:g}s", c.capability)
+    out.print(table)
+
+
+@app.command()
+def setup(
+    index: Annotated[bool, typer.Option(help="Also build the Wikipedia index.")] = True,
+) -> None:
+    """Assemble and verify the packaged models (and build the search index) once."""
+    from podium.tools.models import PACKAGED_MODELS
+
+    for model in PACKAGED_MODELS.values():
+        if model.installed():
+            out.print(f"{model.alias}: {model.title} -> {model.path()}")
+        elif model.optional:
+            out.print(f"{model.alias}: {model.title} not installed (optional)")
+        else:
+            model.path()  # raises ModelFilesError with the fix
+    if index:
+        from podium.tools.retrieval import WikiIndex
+
+        with out.status("building the Wikipedia index (once, a few minutes)…") as status:
+            wiki = WikiIndex.load_or_build(
+                progress=lambda done, total: status.update(f"embedding {done}/{total} passages")
+            )
+        out.print(f"local_search: {len(wiki)} passages indexed")
+
+
+@server_app.command("status")
+def server_status() -> None:
+    """Show the embedded server, if one is running."""
+    from podium.tools.llamacpp import EmbeddedServer
+
+    print(json.dumps(EmbeddedServer().status()))
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    """Stop the embedded server."""
+    from podium.tools.llamacpp import EmbeddedServer
+
+    out.print("stopped" if EmbeddedServer().stop() else "no embedded server was running")
+
+
+def main() -> None:
+    """Entry point: user mistakes become one line on stderr and exit code 2."""
+    try:
+        app()
+    except _user_errors() as exc:
+        err.print(f"podium: error: {exc}", markup=False, highlight=False)
+        sys.exit(2)

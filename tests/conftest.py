@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("LANGSMITH_TRACING", "false")
+os.environ.setdefault("LANGSMITH_TEST_TRACKING", "false")
+
+
+@pytest.fixture
+def fake_graph(monkeypatch, tmp_path):
+    """Patch the graph's resources: a scripted policy and the given priced tools.
+
+    Returns ``setup(script, tools) -> (policy, context_kwargs)``.
+    """
+    from podium.graph import resources
+
+    from .fakes import FakePolicy
+
+    def setup(script, tools, **policy_kwargs):
+        policy = FakePolicy(script=list(script), **policy_kwargs)
+        monkeypatch.setattr(resources, "_pool", lambda *a, **k: tuple(tools))
+        monkeypatch.setattr(resources, "_chat_model", lambda *a, **k: policy)
+        ctx = {"policy_base_url": "http://127.0.0.1:9/v1",
+               "trajectory_db": str(tmp_path / "traj.sqlite")}
+        return policy, ctx
+
+    return setup

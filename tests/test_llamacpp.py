@@ -1,0 +1,148 @@
+"""The embedded llama.cpp server (podium.tools.llamacpp) against the real packaged models.
+
+Model files stay in the default cache (assembled once); each test's server state goes to tmp.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from podium.tools import llamacpp
+from podium.tools.llamacpp import EmbeddedServer, ServerError
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        importlib.util.find_spec("llama_cpp") is None,
+        reason="llama-cpp-python[server] not installed",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+    """The default model set (policy first), shared by the module's tests."""
+    server = EmbeddedServer(state_dir=tmp_path_factory.mktemp("server"), n_ctx=4096)
+    server.ensure()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def small(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddedServer]:
+    """A SmolLM2-only server of this test (quick to start), stopped afterwards."""
+    monkeypatch.setenv("HOST", "0.0.0.0")  # must not leak into the server's bind address
+    server = EmbeddedServer(state_dir=tmp_path, models=["smollm2"], n_ctx=2048)
+    yield server
+    server.stop()
+
+
+def listening(port: int) -> set[str]:
+    """Local addresses (hex, as in /proc/net/tcp*) listening on ``port``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, port_hex = local.rsplit(":", 1)
+            if state == "0A" and int(port_hex, 16) == port:
+                found.add(address)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_serves_chat_with_real_usage_on_loopback(server: EmbeddedServer) -> None:
+    from langchain_openai import ChatOpenAI
+
+    status = server.status()
+    assert status is not None and status["healthy"]
+    assert status["url"].startswith("http://127.0.0.1:")
+    assert listening(status["port"]) == {"0100007F"}  # 127.0.0.1 only
+    model = ChatOpenAI(base_url=status["url"], model="policy", api_key="embedded", max_tokens=32)
+    reply = model.invoke("What is 2+2? Answer with the number only.")
+    assert "4" in reply.content
+    usage = reply.usage_metadata
+    assert usage is not None and usage["input_tokens"] > 5 and usage["output_tokens"] > 0
+    expert = ChatOpenAI(base_url=status["url"], model="smollm2", api_key="embedded", max_tokens=16)
+    assert expert.invoke("Say hello.").usage_metadata["output_tokens"] > 0
+
+
+def test_second_instance_reuses_the_server(server: EmbeddedServer) -> None:
+    before = server.status()
+    again = EmbeddedServer(state_dir=server.state_path.parent, n_ctx=2048)
+    assert again.ensure() == before["url"]
+    assert again.status()["pid"] == before["pid"]
+
+
+def test_concurrent_ensure_starts_one_server(small: EmbeddedServer) -> None:
+    urls: list[str] = []
+    twins = [EmbeddedServer(state_dir=small.state_path.parent, models=["smollm2"]) for _ in "ab"]
+    threads = [threading.Thread(target=lambda s=s: urls.append(s.ensure())) for s in twins]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(urls) == 2 and urls[0] == urls[1]
+    pid = small.status()["pid"]
+    assert listening(small.status()["port"]) == {"0100007F"}  # HOST=0.0.0.0 was ignored
+    cmdlines = [p.read_bytes() for p in Path("/proc").glob("[0-9]*/cmdline") if p.exists()]
+    config = str(small.state_path.with_suffix(".config.json")).encode()
+    assert sum(config in line for line in cmdlines) == 1
+    assert alive(pid)
+
+
+def test_stop_kills_the_server_and_removes_its_state(small: EmbeddedServer) -> None:
+    small.ensure()
+    pid = small.status()["pid"]
+    assert small.stop() is True
+    assert not alive(pid)
+    assert not small.state_path.exists()
+    assert small.status() is None
+    assert small.stop() is False
+
+
+def test_dead_pid_in_state_is_replaced(small: EmbeddedServer) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    state = {"pid": gone.pid, "host": "127.0.0.1", "port": 9, "models": ["smollm2"], "n_ctx": 2048}
+    small.state_path.write_text(json.dumps(state))
+    url = small.ensure()
+    status = small.status()
+    assert status["pid"] != gone.pid and status["alive"] and status["healthy"]
+    assert url == status["url"] and status["port"] != 9
+
+
+def test_server_dying_at_start_reports_its_last_log_line(
+    small: EmbeddedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF not really a model")
+
+    class Broken:
+        def path(self) -> Path:
+            return broken
+
+    monkeypatch.setattr(llamacpp, "get_model", lambda alias: Broken())
+    with pytest.raises(ServerError, match=r"exited with code \d+ while starting: .+") as info:
+        small.ensure(timeout=60)
+    assert "\n" not in str(info.value)
+    assert small.status() is None
+
+
+def test_rejects_a_non_loopback_host() -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        EmbeddedServer(host="0.0.0.0")

@@ -1,0 +1,131 @@
+"""Typed cost metadata carried by every podium tool, and the one formula that prices a call."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal, TypedDict
+
+from langchain_core.tools import BaseTool
+from pydantic import BaseModel, ConfigDict, Field
+
+COST_KEY = "podium_cost"
+"""Key of the :class:`ToolCost` inside ``tool.metadata``."""
+
+
+class Usage(TypedDict, total=False):
+    """What one tool call consumed, reported by the tool as its artifact.
+
+    Tools built with ``response_format="content_and_artifact"`` return this dict as the
+    artifact; keys a tool does not report count as zero (seconds default to wall time).
+    ``error`` marks a call that ran (and may be billed) but failed.
+    """
+
+    input_tokens: int
+    output_tokens: int
+    compute_seconds: float
+    error: str
+
+
+class ToolCost(BaseModel):
+    """How a tool is priced, how long it takes and where it runs.
+
+    Stored in ``tool.metadata[COST_KEY]``; the policy reads ``capability`` and the price
+    summary in the tool description, the ledger uses :meth:`price` for every call.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    per_call_usd: float = Field(0.0, ge=0, description="Flat price of one call.")
+    input_usd_per_mtok: float = Field(0.0, ge=0, description="Price per million input tokens.")
+    output_usd_per_mtok: float = Field(0.0, ge=0, description="Price per million output tokens.")
+    per_second_usd: float = Field(0.0, ge=0, description="Price per second of compute.")
+    expected_latency_s: float = Field(1.0, ge=0, description="Typical wall time of one call.")
+    max_seconds: float | None = Field(
+        None, gt=0, description="Hard time limit of one call, if the tool enforces one."
+    )
+    max_output_tokens: int | None = Field(
+        None, gt=0, description="Hard cap on output tokens, for token-priced tools."
+    )
+    prompt_tokens: int = Field(
+        0, ge=0, description="Input tokens the tool adds to every call (its own prompt)."
+    )
+    locality: Literal["local", "remote"] = Field(
+        "local", description="'local' runs on this machine; 'remote' calls a hosted API."
+    )
+    capability: str = Field("", description="What the tool is good at, in the policy's words.")
+    price_source: str = Field("", description="Where the prices came from (table key or genai-prices).")
+
+    def price(self, input_tokens: int = 0, output_tokens: int = 0, seconds: float = 0.0) -> float:
+        """Dollar cost of one call that used these tokens and seconds.
+
+        Seconds are billed up to ``max_seconds``: a call the tool killed at its limit costs
+        the limit, which keeps :meth:`worst_case` a true bound.
+        """
+        if self.max_seconds is not None:
+            seconds = min(seconds, self.max_seconds)
+        return (
+            self.per_call_usd
+            + input_tokens * self.input_usd_per_mtok / 1e6
+            + output_tokens * self.output_usd_per_mtok / 1e6
+            + seconds * self.per_second_usd
+        )
+
+    def worst_case(self, input_tokens: int = 0) -> float:
+        """Upper bound on the cost of one call with ``input_tokens`` of input.
+
+        Infinite when the tool has a per-second or per-output-token price and no cap on
+        either: such a call could cost anything, so a budget guard must not allow it.
+        """
+        seconds = 0.0
+        if self.per_second_usd:
+            seconds = self.max_seconds if self.max_seconds is not None else math.inf
+        out = 0
+        if self.output_usd_per_mtok:
+            out = self.max_output_tokens if self.max_output_tokens is not None else math.inf
+        return self.price(input_tokens + self.prompt_tokens, out, seconds)  # type: ignore[arg-type]
+
+    def summary(self) -> str:
+        """One line a person or the policy reads: where it runs and what it costs."""
+        parts = []
+        if self.per_call_usd:
+            parts.append(f"${self.per_call_usd:g}/call")
+        if self.input_usd_per_mtok or self.output_usd_per_mtok:
+            parts.append(
+                f"${self.input_usd_per_mtok:g} in / ${self.output_usd_per_mtok:g} out per M tokens"
+            )
+        if self.per_second_usd:
+            parts.append(f"${self.per_second_usd:g}/s")
+        price = ", ".join(parts) or "free"
+        return f"{self.locality}, {price}, ~{self.expected_latency_s:g}s"
+
+
+def cost_of(tool: BaseTool) -> ToolCost:
+    """The :class:`ToolCost` of ``tool``.
+
+    Raises:
+        ValueError: if the tool carries no podium cost metadata.
+    """
+    cost = (tool.metadata or {}).get(COST_KEY)
+    if not isinstance(cost, ToolCost):
+        raise ValueError(f"tool {tool.name!r} has no cost metadata; build it with podium.tools")
+    return cost
+
+
+def with_cost(tool: BaseTool, cost: ToolCost) -> BaseTool:
+    """Attach ``cost`` to ``tool`` and append the price summary to its description."""
+    tool.metadata = {**(tool.metadata or {}), COST_KEY: cost}
+    tool.description = f"{tool.description.rstrip()} [{cost.summary()}]"
+    return tool
+
+
+PROMPT_OVERHEAD_TOKENS = 64
+"""Tokens a chat template may add around a request (roles, special tokens, system text)."""
+
+
+def token_bound(text: str) -> int:
+    """An upper bound on the tokens of ``text`` for byte-level BPE tokenizers.
+
+    Every token of such a tokenizer spells at least one byte, so the UTF-8 length bounds the
+    count; the overhead covers template tokens. Used where a budget must be a hard cap.
+    """
+    return len(text.encode()) + PROMPT_OVERHEAD_TOKENS

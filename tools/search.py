@@ -1,0 +1,95 @@
+"""Search tools: ``local_search`` over the packaged Wikipedia corpus, ``web_search`` via Tavily."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+
+from langchain_core.tools import BaseTool, StructuredTool
+from pydantic import BaseModel, Field
+
+from .config import SearchConfig
+from .cost import ToolCost, Usage, with_cost
+from .pricing import Prices
+
+TAVILY_KEY_ENV = "TAVILY_API_KEY"
+LOCAL_BILLING_CAP_S = 30.0  # a first call builds the index (minutes); bill at most this
+_indexes: dict[int | None, object] = {}
+_index_lock = threading.Lock()
+
+
+class SearchArgs(BaseModel):
+    """Arguments of the search tools."""
+
+    query: str = Field(description="What to look up, as a short natural-language query.")
+
+
+def _wiki_index(limit: int | None):  # noqa: ANN202 - WikiIndex is imported lazily (torch)
+    from .retrieval import WikiIndex
+
+    with _index_lock:
+        if limit not in _indexes:
+            _indexes[limit] = WikiIndex.load_or_build(limit=limit)
+        return _indexes[limit]
+
+
+def local_search_tool(cfg: SearchConfig, prices: Prices) -> BaseTool:
+    """Build ``local_search``: dense retrieval over 10k Wikipedia intros, on this machine."""
+    limit = cfg.max_articles or None
+
+    def run(query: str) -> tuple[str, Usage]:
+        start = time.perf_counter()
+        passages = _wiki_index(limit).search(query, k=cfg.k)
+        text = "\n\n".join(f"[{i}] {p.title}: {p.text}" for i, p in enumerate(passages, 1))
+        return text or "No passage found.", Usage(compute_seconds=time.perf_counter() - start)
+
+    async def arun(query: str) -> tuple[str, Usage]:
+        return await asyncio.to_thread(run, query)
+
+    tool = StructuredTool.from_function(
+        func=run,
+        coroutine=arun,
+        name="local_search",
+        description=(
+            "Search a local copy of Wikipedia (introductions of 10,000 major articles) and "
+            "return the most relevant passages with their titles. Good for facts about people, "
+            "places, history and science."
+        ),
+        args_schema=SearchArgs,
+        response_format="content_and_artifact",
+    )
+    cost = ToolCost(
+        per_second_usd=prices.number("compute", "per_second"),
+        expected_latency_s=0.1,
+        max_seconds=LOCAL_BILLING_CAP_S,
+        locality="local",
+        capability="encyclopedic facts from a local Wikipedia",
+        price_source="table:compute.per_second",
+    )
+    return with_cost(tool, cost)
+
+
+def web_search_unavailable() -> str | None:
+    """Why ``web_search`` cannot be offered now, or None."""
+    return None if os.environ.get(TAVILY_KEY_ENV) else f"{TAVILY_KEY_ENV} is not set"
+
+
+def web_search_tool(prices: Prices) -> BaseTool:
+    """Build ``web_search`` on Tavily (needs ``TAVILY_API_KEY``)."""
+    from langchain_tavily import TavilySearch
+
+    tool = TavilySearch(max_results=3, name="web_search")
+    tool.description = (
+        "Search the live web with Tavily and return the top results with their content. "
+        "Use for recent events or facts missing from Wikipedia."
+    )
+    cost = ToolCost(
+        per_call_usd=prices.number("search", "tavily_per_call"),
+        expected_latency_s=2.0,
+        locality="remote",
+        capability="current information from the web",
+        price_source="table:search.tavily_per_call",
+    )
+    return with_cost(tool, cost)
