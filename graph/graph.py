@@ -5,11 +5,11 @@ from __future__ import annotations
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from .context import Context
+from podium.graph.context import Context
 from langgraph._internal._runnable import RunnableCallable
 
-from .nodes import apolicy, atools, finish, policy, route_policy, tools
-from .state import InputState, State
+from podium.graph.nodes import apolicy, atools, finish, policy, route_policy, tools
+from podium.graph.state import InputState, State
 
 
 def build_graph() -> StateGraph:
