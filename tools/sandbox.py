@@ -43,34 +43,44 @@ OBS_MAX_CHARS = 4000  # longest stdout section shown to the policy model
 _TRACE_LINE = re.compile(r'^\s*File "', re.MULTILINE)
 _MEMORY_ERROR = re.compile(r"^[\w.]*MemoryError\b")
 
-# Runs inside the sandboxed interpreter: reads the cell from stdin, sets the limits (here
-# rather than in preexec_fn, which may deadlock while other threads run), drops root for the
-# jail uid, then runs the cell in __main__ and prints a trailing expression's repr.
+# Runs inside the sandboxed interpreter: reads the cell from stdin, sets the rlimits (here, not
+# in preexec_fn, which may deadlock while other threads run), drops root for the jail uid, then
+# runs the cell in __main__ and prints a trailing expression's repr. argv: uid, NAME:soft:hard...
+# It imports _ast, not ast, and traceback only on error: they cost ~50 ms of start-up here.
 _RUNNER = r"""
 def _podium_main():
-    import ast, linecache, os, resource, sys, traceback
-    uid, cpu, mem, fsize, nproc, nofile = (int(a) for a in sys.argv[1:7])
-    source = sys.stdin.read()
+    import _ast, os, resource, sys
+    source, uid = sys.stdin.read(), int(sys.argv[1])
     sys.stdin = open(os.devnull)
-    R = resource
-    for res, soft, hard in ((R.RLIMIT_CPU, cpu, cpu + 1), (R.RLIMIT_AS, mem, mem),
-                            (R.RLIMIT_FSIZE, fsize, fsize), (R.RLIMIT_NPROC, nproc, nproc),
-                            (R.RLIMIT_NOFILE, nofile, nofile)):
-        if soft >= 0:
-            resource.setrlimit(res, (soft, hard))
+    for spec in sys.argv[2:]:
+        name, soft, hard = spec.split(":")
+        res = getattr(resource, name)
+        top = resource.getrlimit(res)[1]  # without CAP_SYS_RESOURCE a hard limit only drops
+        top = int(hard) if top == resource.RLIM_INFINITY else min(int(hard), top)
+        resource.setrlimit(res, (min(int(soft), top), top))
     if uid >= 0:
         os.setgroups([])
         os.setresgid(uid, uid, uid)
         os.setresuid(uid, uid, uid)
-    linecache.cache["<cell>"] = (len(source), None, source.splitlines(True), "<cell>")
-    try:
-        tree = ast.parse(source, "<cell>")
-        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-        body = compile(tree, "<cell>", "exec")
-        value = compile(ast.Expression(last.value), "<cell>", "eval") if last else None
-    except SyntaxError as exc:
-        sys.stderr.write("".join(traceback.format_exception_only(exc)))
+    if sys.flags.no_site:  # -S in the jail; models still call exit() and quit()
+        import site
+        site.setquit()
+
+    def fail(exc, tb):
+        import linecache, traceback
+        linecache.cache["<cell>"] = (len(source), None, source.splitlines(True), "<cell>")
+        while tb is not None and tb.tb_frame.f_code.co_filename != "<cell>":
+            tb = tb.tb_next
+        traceback.print_exception(type(exc), exc, tb)
         sys.exit(1)
+
+    try:
+        tree = compile(source, "<cell>", "exec", _ast.PyCF_ONLY_AST)
+        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], _ast.Expr) else None
+        body = compile(tree, "<cell>", "exec")
+        value = compile(_ast.Expression(last.value), "<cell>", "eval") if last else None
+    except (SyntaxError, ValueError) as exc:
+        fail(exc, None)
     namespace = sys.modules["__main__"].__dict__
     del namespace["_podium_main"]
     try:
@@ -80,11 +90,7 @@ def _podium_main():
     except SystemExit:
         raise
     except BaseException as exc:
-        tb = exc.__traceback__
-        while tb is not None and tb.tb_frame.f_code.co_filename != "<cell>":
-            tb = tb.tb_next
-        traceback.print_exception(type(exc), exc, tb)
-        sys.exit(1)
+        fail(exc, exc.__traceback__)
 _podium_main()
 """
 
@@ -145,10 +151,15 @@ class _Capture:
         return bytes(self.head + gap + self.tail).decode("utf-8", "replace")
 
 
-def _jail_python() -> str:
-    """The real interpreter behind ``sys.executable`` (a venv's python is only a symlink)."""
+def _jail_python() -> list[str]:
+    """The real interpreter behind ``sys.executable`` (a venv's python is only a symlink).
+
+    With ``-S``: the base prefix's own site-packages and its ``.pth`` hooks stay out of the
+    jail (they ran as root before the uid drop and cost ~100 ms here); the venv's packages
+    come in through PYTHONPATH, which needs no ``site``.
+    """
     exe = os.path.join(sys.base_prefix, "bin", "python{}.{}".format(*sys.version_info[:2]))
-    return exe if os.path.exists(exe) else os.path.realpath(sys.executable)
+    return [exe if os.path.exists(exe) else os.path.realpath(sys.executable), "-S"]
 
 
 @functools.cache
@@ -156,12 +167,11 @@ def _jail_mounts() -> tuple[str, ...]:
     """Read-only binds of only what Python needs, mirroring the host's /bin, /lib* layout."""
     prefix = os.path.realpath(sys.base_prefix)
     site = os.path.realpath(sysconfig.get_path("purelib"))
-    binds = [("/usr", "/usr")] + [(p, p) for p in ("/etc/ld.so.cache", "/etc/localtime")]
-    binds += [(p, p) for p in ("/etc/alternatives",) if os.path.isdir(p)]
+    etc = ("/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives")  # not /etc wholesale
+    binds = [("/usr", "/usr"), *((p, p) for p in etc)]
     if not prefix.startswith("/usr/"):  # e.g. /root/.pyenv/versions/3.11.7: that prefix only
         binds.append((prefix, prefix))
-    if not site.startswith(prefix + "/"):  # the venv's; never the repo or home around it
-        binds.append((site, JAIL_SITE))
+    binds.append((site, JAIL_SITE))  # the venv's; never the repo or home around it
     args, parents = [], set()
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
         if os.path.islink(top):
@@ -172,7 +182,7 @@ def _jail_mounts() -> tuple[str, ...]:
         if not os.path.exists(src):
             continue
         # bwrap would create missing parents 0700, unreadable once the runner drops root.
-        for parent in (dest[: i or None] for i, c in enumerate(dest) if c == "/" and i):
+        for parent in (dest[:i] for i, c in enumerate(dest) if c == "/" and i):
             if parent not in parents:
                 parents.add(parent)
                 args += ["--perms", "0755", "--dir", parent]
@@ -180,10 +190,11 @@ def _jail_mounts() -> tuple[str, ...]:
     return tuple(args)
 
 
-def _jail_argv(bwrap: str, limits: SandboxLimits) -> list[str]:
+def _jail_argv(limits: SandboxLimits) -> list[str]:
     """The bwrap command line, up to (not including) the interpreter."""
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
     env |= {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "PYTHONPATH": JAIL_SITE}
+    bwrap = shutil.which("bwrap") or "bwrap"
     argv = [bwrap, "--die-with-parent", "--new-session", "--unshare-net", "--unshare-pid"]
     argv += ["--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
     if os.geteuid() == 0:
@@ -205,9 +216,9 @@ def _jail_argv(bwrap: str, limits: SandboxLimits) -> list[str]:
 @functools.cache
 def _bwrap_problem() -> str | None:
     """Why the jail cannot run here, or ``None`` when it can; probed once per process."""
-    if (bwrap := shutil.which("bwrap")) is None:
+    if shutil.which("bwrap") is None:
         return NO_BWRAP
-    argv = [*_jail_argv(bwrap, SandboxLimits()), _jail_python(), "-c", "pass"]
+    argv = [*_jail_argv(SandboxLimits()), *_jail_python(), "-c", "pass"]
     try:
         probe = subprocess.run(argv, capture_output=True, text=True, timeout=30, env={})
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -223,16 +234,11 @@ def bwrap_available() -> bool:
 
 _lock = threading.Lock()
 _uids_in_use: set[int] = set()
-_logged: set[str] = set()
 
 
-def _warn_unisolated(reason: str) -> None:
-    """Say loudly that code runs without isolation: a warning each time, a log line once."""
-    warnings.warn(reason, RuntimeWarning, stacklevel=3)
-    with _lock:
-        if reason in _logged:
-            return
-        _logged.add(reason)
+@functools.cache
+def _log_once(reason: str) -> None:
+    """Log why code runs without isolation, once per reason (warnings repeat per call site)."""
     logger.warning(reason)
 
 
@@ -249,23 +255,32 @@ def _claim_uid() -> int:
 class _Cell:
     """One started run: the process, its captured output and how it ended."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], code: str, jailed: bool) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str], cwd: str | None, code: str) -> None:
         self.pidfd: int | None = None
         self.timed_out = self.flooded = False
-        info_r, info_w = os.pipe()  # bwrap writes the jail init's host pid here
+        jailed = cwd is None  # bwrap sets the jail's working dir itself
+        info_r, info_w = os.pipe() if jailed else (-1, -1)  # bwrap writes its init's pid here
         argv = [argv[0], "--info-fd", str(info_w), *argv[1:]] if jailed else argv
         pipe = subprocess.PIPE
-        self.proc = subprocess.Popen(  # rlimits are set by the runner: preexec_fn can deadlock
-            argv, stdin=pipe, stdout=pipe, stderr=pipe, env=env, cwd=env.get("HOME"),
-            start_new_session=True, pass_fds=(info_w,),
-        )  # fmt: skip
-        os.close(info_w)
-        with open(info_r, "rb") as info:  # EOF once bwrap has cloned the jail's init, or died
-            pid = json.loads(info.read() or b"{}").get("child-pid")
-        # The jail's init is still alive here (the runner waits on stdin), so the pidfd is its
-        # own; killing it empties the pid namespace before bwrap itself exits.
-        with contextlib.suppress(ProcessLookupError, TypeError):
-            self.pidfd = os.pidfd_open(pid)
+        try:
+            self.proc = subprocess.Popen(  # no preexec_fn: it can deadlock while threads run
+                argv, stdin=pipe, stdout=pipe, stderr=pipe, env=env, cwd=cwd,
+                start_new_session=True, pass_fds=(info_w,) if jailed else (),
+            )  # fmt: skip
+        except OSError:
+            if jailed:
+                os.close(info_r)
+            raise
+        finally:
+            if jailed:
+                os.close(info_w)
+        if jailed:
+            with open(info_r, "rb") as info:  # EOF once bwrap has cloned the jail's init, or died
+                pid = json.loads(info.read() or b"{}").get("child-pid")
+            # The init is still alive here (the runner waits on stdin), so the pidfd is its
+            # own; killing it empties the pid namespace before bwrap itself exits.
+            with contextlib.suppress(ProcessLookupError, TypeError):
+                self.pidfd = os.pidfd_open(pid)
         with contextlib.suppress(BrokenPipeError), self.proc.stdin:  # type: ignore[union-attr]
             self.proc.stdin.write(code.encode("utf-8", "replace"))  # type: ignore[union-attr]
 
@@ -309,10 +324,12 @@ class _Cell:
                         received += len(data)
                         room -= caps[key.fileobj].feed(data, room)  # type: ignore[index]
         try:
-            self.proc.wait(KILL_GRACE_S)
+            self.proc.wait(KILL_GRACE_S / 2)  # keeps the worst case within timeout + 2 s
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+        for fd in (self.proc.stdout, self.proc.stderr):
+            fd.close()  # type: ignore[union-attr]
         if self.pidfd is not None:
             os.close(self.pidfd)
         return caps[self.proc.stdout], caps[self.proc.stderr]  # type: ignore[index]
@@ -329,7 +346,7 @@ def _describe(cell: _Cell, code: int, err: _Capture, limits: SandboxLimits) -> s
     if code < 0 and -code == signal.SIGXCPU:
         return CPU_EXCEEDED.format(cpu=limits.cpu_s)
     if code < 0:
-        return KILLED.format(name=signal.Signals(-code).name)
+        return KILLED.format(name=next((s.name for s in signal.Signals if s == -code), -code))
     if code and _MEMORY_ERROR.match(last):
         return OUT_OF_MEMORY.format(mb=limits.memory_mb)
     if code == 1 and _TRACE_LINE.search(err_tail):
@@ -353,25 +370,32 @@ def run_python(code: str, limits: SandboxLimits | None = None) -> SandboxResult:
     if problem and mode == "bwrap":
         raise RuntimeError(problem)
     if problem:
-        _warn_unisolated(problem)
-    uid = -1 if problem else _claim_uid()
+        warnings.warn(problem, RuntimeWarning, stacklevel=2)
+        _log_once(problem)
+    mem, fsize, nproc = limits.memory_mb << 20, limits.max_file_mb << 20, limits.max_processes
+    rlimits = [("RLIMIT_CPU", limits.cpu_s, limits.cpu_s + 1), ("RLIMIT_AS", mem, mem)]
+    rlimits += [("RLIMIT_FSIZE", fsize, fsize), ("RLIMIT_CORE", 0, 0)]
+    rlimits += [("RLIMIT_NOFILE", MAX_OPEN_FILES, MAX_OPEN_FILES)]
     # Unisolated, RLIMIT_NPROC stays unset: root ignores it, and for a normal user it would
     # count every process of their session.
-    nums = [limits.cpu_s, limits.memory_mb << 20, limits.max_file_mb << 20]
-    nums += [-1 if problem else limits.max_processes, MAX_OPEN_FILES]
-    args = ["-c", _RUNNER, str(uid), *map(str, nums)]
+    rlimits += [] if problem else [("RLIMIT_NPROC", nproc, nproc)]
+    uid = -1 if problem else _claim_uid()
+    args = ["-c", _RUNNER, str(uid), *(f"{n}:{soft}:{hard}" for n, soft, hard in rlimits)]
     start = time.monotonic()
+    scratch = None
+    if problem:
+        scratch = tempfile.TemporaryDirectory(prefix="podium-", ignore_cleanup_errors=True)
     try:
-        with tempfile.TemporaryDirectory(prefix="podium-sandbox-") as scratch:
-            if problem:
-                env = {"PATH": os.defpath, "HOME": scratch, "LANG": "C.UTF-8"}
-                env |= {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
-                cell = _Cell([sys.executable, *args], env, code, jailed=False)
-            else:  # bwrap sets the jail's env and working dir itself
-                jail = _jail_argv(shutil.which("bwrap") or "bwrap", limits)
-                cell = _Cell([*jail, _jail_python(), *args], {}, code, jailed=True)
-            out, err = cell.collect(limits)
+        if scratch is None:  # bwrap sets the jail's env and working dir itself
+            cell = _Cell([*_jail_argv(limits), *_jail_python(), *args], {}, None, code)
+        else:
+            env = {"PATH": os.defpath, "HOME": scratch.name, "LANG": "C.UTF-8"}
+            env |= {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
+            cell = _Cell([sys.executable, *args], env, scratch.name, code)
+        out, err = cell.collect(limits)
     finally:
+        if scratch is not None:
+            scratch.cleanup()
         with _lock:
             _uids_in_use.discard(uid)
     exit_code = cell.proc.returncode
