@@ -47,15 +47,26 @@ def graph_overhead(repeats: int) -> tuple[float, float]:
     from langchain_core.messages import AIMessage
 
     def fake_run() -> None:
-        policy = FakePolicy(script=[AIMessage(content="", tool_calls=[call])] * (turns - 1) + ["42"])
+        policy = FakePolicy(
+            script=[AIMessage(content="", tool_calls=[call])] * (turns - 1) + ["42"]
+        )
         resources._chat_model = lambda *a, **k: policy  # type: ignore[assignment]
         resources._pool = lambda *a, **k: tools  # type: ignore[assignment]
-        graph.invoke({"question": "6*7?"}, context=Context(policy_base_url="http://127.0.0.1:9",
-                                                            trajectory_db="/tmp/bench.sqlite"))
+        graph.invoke(
+            {"question": "6*7?"},
+            context=Context(
+                policy_base_url="http://127.0.0.1:9", trajectory_db="/tmp/bench.sqlite"
+            ),
+        )
 
     per_turn = median_s(fake_run, repeats) / turns
-    llm = ChatOpenAI(base_url=embedded_base_url(), model="policy", api_key="embedded",
-                     max_tokens=8, temperature=0)
+    llm = ChatOpenAI(
+        base_url=embedded_base_url(),
+        model="policy",
+        api_key="embedded",
+        max_tokens=8,
+        temperature=0,
+    )
     raw = median_s(lambda: llm.invoke("What is 6 * 7? Answer with the number."), repeats)
     return per_turn, raw
 
@@ -99,8 +110,10 @@ def main() -> None:
     ]
     print(f"{'measure':38} {'ms':>9}   {'baseline':28} {'ms':>9}   ratio")
     for name, value, base_name, base in rows:
-        print(f"{name:38} {value * 1e3:9.2f}   {base_name:28} {base * 1e3:9.2f}   "
-              f"{value / base:6.2f}x")
+        print(
+            f"{name:38} {value * 1e3:9.2f}   {base_name:28} {base * 1e3:9.2f}   "
+            f"{value / base:6.2f}x"
+        )
 
 
 if __name__ == "__main__":

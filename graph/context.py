@@ -31,8 +31,10 @@ class Context:
 
     policy_base_url: str = field(
         default="",
-        metadata={"description": "OpenAI-compatible endpoint of the policy; empty = config, "
-                  "then the embedded llama.cpp server."},
+        metadata={
+            "description": "OpenAI-compatible endpoint of the policy; empty = config, "
+            "then the embedded llama.cpp server."
+        },
     )
     policy_model: str = field(
         default="", metadata={"description": "Model name at the endpoint; empty = config."}
@@ -47,8 +49,10 @@ class Context:
     )
     preference_vector: dict[str, float] | None = field(
         default=None,
-        metadata={"description": "Optional weights over tools (and 'cost', 'latency') used by "
-                  "training rewards and compliance reports."},
+        metadata={
+            "description": "Optional weights over tools (and 'cost', 'latency') used by "
+            "training rewards and compliance reports."
+        },
     )
     budget_usd: float = field(
         default=1.0, metadata={"description": "Hard cap on the dollars one run may spend."}
@@ -70,21 +74,33 @@ class Context:
     def __post_init__(self) -> None:
         for f in fields(self):
             env = os.environ.get(f"{ENV_PREFIX}{f.name.upper()}")
-            if env is not None and getattr(self, f.name) == f.default and f.name != "preference_vector":
+            if (
+                env is not None
+                and getattr(self, f.name) == f.default
+                and f.name != "preference_vector"
+            ):
                 try:
                     setattr(self, f.name, _env_value(env, f.default))
                 except ValueError:
                     raise ContextError(
                         f"${ENV_PREFIX}{f.name.upper()}={env!r} is not a valid {f.name}"
                     ) from None
-        self._check("budget_usd", "flag budget-usd", self.budget_usd >= 0 and math.isfinite(self.budget_usd), "a finite number >= 0")
+        self._check(
+            "budget_usd",
+            "flag budget-usd",
+            self.budget_usd >= 0 and math.isfinite(self.budget_usd),
+            "a finite number >= 0",
+        )
         self._check("max_turns", "flag max-turns", self.max_turns >= 1, "an integer >= 1")
 
     def _check(self, name: str, flag: str, ok: bool, rule: str) -> None:
         if not ok:
             raise ContextError(
                 BAD_NUMBER.format(
-                    name=name, rule=rule, value=getattr(self, name),
-                    flag=flag.removeprefix("flag "), env=f"{ENV_PREFIX}{name.upper()}",
+                    name=name,
+                    rule=rule,
+                    value=getattr(self, name),
+                    flag=flag.removeprefix("flag "),
+                    env=f"{ENV_PREFIX}{name.upper()}",
                 )
             )

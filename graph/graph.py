@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from langgraph._internal._runnable import RunnableCallable
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from podium.graph.context import Context
-from langgraph._internal._runnable import RunnableCallable
-
 from podium.graph.nodes import apolicy, atools, finish, policy, route_policy, tools
 from podium.graph.state import InputState, State
 

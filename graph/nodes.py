@@ -30,6 +30,7 @@ from podium.tools.cost import token_bound
 from . import prompts
 from .context import Context
 from .parsing import parse_tool_calls
+from .render import ANSWER, policy_tools, render
 from .resources import Resources, resolve
 from .state import LedgerEntry, State, StopReason, spent
 from .trajectory import save_trajectory
@@ -39,8 +40,18 @@ OBSERVATION_RESERVE_TOKENS = 4096  # room kept for tool results in the final-ans
 
 
 def _entry(kind: Literal["policy", "tool"], name: str, **values: Any) -> LedgerEntry:
-    base = LedgerEntry(kind=kind, name=name, turn=0, call_id="", input_tokens=0, output_tokens=0,
-                       seconds=0.0, cost_usd=0.0, ok=True, error="")
+    base = LedgerEntry(
+        kind=kind,
+        name=name,
+        turn=0,
+        call_id="",
+        input_tokens=0,
+        output_tokens=0,
+        seconds=0.0,
+        cost_usd=0.0,
+        ok=True,
+        error="",
+    )
     return LedgerEntry(**{**base, **values})  # type: ignore[typeddict-item]
 
 
@@ -63,6 +74,18 @@ def _prompt_bound(prompt: list[AnyMessage], tools: dict[str, Any]) -> int:
     schemas = json.dumps([t.tool_call_schema.model_json_schema() for t in tools.values()])
     text = "".join(str(m.content) + json.dumps(getattr(m, "tool_calls", [])) for m in prompt)
     return token_bound(text + schemas + "".join(t.description for t in tools.values()))
+
+
+def _unique(calls: list[ToolCall]) -> list[ToolCall]:
+    """Drop repeats of the same call in one turn (small models emit a call many times)."""
+    seen: set[str] = set()
+    kept = []
+    for call in calls:
+        key = json.dumps([call["name"], call["args"]], sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            kept.append(call)
+    return kept
 
 
 def _fallback_answer(messages: list[AnyMessage]) -> str:
@@ -99,56 +122,109 @@ def _begin_turn(state: State, runtime: Runtime[Context]) -> _Turn | dict[str, An
     new: list[AnyMessage] = []
     if not state.trajectory_id:
         update |= {"trajectory_id": uuid.uuid4().hex, "started_at": time.time()}
-    if not state.messages:
-        new.append(HumanMessage(state.question))
+    left = ctx.budget_usd - spent(state.ledger)
     turn = state.turns + 1
+    if not state.messages:  # the system prompt is fixed per run: the state is the exact prompt
+        preference = state.preference or ctx.preference or prompts.NO_PREFERENCE
+        new += [
+            SystemMessage(
+                prompts.SYSTEM.format(
+                    preference=preference, budget=ctx.budget_usd, max_turns=ctx.max_turns
+                )
+            ),
+            HumanMessage(state.question),
+        ]
     forced: StopReason | None = state.force_final
     if forced is None and turn >= ctx.max_turns:
         forced = "max_turns"
     if forced:
         reason = prompts.REASON_BUDGET if forced == "budget" else prompts.REASON_TURNS
         new.append(HumanMessage(prompts.FINAL.format(reason=reason)))
-    tools = {} if forced else res.tools
-    left = ctx.budget_usd - spent(state.ledger)
-    system = SystemMessage(prompts.SYSTEM.format(
-        preference=state.preference or ctx.preference or prompts.NO_PREFERENCE,
-        remaining=max(left, 0.0), turn=turn, max_turns=ctx.max_turns,
-    ))
-    prompt = [system, *state.messages, *new]
+    elif state.messages and isinstance(state.messages[-1], ToolMessage):
+        # Small policies re-call a tool with its own result; asking to answer fixes most.
+        new.append(
+            HumanMessage(
+                prompts.OBSERVE.format(left=max(left, 0.0), turn=turn, max_turns=ctx.max_turns)
+            )
+        )
+    tools = policy_tools(res.tools, forced=bool(forced))
+    prompt = render([*state.messages, *new])
     cost = _policy_cost(res)
     if cost.worst_case(_prompt_bound(prompt, tools)) > left:
-        return update | {"messages": new, "stopped_by": "budget",
-                         "answer": _fallback_answer(state.messages)}
+        return update | {
+            "messages": new,
+            "stopped_by": "budget",
+            "answer": _fallback_answer(state.messages),
+        }
     return _Turn(res, update, new, turn, forced, tools, prompt, cost)
 
 
-def _end_turn(t: _Turn, state: State, reply: AIMessage | Exception, seconds: float) -> dict[str, Any]:
+def _end_turn(
+    t: _Turn, state: State, reply: AIMessage | Exception, seconds: float
+) -> dict[str, Any]:
     """Bill the turn and turn the reply into tool calls, error feedback or the answer."""
     if isinstance(reply, Exception):  # endpoint down, 5xx after retries: end, keep the record
         error = f"{type(reply).__name__}: {reply}"[:500]
-        entry = _entry("policy", t.res.policy_model, turn=t.turn, seconds=seconds, ok=False,
-                       error=error)
-        return t.update | {"messages": t.new, "ledger": [entry], "turns": t.turn,
-                           "stopped_by": "error", "answer": ""}
+        entry = _entry(
+            "policy", t.res.policy_model, turn=t.turn, seconds=seconds, ok=False, error=error
+        )
+        return t.update | {
+            "messages": t.new,
+            "ledger": [entry],
+            "turns": t.turn,
+            "stopped_by": "error",
+            "answer": "",
+        }
     usage = reply.usage_metadata
     in_tok = usage["input_tokens"] if usage else _prompt_bound(t.prompt, t.tools)
     out_tok = usage["output_tokens"] if usage else t.res.max_tokens
-    entry = _entry("policy", t.res.policy_model, turn=t.turn, input_tokens=in_tok,
-                   output_tokens=out_tok, seconds=seconds, cost_usd=t.cost.price(in_tok, out_tok))
+    entry = _entry(
+        "policy",
+        t.res.policy_model,
+        turn=t.turn,
+        input_tokens=in_tok,
+        output_tokens=out_tok,
+        seconds=seconds,
+        cost_usd=t.cost.price(in_tok, out_tok),
+    )
     update = t.update | {"ledger": [entry], "turns": t.turn}
     parsed = parse_tool_calls(reply, t.tools)
-    keep = {"content": reply.content, "id": reply.id, "usage_metadata": usage,
-            "response_metadata": reply.response_metadata}
+    parsed.calls = _unique(parsed.calls)
+    # llama.cpp answers HTTP 500 to an assistant turn with calls and no content: keep the text.
+    content = reply.content or json.dumps(
+        [{"name": c["name"], "arguments": c["args"]} for c in parsed.calls]
+    )
+    keep = {
+        "content": content,
+        "id": reply.id,
+        "usage_metadata": usage,
+        "response_metadata": reply.response_metadata,
+    }
+    final = next((c for c in parsed.calls if c["name"] == ANSWER), None)
+    if final is not None:
+        return update | {
+            "messages": [*t.new, AIMessage(**keep)],
+            "stopped_by": t.forced or "answer",
+            "answer": str(final["args"].get("text", "")).strip(),
+        }
     if parsed.calls and not t.forced:
         return update | {"messages": [*t.new, AIMessage(**keep, tool_calls=parsed.calls)]}
     if parsed.errors and not t.forced:
-        feedback = HumanMessage(prompts.MALFORMED.format(
-            errors="; ".join(parsed.errors), example=next(iter(t.tools), "python")))
-        return update | {"messages": [*t.new, AIMessage(**keep), feedback],
-                         "malformed_calls": state.malformed_calls + len(parsed.errors)}
-    answer = parsed.text or str(reply.content).strip()
-    return update | {"messages": [*t.new, AIMessage(**keep)], "answer": answer,
-                     "stopped_by": t.forced or "answer"}
+        feedback = HumanMessage(
+            prompts.MALFORMED.format(
+                errors="; ".join(parsed.errors), example=next(iter(t.tools), "python")
+            )
+        )
+        return update | {
+            "messages": [*t.new, AIMessage(**keep), feedback],
+            "malformed_calls": state.malformed_calls + len(parsed.errors),
+        }
+    answer = parsed.text  # a forced turn that still wrote a call answers with its prose only
+    return update | {
+        "messages": [*t.new, AIMessage(**keep)],
+        "answer": answer,
+        "stopped_by": t.forced or "answer",
+    }
 
 
 def policy(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -192,8 +268,15 @@ def _attach_ledger(request: ToolCallRequest, msg: Any, seconds: float) -> Any:
     in_tok, out_tok = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
     cost = cost_of(request.tool).price(in_tok, out_tok, usage.get("compute_seconds", seconds))
     msg.response_metadata[LEDGER_KEY] = _entry(
-        "tool", request.tool.name, call_id=msg.tool_call_id, input_tokens=in_tok,
-        output_tokens=out_tok, seconds=seconds, cost_usd=cost, ok=not error, error=error,
+        "tool",
+        request.tool.name,
+        call_id=msg.tool_call_id,
+        input_tokens=in_tok,
+        output_tokens=out_tok,
+        seconds=seconds,
+        cost_usd=cost,
+        ok=not error,
+        error=error,
     )
     return msg
 
@@ -214,7 +297,9 @@ async def arecord_call(
     return _attach_ledger(request, msg, time.perf_counter() - start)
 
 
-def _plan_calls(state: State, runtime: Runtime[Context]) -> tuple[Resources, list[ToolCall], dict[str, Any]]:
+def _plan_calls(
+    state: State, runtime: Runtime[Context]
+) -> tuple[Resources, list[ToolCall], dict[str, Any]]:
     """Admit the calls whose worst-case cost fits the budget; block the rest."""
     ctx = _context(runtime)
     res = resolve(ctx, record_call, arecord_call)
@@ -235,10 +320,19 @@ def _plan_calls(state: State, runtime: Runtime[Context]) -> tuple[Resources, lis
             committed += bound
             continue
         note = prompts.BLOCKED.format(bound=bound, left=max(left - committed, 0.0))
-        messages.append(ToolMessage(note, tool_call_id=call["id"], name=call["name"],
-                                    status="error"))
-        entries.append(_entry("tool", call["name"], turn=state.turns, call_id=call["id"] or "",
-                              ok=False, error="blocked by the budget guard"))
+        messages.append(
+            ToolMessage(note, tool_call_id=call["id"], name=call["name"], status="error")
+        )
+        entries.append(
+            _entry(
+                "tool",
+                call["name"],
+                turn=state.turns,
+                call_id=call["id"] or "",
+                ok=False,
+                error="blocked by the budget guard",
+            )
+        )
     update: dict[str, Any] = {"messages": messages, "ledger": entries}
     if len(admitted) < len(ai.tool_calls):
         update["force_final"] = "budget"

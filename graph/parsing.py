@@ -23,9 +23,11 @@ _THINK = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL)
 _NAME_KEYS = ("name", "tool", "tool_name", "function")
 _ARG_KEYS = ("arguments", "parameters", "args", "input")
 
-NOT_JSON = "tool call is not valid JSON ({error}): write one JSON object with 'name' and 'arguments'"
+NOT_JSON = (
+    "tool call is not valid JSON ({error}): write one JSON object with 'name' and 'arguments'"
+)
 UNKNOWN_TOOL = "there is no tool named {name!r}; available tools: {names}"
-NO_NAME = "tool call has no tool name: write {{\"name\": ..., \"arguments\": {{...}}}}"
+NO_NAME = 'tool call has no tool name: write {{"name": ..., "arguments": {{...}}}}'
 BAD_ARGS = "arguments of {name!r} must be a JSON object, got {args!r}"
 
 
@@ -51,7 +53,9 @@ def _to_call(obj: Any, tools: Mapping[str, BaseTool]) -> ToolCall | str | None:
     """A call, an error message, or None when ``obj`` does not look like a call at all."""
     if not isinstance(obj, dict):
         return None
-    if isinstance(obj.get("function"), dict):  # OpenAI-style {"type": "function", "function": {...}}
+    if isinstance(
+        obj.get("function"), dict
+    ):  # OpenAI-style {"type": "function", "function": {...}}
         obj = obj["function"]
     name = next((obj[k] for k in _NAME_KEYS if isinstance(obj.get(k), str)), None)
     arg_key = next((k for k in _ARG_KEYS if k in obj), None)
@@ -127,8 +131,14 @@ def parse_tool_calls(message: AIMessage, tools: Mapping[str, BaseTool]) -> Parse
     parsed = Parsed()
     for call in message.tool_calls:
         if call["name"] in tools:
-            parsed.calls.append(ToolCall(name=call["name"], args=call["args"],
-                                         id=call.get("id") or _call_id(), type="tool_call"))
+            parsed.calls.append(
+                ToolCall(
+                    name=call["name"],
+                    args=call["args"],
+                    id=call.get("id") or _call_id(),
+                    type="tool_call",
+                )
+            )
         else:
             parsed.errors.append(UNKNOWN_TOOL.format(name=call["name"], names=", ".join(tools)))
     for bad in message.invalid_tool_calls:

@@ -1,25 +1,24 @@
 """Prompts of the policy (router) model."""
 
-SYSTEM = """You are podium, an orchestrator. Answer the user's question correctly while spending as little money and time as possible.
-
-You may call the tools you are given; each description ends with [where it runs, its price, its usual time]. To call a tool, reply with only the tool call as JSON: {{"name": <tool name>, "arguments": {{...}}}}. You will then see its result. Use a tool when it makes the answer more reliable (exact arithmetic -> python, facts -> search or a stronger model); trust tool results over your own guesses.
-When you know the answer, reply with the final answer only, in plain text, without any tool call.
+SYSTEM = """You are podium, an orchestrator. Solve the user's task by calling tools, spending as little money and time as possible. Each tool description ends with [where it runs, its price, its usual time]. Trust tool results over your own guesses. When you know the answer, call `answer` with it.
 
 User preference: {preference}
-Budget left: ${remaining:.4f}. Turn {turn} of {max_turns}."""
+Budget: ${budget:.4f} for the whole task, at most {max_turns} turns."""
 
 NO_PREFERENCE = "none stated: balance accuracy and cost."
 
-FINAL = (
-    "{reason} Give your final answer to the user's question now, in plain text, "
-    "using what you have learned so far. Do not call any tool."
-)
+FINAL = "{reason} Call answer now with your final answer, using what you have learned so far."
 REASON_BUDGET = "The budget does not allow another tool call."
 REASON_TURNS = "This is the last turn."
 
+OBSERVE = (
+    "If that answers the question, call answer with it; otherwise call the tool still needed. "
+    "(Budget left: ${left:.4f}; turn {turn} of {max_turns}.)"
+)
+
 MALFORMED = (
     "Your tool call could not be run: {errors}. Reply with one valid tool call, e.g. "
-    '{{"name": "{example}", "arguments": {{...}}}}, or with the final answer in plain text.'
+    '{{"name": "{example}", "arguments": {{...}}}}, or call answer with the final answer.'
 )
 
 BLOCKED = "Not run: its worst-case cost ${bound:.6f} exceeds the ${left:.6f} left of the budget."

@@ -12,6 +12,7 @@ from langchain_core.tools import BaseTool
 from langgraph.prebuilt import ToolNode
 
 from podium.tools import PodiumConfig, load_config, pool_entries
+from podium.tools.endpoints import chat_model
 from podium.tools.pricing import Prices, TokenPrice
 
 from .context import Context
@@ -33,27 +34,29 @@ class Resources:
     def tool_node(self) -> ToolNode:
         """A ToolNode over the pool whose wrappers bill every call (cheap to build)."""
         wrap, awrap = self.wrappers
-        return ToolNode(list(self.tools.values()), wrap_tool_call=wrap, awrap_tool_call=awrap,
-                        handle_tool_errors=True)
+        return ToolNode(
+            list(self.tools.values()),
+            wrap_tool_call=wrap,
+            awrap_tool_call=awrap,
+            handle_tool_errors=True,
+        )
 
     def chat_model(self) -> BaseChatModel:
         """The policy behind its OpenAI-compatible endpoint (one seam for every engine)."""
-        return _chat_model(self.policy_base_url, self.policy_model, self.temperature, self.max_tokens)
+        return _chat_model(
+            self.policy_base_url, self.policy_model, self.temperature, self.max_tokens
+        )
 
 
 @lru_cache(maxsize=16)
 def _chat_model(base_url: str, model: str, temperature: float, max_tokens: int) -> BaseChatModel:
-    from langchain_openai import ChatOpenAI
-
-    api_key = os.environ.get(load_config().policy.api_key_env, "") or "none"
-    return ChatOpenAI(
+    api_key = os.environ.get(load_config().policy.api_key_env, "")
+    return chat_model(
         base_url=base_url,
         model=model,
         api_key=api_key,
         temperature=temperature,
         max_tokens=max_tokens,
-        max_retries=2,
-        timeout=300,
     )
 
 

@@ -32,8 +32,15 @@ CREATE TABLE IF NOT EXISTS trajectories (
 );
 CREATE INDEX IF NOT EXISTS trajectories_created ON trajectories(created_at);
 """
-_CONTEXT_FIELDS = ("profile", "preference", "preference_vector", "budget_usd", "max_turns",
-                   "local_only", "policy_model")
+_CONTEXT_FIELDS = (
+    "profile",
+    "preference",
+    "preference_vector",
+    "budget_usd",
+    "max_turns",
+    "local_only",
+    "policy_model",
+)
 
 
 def default_db() -> Path:
@@ -51,9 +58,15 @@ def build_record(ctx: Context, state: State) -> dict[str, Any]:
     turns = []
     for msg in state.messages:
         if isinstance(msg, AIMessage):
-            turns.append({"raw": msg.content, "calls": [
-                {"id": c["id"], "tool": c["name"], "args": c["args"]} for c in msg.tool_calls
-            ]})
+            turns.append(
+                {
+                    "raw": msg.content,
+                    "calls": [
+                        {"id": c["id"], "tool": c["name"], "args": c["args"]}
+                        for c in msg.tool_calls
+                    ],
+                }
+            )
     return {
         "id": state.trajectory_id,
         "question": state.question,
@@ -90,24 +103,35 @@ class TrajectoryStore:
 
     def save(self, record: dict[str, Any]) -> None:
         """Insert or replace one record."""
-        row = (record["id"], record["started_at"] or time.time(), record["question"],
-               record["answer"], record["stopped_by"], record["cost_usd"], record["latency_s"],
-               record["turns"], record["context"]["profile"], json.dumps(record, default=str))
+        row = (
+            record["id"],
+            record["started_at"] or time.time(),
+            record["question"],
+            record["answer"],
+            record["stopped_by"],
+            record["cost_usd"],
+            record["latency_s"],
+            record["turns"],
+            record["context"]["profile"],
+            json.dumps(record, default=str),
+        )
         with self._connect() as db:
             db.execute("INSERT OR REPLACE INTO trajectories VALUES (?,?,?,?,?,?,?,?,?,?)", row)
 
     def get(self, trajectory_id: str) -> dict[str, Any] | None:
         """The record with this id, or None."""
         with self._connect() as db:
-            row = db.execute("SELECT record FROM trajectories WHERE id = ?",
-                             (trajectory_id,)).fetchone()
+            row = db.execute(
+                "SELECT record FROM trajectories WHERE id = ?", (trajectory_id,)
+            ).fetchone()
         return json.loads(row[0]) if row else None
 
     def latest(self, n: int = 1) -> list[dict[str, Any]]:
         """The ``n`` most recent records, newest first."""
         with self._connect() as db:
-            rows = db.execute("SELECT record FROM trajectories ORDER BY created_at DESC LIMIT ?",
-                              (n,)).fetchall()
+            rows = db.execute(
+                "SELECT record FROM trajectories ORDER BY created_at DESC LIMIT ?", (n,)
+            ).fetchall()
         return [json.loads(r[0]) for r in rows]
 
     def __len__(self) -> int:
@@ -120,4 +144,3 @@ def save_trajectory(ctx: Context, state: State) -> dict[str, Any]:
     record = build_record(ctx, state)
     TrajectoryStore(ctx.trajectory_db or None).save(record)
     return record
-

@@ -109,8 +109,14 @@ def run(
 
     if not question.strip():
         raise UsageError("the question is empty: pass the question as the first argument")
-    ctx = Context(profile=profile, config=config, preference=preference, budget_usd=budget_usd,
-                  max_turns=max_turns, local_only=local_only)
+    ctx = Context(
+        profile=profile,
+        config=config,
+        preference=preference,
+        budget_usd=budget_usd,
+        max_turns=max_turns,
+        local_only=local_only,
+    )
     load_pool(profile, config=config or None, local_only=local_only)  # config errors first
 
     if json_out:
@@ -128,8 +134,12 @@ def _print_run(result: dict[str, Any]) -> None:
     out.print(f"[bold]Answer:[/bold] {result['answer'] or '(none)'}")
     table = Table("tool", "ok", "cost $", "seconds", title="Tool calls", title_justify="left")
     for call in result["tool_calls"]:
-        table.add_row(call["tool"], "yes" if call["ok"] else "no", f"{call['cost_usd']:.6f}",
-                      f"{call['latency_s']:.2f}")
+        table.add_row(
+            call["tool"],
+            "yes" if call["ok"] else "no",
+            f"{call['cost_usd']:.6f}",
+            f"{call['latency_s']:.2f}",
+        )
     if result["tool_calls"]:
         out.print(table)
     out.print(
@@ -151,22 +161,38 @@ def tools(
 
     entries = pool_entries(profile, config=config or None, local_only=local_only)
     rows = [
-        {"name": e.name, "available": e.tool is not None, "reason": e.reason,
-         **(cost_of(e.tool).model_dump() if e.tool is not None else {})}
+        {
+            "name": e.name,
+            "available": e.tool is not None,
+            "reason": e.reason,
+            **(cost_of(e.tool).model_dump() if e.tool is not None else {}),
+        }
         for e in entries
     ]
     if json_out:
         print(json.dumps({"profile": profile, "tools": rows}, indent=2))
         return
-    table = Table("tool", "where", "price", "latency", "capability / why absent",
-                  title=f"profile {profile}", title_justify="left")
+    table = Table(
+        "tool",
+        "where",
+        "price",
+        "latency",
+        "capability / why absent",
+        title=f"profile {profile}",
+        title_justify="left",
+    )
     for e in entries:
         if e.tool is None:
             table.add_row(e.name, "-", "-", "-", f"[dim]unavailable: {e.reason}[/dim]")
         else:
             c = cost_of(e.tool)
-            table.add_row(e.name, c.locality, c.summary().split(", ", 1)[1].rsplit(", ", 1)[0],
-                          f"~{c.expected_latency_s:g}s", c.capability)
+            table.add_row(
+                e.name,
+                c.locality,
+                c.summary().split(", ", 1)[1].rsplit(", ", 1)[0],
+                f"~{c.expected_latency_s:g}s",
+                c.capability,
+            )
     out.print(table)
 
 

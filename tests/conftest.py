@@ -22,8 +22,10 @@ def fake_graph(monkeypatch, tmp_path):
         policy = FakePolicy(script=list(script), **policy_kwargs)
         monkeypatch.setattr(resources, "_pool", lambda *a, **k: tuple(tools))
         monkeypatch.setattr(resources, "_chat_model", lambda *a, **k: policy)
-        ctx = {"policy_base_url": "http://127.0.0.1:9/v1",
-               "trajectory_db": str(tmp_path / "traj.sqlite")}
+        ctx = {
+            "policy_base_url": "http://127.0.0.1:9/v1",
+            "trajectory_db": str(tmp_path / "traj.sqlite"),
+        }
         return policy, ctx
 
     return setup

@@ -26,16 +26,20 @@ class FakePolicy(BaseChatModel):
     def _llm_type(self) -> str:
         return "fake-policy"
 
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
-                  **kwargs: Any) -> ChatResult:
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         self.prompts.append(list(messages))
         self.bound.append([t["function"]["name"] for t in kwargs.get("tools", [])])
         item = self.script[0] if self.repeat_last and len(self.script) == 1 else self.script.pop(0)
         if isinstance(item, Exception):
             raise item
         msg = AIMessage(content=item) if isinstance(item, str) else item.model_copy(deep=True)
-        msg.usage_metadata = {"input_tokens": self.usage[0], "output_tokens": self.usage[1],
-                              "total_tokens": sum(self.usage)}
+        msg.usage_metadata = {
+            "input_tokens": self.usage[0],
+            "output_tokens": self.usage[1],
+            "total_tokens": sum(self.usage),
+        }
         return ChatResult(generations=[ChatGeneration(message=msg)])
 
     def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
@@ -52,12 +56,17 @@ def calc_tool(per_call: float = 0.001) -> BaseTool:
         return str(eval(expression, {"__builtins__": {}})), Usage()
 
     tool = StructuredTool.from_function(calc, response_format="content_and_artifact")
-    return with_cost(tool, ToolCost(per_call_usd=per_call, locality="local",
-                                    capability="arithmetic"))
+    return with_cost(
+        tool, ToolCost(per_call_usd=per_call, locality="local", capability="arithmetic")
+    )
 
 
-def expert_tool(in_price: float = 1.25, out_price: float = 10.0, max_out: int = 1000,
-                used: tuple[int, int] = (300, 50)) -> BaseTool:
+def expert_tool(
+    in_price: float = 1.25,
+    out_price: float = 10.0,
+    max_out: int = 1000,
+    used: tuple[int, int] = (300, 50),
+) -> BaseTool:
     """A priced fake LLM expert reporting token usage."""
 
     def oracle(question: str) -> tuple[str, Usage]:
@@ -65,9 +74,16 @@ def expert_tool(in_price: float = 1.25, out_price: float = 10.0, max_out: int = 
         return "the oracle says 42", Usage(input_tokens=used[0], output_tokens=used[1])
 
     tool = StructuredTool.from_function(oracle, response_format="content_and_artifact")
-    return with_cost(tool, ToolCost(input_usd_per_mtok=in_price, output_usd_per_mtok=out_price,
-                                    max_output_tokens=max_out, locality="remote",
-                                    capability="knows everything"))
+    return with_cost(
+        tool,
+        ToolCost(
+            input_usd_per_mtok=in_price,
+            output_usd_per_mtok=out_price,
+            max_output_tokens=max_out,
+            locality="remote",
+            capability="knows everything",
+        ),
+    )
 
 
 def broken_tool() -> BaseTool:

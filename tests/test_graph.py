@@ -40,18 +40,32 @@ def test_native_tool_call_is_run_and_billed(fake_graph):
     kinds = [(e["kind"], e["name"]) for e in out["ledger"]]
     assert kinds == [("policy", "policy"), ("tool", "calc"), ("policy", "policy")]
     assert math.isclose(spent(out["ledger"]), 2 * TURN_COST + 0.001)
-    assert out["turns"] == 2 and policy.bound[0] == ["calc"]
+    assert out["turns"] == 2 and policy.bound[0] == ["answer", "calc"]
 
 
-@pytest.mark.parametrize("text", [
-    '{"name": "calc", "arguments": {"expression": "6*7"}}',
-    '<tool_call>\n{"name": "calc", "arguments": {"expression": "6*7"}}\n</tool_call>',
-    'Let me compute.\n```json\n{"name": "calc", "arguments": {"expression": "6*7"}}\n```',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"name": "calc", "arguments": {"expression": "6*7"}}',
+        '<tool_call>\n{"name": "calc", "arguments": {"expression": "6*7"}}\n</tool_call>',
+        'Let me compute.\n```json\n{"name": "calc", "arguments": {"expression": "6*7"}}\n```',
+    ],
+)
 def test_text_tool_calls_run_like_native_ones(fake_graph, text):
     _, out = run(fake_graph, [text, "42"], [calc_tool()])
     assert [e["name"] for e in out["ledger"] if e["kind"] == "tool"] == ["calc"]
     assert out["answer"] == "42"
+
+
+def test_answer_tool_ends_the_run_with_its_text(fake_graph):
+    script = [call("calc", expression="6*7"), '{"name": "answer", "arguments": {"text": "42"}}']
+    policy, out = run(fake_graph, script, [calc_tool()])
+    assert out["answer"] == "42" and out["stopped_by"] == "answer" and out["turns"] == 2
+    # The policy sees calls as text and results in a user turn with the nudge to answer.
+    second = policy.prompts[1]
+    assert [m.type for m in second] == ["system", "human", "ai", "human"]
+    assert "<tool_call>" in second[2].content and "<tool_response>" in second[3].content
+    assert "call answer" in second[3].content
 
 
 def test_token_priced_tool_bills_reported_usage(fake_graph):
@@ -91,7 +105,7 @@ def test_call_over_budget_is_blocked_and_answer_forced(fake_graph):
     (entry,) = [e for e in out["ledger"] if e["kind"] == "tool"]
     assert entry["ok"] is False and entry["cost_usd"] == 0 and "budget" in entry["error"]
     assert out["stopped_by"] == "budget" and out["answer"] == "my best guess is 42"
-    assert policy.bound[-1] == []  # the forced final turn offers no tool
+    assert policy.bound[-1] == ["answer"]  # the forced final turn offers only `answer`
     assert spent(out["ledger"]) <= 0.01
 
 
@@ -99,7 +113,7 @@ def test_max_turns_forces_a_final_answer(fake_graph):
     policy, base = fake_graph([call("calc", expression="1+1")], [calc_tool()], repeat_last=True)
     out = graph.invoke({"question": "loop"}, context=Context(**base, max_turns=3))
     assert out["turns"] == 3 and out["stopped_by"] == "max_turns"
-    assert policy.bound == [["calc"], ["calc"], []]
+    assert policy.bound == [["answer", "calc"], ["answer", "calc"], ["answer"]]
 
 
 def test_policy_endpoint_failure_stops_with_error(fake_graph):
@@ -126,8 +140,10 @@ async def test_graph_is_a_runnable(fake_graph):
     assert (await graph.ainvoke({"question": "q"}, context=ctx))["answer"] == "a"
     outs = graph.batch([{"question": "q1"}, {"question": "q2"}], context=ctx)
     assert {o["answer"] for o in outs} == {"b", "c"}
-    nodes = [next(iter(chunk)) for chunk in graph.stream({"question": "q"}, context=ctx,
-                                                          stream_mode="updates")]
+    nodes = [
+        next(iter(chunk))
+        for chunk in graph.stream({"question": "q"}, context=ctx, stream_mode="updates")
+    ]
     assert nodes == ["policy", "finish"]
 
 
@@ -137,8 +153,9 @@ def test_graph_structure_snapshot():
     assert sorted((e.source, e.target, e.conditional) for e in g.edges) == SNAPSHOT
 
 
-@pytest.mark.parametrize("kwargs", [{"budget_usd": -1}, {"max_turns": 0},
-                                    {"budget_usd": float("nan")}])
+@pytest.mark.parametrize(
+    "kwargs", [{"budget_usd": -1}, {"max_turns": 0}, {"budget_usd": float("nan")}]
+)
 def test_bad_context_values_raise_one_line_errors(kwargs):
     with pytest.raises(ContextError) as err:
         Context(**kwargs)

@@ -17,17 +17,20 @@ def parse(content, **kw):
     return parse_tool_calls(AIMessage(content=content, **kw), TOOLS)
 
 
-@pytest.mark.parametrize("content", [
-    CALL,
-    f"<tool_call>\n{CALL}\n</tool_call>",
-    f"<tool_call>{CALL}",  # unclosed tag
-    f"I will compute it.\n```json\n{CALL}\n```",
-    f"```\n{CALL}\n```",
-    '{"name": "calc", "parameters": {"expression": "2+2"}}',
-    '{"type": "function", "function": {"name": "calc", "arguments": "{\\"expression\\": \\"2+2\\"}"}}',
-    '{"name": "calc", "arguments": "2+2"}',  # bare string for a one-field tool
-    f"<think>I need a tool.</think>{CALL}",
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        CALL,
+        f"<tool_call>\n{CALL}\n</tool_call>",
+        f"<tool_call>{CALL}",  # unclosed tag
+        f"I will compute it.\n```json\n{CALL}\n```",
+        f"```\n{CALL}\n```",
+        '{"name": "calc", "parameters": {"expression": "2+2"}}',
+        '{"type": "function", "function": {"name": "calc", "arguments": "{\\"expression\\": \\"2+2\\"}"}}',
+        '{"name": "calc", "arguments": "2+2"}',  # bare string for a one-field tool
+        f"<think>I need a tool.</think>{CALL}",
+    ],
+)
 def test_every_form_gives_the_same_call(content):
     parsed = parse(content)
     assert not parsed.errors
@@ -36,25 +39,29 @@ def test_every_form_gives_the_same_call(content):
 
 
 def test_native_tool_calls_are_kept():
-    msg = AIMessage(content="", tool_calls=[{"name": "calc", "args": {"expression": "1"},
-                                             "id": "abc"}])
+    msg = AIMessage(
+        content="", tool_calls=[{"name": "calc", "args": {"expression": "1"}, "id": "abc"}]
+    )
     parsed = parse_tool_calls(msg, TOOLS)
     assert parsed.calls[0]["id"] == "abc" and not parsed.errors
 
 
 def test_parallel_calls_in_a_list_and_in_several_tags():
-    two = f"[{CALL}, {{\"name\": \"oracle\", \"arguments\": {{\"question\": \"q\"}}}}]"
+    two = f'[{CALL}, {{"name": "oracle", "arguments": {{"question": "q"}}}}]'
     assert [c["name"] for c in parse(two).calls] == ["calc", "oracle"]
     tags = f"<tool_call>{CALL}</tool_call>\n<tool_call>{CALL}</tool_call>"
     assert len(parse(tags).calls) == 2
 
 
-@pytest.mark.parametrize(("content", "error"), [
-    ('{"name": "teleport", "arguments": {}}', "no tool named 'teleport'"),
-    ('<tool_call>{"name": "calc", "arguments": {"expr', "not valid JSON"),
-    ('{"arguments": {"expression": "1"}}', "no tool name"),
-    ('{"name": "calc", "arguments": [1, 2]}', "must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        ('{"name": "teleport", "arguments": {}}', "no tool named 'teleport'"),
+        ('<tool_call>{"name": "calc", "arguments": {"expr', "not valid JSON"),
+        ('{"arguments": {"expression": "1"}}', "no tool name"),
+        ('{"name": "calc", "arguments": [1, 2]}', "must be a JSON object"),
+    ],
+)
 def test_malformed_calls_are_errors_not_answers(content, error):
     parsed = parse(content)
     assert not parsed.calls and error in parsed.errors[0]
@@ -65,11 +72,14 @@ def test_unknown_native_tool_is_an_error():
     assert "no tool named 'x'" in parse_tool_calls(msg, TOOLS).errors[0]
 
 
-@pytest.mark.parametrize("content", [
-    "The answer is 7006652.",
-    'The result as JSON: {"answer": 4, "unit": "m"}',
-    "Paris is the capital of France.",
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "The answer is 7006652.",
+        'The result as JSON: {"answer": 4, "unit": "m"}',
+        "Paris is the capital of France.",
+    ],
+)
 def test_plain_answers_are_not_calls(content):
     parsed = parse(content)
     assert not parsed.calls and not parsed.errors and parsed.text == content

@@ -11,15 +11,21 @@ from podium.tools.pricing import Prices
 
 
 def test_price_is_the_sum_of_its_parts():
-    cost = ToolCost(per_call_usd=0.01, input_usd_per_mtok=1.25, output_usd_per_mtok=10,
-                    per_second_usd=0.5, max_seconds=2)
+    cost = ToolCost(
+        per_call_usd=0.01,
+        input_usd_per_mtok=1.25,
+        output_usd_per_mtok=10,
+        per_second_usd=0.5,
+        max_seconds=2,
+    )
     assert math.isclose(cost.price(1000, 100, 1.0), 0.01 + 0.00125 + 0.001 + 0.5)
     assert math.isclose(cost.price(seconds=10), 0.01 + 1.0)  # billed up to max_seconds
 
 
 def test_worst_case_bounds_every_price_and_is_infinite_without_caps():
-    capped = ToolCost(output_usd_per_mtok=10, max_output_tokens=1000, prompt_tokens=50,
-                      input_usd_per_mtok=1)
+    capped = ToolCost(
+        output_usd_per_mtok=10, max_output_tokens=1000, prompt_tokens=50, input_usd_per_mtok=1
+    )
     assert math.isclose(capped.worst_case(100), 150 / 1e6 + 1000 * 10 / 1e6)
     assert capped.worst_case(100) >= capped.price(150, 1000)
     assert ToolCost(per_second_usd=1).worst_case() == math.inf
@@ -63,7 +69,9 @@ def test_hosted_tools_appear_with_keys_and_local_only_removes_them(monkeypatch):
     monkeypatch.setenv("TAVILY_API_KEY", "tvly-test")
     names = [t.name for t in load_pool("hosted")]
     assert {"ask_gpt5", "ask_gpt5_mini", "web_search"} <= set(names)
-    assert cost_of(next(t for t in load_pool("hosted") if t.name == "ask_gpt5")).locality == "remote"
+    assert (
+        cost_of(next(t for t in load_pool("hosted") if t.name == "ask_gpt5")).locality == "remote"
+    )
     local = load_pool("hosted", local_only=True)
     assert all(cost_of(t).locality == "local" for t in local)
     assert "ask_gpt5" not in {t.name for t in local} and "python" in {t.name for t in local}
@@ -81,13 +89,16 @@ def test_user_profile_and_expert(tmp_path):
     assert cost_of(tools["ask_mine"]).input_usd_per_mtok == 0.2
 
 
-@pytest.mark.parametrize(("text", "match"), [
-    (None, "unknown profile 'nope'"),
-    ("[profiles.x\n", "not valid TOML"),
-    ('[profiles.x]\ntools = ["teleport"]\n', "unknown tool 'teleport'"),
-    ("[python]\ntimeout_s = -1\n", "python.timeout_s"),
-    ("[policy]\nmodle = 'x'\n", "policy.modle"),
-])
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        (None, "unknown profile 'nope'"),
+        ("[profiles.x\n", "not valid TOML"),
+        ('[profiles.x]\ntools = ["teleport"]\n', "unknown tool 'teleport'"),
+        ("[python]\ntimeout_s = -1\n", "python.timeout_s"),
+        ("[policy]\nmodle = 'x'\n", "policy.modle"),
+    ],
+)
 def test_config_mistakes_are_one_line_errors(tmp_path, text, match):
     cfg = tmp_path / "c.toml"
     if text is not None:

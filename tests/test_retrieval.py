@@ -9,6 +9,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+
 from podium.tools import retrieval
 from podium.tools.retrieval import Passage, RetrievalError, WikiIndex
 

@@ -53,7 +53,9 @@ class ToolCost(BaseModel):
         "local", description="'local' runs on this machine; 'remote' calls a hosted API."
     )
     capability: str = Field("", description="What the tool is good at, in the policy's words.")
-    price_source: str = Field("", description="Where the prices came from (table key or genai-prices).")
+    price_source: str = Field(
+        "", description="Where the prices came from (table key or genai-prices)."
+    )
 
     def price(self, input_tokens: int = 0, output_tokens: int = 0, seconds: float = 0.0) -> float:
         """Dollar cost of one call that used these tokens and seconds.

@@ -6,11 +6,13 @@ import os
 from typing import Any
 from urllib.parse import urlparse
 
+from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, Field
 
 from .config import ExpertConfig
 from .cost import ToolCost, Usage, token_bound, with_cost
+from .endpoints import chat_model
 from .models import PACKAGED_MODELS
 from .pricing import Prices
 
@@ -53,25 +55,20 @@ def unavailable_reason(cfg: ExpertConfig) -> str | None:
     return None
 
 
-def _chat_model(cfg: ExpertConfig) -> Any:
-    from langchain_openai import ChatOpenAI
-
+def _chat_model(cfg: ExpertConfig) -> BaseChatModel:
     if cfg.base_url == EMBEDDED:
         from .llamacpp import embedded_base_url
 
         base_url, api_key = embedded_base_url(), "embedded"
     else:
         base_url = cfg.base_url
-        api_key = os.environ.get(cfg.api_key_env, "") if cfg.api_key_env else "none"
-    # Bounded retries with exponential backoff come from the OpenAI client itself.
-    return ChatOpenAI(
-        model=cfg.model,
+        api_key = os.environ.get(cfg.api_key_env, "") if cfg.api_key_env else ""
+    return chat_model(
         base_url=base_url,
+        model=cfg.model,
         api_key=api_key,
         max_tokens=cfg.max_tokens,
-        temperature=0.0,
         timeout=cfg.timeout_s,
-        max_retries=2,
     )
 
 
@@ -80,18 +77,27 @@ def expert_tool(name: str, cfg: ExpertConfig, prices: Prices) -> BaseTool:
     price = prices.model(cfg.price)
     state: dict[str, Any] = {}
 
-    async def ask(question: str) -> tuple[str, Usage]:
+    def llm() -> BaseChatModel:
         if "llm" not in state:  # endpoint resolved at first use: listing a pool starts nothing
             state["llm"] = _chat_model(cfg)
-        reply = await state["llm"].ainvoke([("system", EXPERT_SYSTEM), ("human", question)])
+        return state["llm"]
+
+    def result(reply: Any) -> tuple[str, Usage]:
         usage = reply.usage_metadata or {}
         return str(reply.content), Usage(
             input_tokens=int(usage.get("input_tokens", 0)),
             output_tokens=int(usage.get("output_tokens", 0)),
         )
 
+    def ask(question: str) -> tuple[str, Usage]:
+        return result(llm().invoke([("system", EXPERT_SYSTEM), ("human", question)]))
+
+    async def aask(question: str) -> tuple[str, Usage]:
+        return result(await llm().ainvoke([("system", EXPERT_SYSTEM), ("human", question)]))
+
     tool = StructuredTool.from_function(
-        coroutine=ask,
+        func=ask,
+        coroutine=aask,
         name=name,
         description=f"Ask {cfg.model}. {cfg.capability}",
         args_schema=ExpertArgs,

@@ -68,7 +68,9 @@ def pool_entries(
             tool = None if reason else expert_tool(name, expert, prices)
         else:
             builtin_names = ", ".join(builtins)
-            raise ConfigError(UNKNOWN_TOOL.format(profile=profile, tool=name, builtins=builtin_names))
+            raise ConfigError(
+                UNKNOWN_TOOL.format(profile=profile, tool=name, builtins=builtin_names)
+            )
         if tool is not None and local_only and cost_of(tool).locality != "local":
             tool, reason = None, "remote tool excluded by --local-only"
         entries.append(PoolEntry(name, tool, reason or ""))

@@ -54,7 +54,7 @@ class Prices:
         if ":" in ref:
             return _genai_price(ref)
         raise ConfigError(
-            f"no price for model {ref!r}: add [prices.models.\"{ref}\"] input/output to your "
+            f'no price for model {ref!r}: add [prices.models."{ref}"] input/output to your '
             "config, or use 'provider:model' for a hosted model"
         )
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import faiss
 import numpy as np
+
 from podium.tools.paths import atomic_path, cache_dir
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

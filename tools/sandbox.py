@@ -418,7 +418,12 @@ def _clip(text: str, limit: int) -> str:
 
 
 def observation(result: SandboxResult) -> str:
-    """The text the policy model sees: the error if any, then output, clearly labelled."""
+    """The text the policy model sees: the error if any, then output, clearly labelled.
+
+    A clean run shows its output alone, as a notebook does: small policies copy labels.
+    """
+    if result.ok and not result.stderr.strip() and not result.truncated and result.stdout.strip():
+        return _clip(result.stdout.rstrip("\n"), OBS_MAX_CHARS)
     parts = [f"Error: {result.error}"] if result.error else []
     if result.stdout.strip():
         parts.append("Output:\n" + _clip(result.stdout.rstrip("\n"), OBS_MAX_CHARS))

@@ -26,7 +26,7 @@ class SearchArgs(BaseModel):
     query: str = Field(description="What to look up, as a short natural-language query.")
 
 
-def _wiki_index(limit: int | None):  # noqa: ANN202 - WikiIndex is imported lazily (torch)
+def _wiki_index(limit: int | None):
     from .retrieval import WikiIndex
 
     with _index_lock:
