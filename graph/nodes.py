@@ -373,7 +373,8 @@ def finish(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "answer": state.answer,
         "latency_s": now - state.started_at if state.started_at else 0.0,
     }
-    save_trajectory(ctx, State(**{**state.__dict__, **update}))
+    tools = sorted(resolve(ctx, record_call, arecord_call).tools)
+    save_trajectory(ctx, State(**{**state.__dict__, **update}), tools)
     return update
 
 

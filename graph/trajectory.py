@@ -48,7 +48,7 @@ def default_db() -> Path:
     return cache_dir() / "trajectories.sqlite"
 
 
-def build_record(ctx: Context, state: State) -> dict[str, Any]:
+def build_record(ctx: Context, state: State, tools: list[str]) -> dict[str, Any]:
     """The full, JSON-ready record of a finished run.
 
     It holds every policy turn's raw completion and parsed calls, every tool call with its
@@ -72,6 +72,7 @@ def build_record(ctx: Context, state: State) -> dict[str, Any]:
         "question": state.question,
         "preference": state.preference or ctx.preference,
         "context": {k: getattr(ctx, k) for k in _CONTEXT_FIELDS},
+        "tools": tools,
         "answer": state.answer,
         "stopped_by": state.stopped_by,
         "turns": state.turns,
@@ -139,8 +140,8 @@ class TrajectoryStore:
             return int(db.execute("SELECT COUNT(*) FROM trajectories").fetchone()[0])
 
 
-def save_trajectory(ctx: Context, state: State) -> dict[str, Any]:
-    """Build the record of ``state`` and store it where ``ctx`` says."""
-    record = build_record(ctx, state)
+def save_trajectory(ctx: Context, state: State, tools: list[str]) -> dict[str, Any]:
+    """Build the record of ``state`` (run with the pool ``tools``) and store it."""
+    record = build_record(ctx, state, tools)
     TrajectoryStore(ctx.trajectory_db or None).save(record)
     return record

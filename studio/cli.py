@@ -20,7 +20,6 @@ app = typer.Typer(
 server_app = typer.Typer(help="The embedded llama.cpp server.", no_args_is_help=True)
 app.add_typer(server_app, name="server")
 out = Console()
-err = Console(stderr=True)
 
 ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="Tool-pool profile.")]
 ConfigOpt = Annotated[str, typer.Option("--config", "-c", help="User config file (TOML).")]
@@ -241,5 +240,9 @@ def main() -> None:
     try:
         app()
     except _user_errors() as exc:
-        err.print(f"podium: error: {exc}", markup=False, highlight=False)
+        print(f"podium: error: {exc}", file=sys.stderr)  # one line: no rich wrapping
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
