@@ -85,22 +85,18 @@ class Context:
                     raise ContextError(
                         f"${ENV_PREFIX}{f.name.upper()}={env!r} is not a valid {f.name}"
                     ) from None
-        self._check(
-            "budget_usd",
-            "flag budget-usd",
-            self.budget_usd >= 0 and math.isfinite(self.budget_usd),
-            "a finite number >= 0",
-        )
-        self._check("max_turns", "flag max-turns", self.max_turns >= 1, "an integer >= 1")
+        budget_ok = self.budget_usd >= 0 and math.isfinite(self.budget_usd)
+        self._require("budget_usd", budget_ok, "a finite number >= 0")
+        self._require("max_turns", self.max_turns >= 1, "an integer >= 1")
 
-    def _check(self, name: str, flag: str, ok: bool, rule: str) -> None:
+    def _require(self, name: str, ok: bool, rule: str) -> None:
         if not ok:
             raise ContextError(
                 BAD_NUMBER.format(
                     name=name,
                     rule=rule,
                     value=getattr(self, name),
-                    flag=flag.removeprefix("flag "),
+                    flag=name.replace("_", "-"),
                     env=f"{ENV_PREFIX}{name.upper()}",
                 )
             )

@@ -33,6 +33,7 @@ from .parsing import parse_tool_calls
 from .render import ANSWER, policy_tools, render
 from .resources import Resources, resolve
 from .state import LedgerEntry, State, StopReason, spent
+from .tracing import report_cost
 from .trajectory import save_trajectory
 
 LEDGER_KEY = "podium_ledger"
@@ -187,6 +188,7 @@ def _end_turn(
         seconds=seconds,
         cost_usd=t.cost.price(in_tok, out_tok),
     )
+    report_cost([entry])
     update = t.update | {"ledger": [entry], "turns": t.turn}
     parsed = parse_tool_calls(reply, t.tools)
     parsed.calls = _unique(parsed.calls)
@@ -347,6 +349,7 @@ def _merge_results(state: State, update: dict[str, Any], results: Any) -> dict[s
         if entry is not None:
             update["ledger"].append(LedgerEntry(**{**entry, "turn": state.turns}))
         update["messages"].append(msg)
+    report_cost(update["ledger"])
     return update
 
 

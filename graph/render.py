@@ -5,7 +5,7 @@ Studio and ``ToolNode`` need. The policy instead receives the same conversation 
 text: calls as ``<tool_call>`` blocks in its own turns, results as ``<tool_response>`` blocks in
 user turns — what Qwen/Hermes templates produce and tool-calling policies are trained on. Sending
 native messages would be equivalent, but chat templates render OpenAI's JSON-string arguments
-twice (``"arguments": "{\\"code\\": ...}"``), which small policies copy and loop on. Rendering is
+twice (a JSON string inside JSON), which small policies copy and loop on. Rendering is
 deterministic, so a trajectory's prompts are rebuilt from its messages alone (for training).
 """
 

@@ -26,7 +26,8 @@ def parse(content, **kw):
         f"I will compute it.\n```json\n{CALL}\n```",
         f"```\n{CALL}\n```",
         '{"name": "calc", "parameters": {"expression": "2+2"}}',
-        '{"type": "function", "function": {"name": "calc", "arguments": "{\\"expression\\": \\"2+2\\"}"}}',
+        '{"type": "function", "function": {"name": "calc", '
+        '"arguments": "{\\"expression\\": \\"2+2\\"}"}}',
         '{"name": "calc", "arguments": "2+2"}',  # bare string for a one-field tool
         f"<think>I need a tool.</think>{CALL}",
     ],

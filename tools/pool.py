@@ -16,7 +16,10 @@ from .python_tool import python_tool
 from .search import local_search_tool, web_search_tool, web_search_unavailable
 
 UNKNOWN_PROFILE = "unknown profile {name!r}: choose one of {known} (or define [profiles.{name}])"
-UNKNOWN_TOOL = "profile {profile!r} names unknown tool {tool!r}: builtins are {builtins}, or add [experts.{tool}]"
+UNKNOWN_TOOL = (
+    "profile {profile!r} names unknown tool {tool!r}: builtins are {builtins}, "
+    "or add [experts.{tool}]"
+)
 
 
 @dataclass(frozen=True)
