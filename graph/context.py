@@ -100,3 +100,9 @@ class Context:
                     env=f"{ENV_PREFIX}{name.upper()}",
                 )
             )
+
+
+def context_of(runtime: Any) -> Context:
+    """The :class:`Context` of a node's runtime (a dict from Studio becomes a Context)."""
+    ctx = getattr(runtime, "context", None)
+    return ctx if isinstance(ctx, Context) else Context(**(ctx or {}))

@@ -7,8 +7,10 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from podium.graph.context import Context
-from podium.graph.nodes import apolicy, atools, finish, policy, route_policy, tools
+from podium.graph.policy import apolicy, policy, route_policy
 from podium.graph.state import InputState, State
+from podium.graph.tool_calls import atools, tools
+from podium.graph.trajectory import finish
 
 
 def build_graph() -> StateGraph:

@@ -26,3 +26,10 @@ MALFORMED = (
 )
 
 BLOCKED = "Not run: its worst-case cost ${bound:.6f} exceeds the ${left:.6f} left of the budget."
+
+REPEATED = (
+    "Already run with exactly these arguments; it returned:\n{result}\n"
+    "Do not repeat a call. If this answers the question, call answer with it."
+)
+
+EMPTY = "the reply was empty"

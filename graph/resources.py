@@ -9,7 +9,6 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
-from langgraph.prebuilt import ToolNode
 
 from podium.tools import PodiumConfig, load_config, pool_entries
 from podium.tools.endpoints import chat_model
@@ -24,22 +23,11 @@ class Resources:
 
     config: PodiumConfig
     tools: dict[str, BaseTool]
-    wrappers: tuple[Any, Any]
     policy_base_url: str
     policy_model: str
     policy_price: TokenPrice
     max_tokens: int
     temperature: float
-
-    def tool_node(self) -> ToolNode:
-        """A ToolNode over the pool whose wrappers bill every call (cheap to build)."""
-        wrap, awrap = self.wrappers
-        return ToolNode(
-            list(self.tools.values()),
-            wrap_tool_call=wrap,
-            awrap_tool_call=awrap,
-            handle_tool_errors=True,
-        )
 
     def chat_model(self) -> BaseChatModel:
         """The policy behind its OpenAI-compatible endpoint (one seam for every engine)."""
@@ -75,8 +63,8 @@ def _pool(profile: str, config_path: str, local_only: bool, _stamp: Any) -> tupl
     return tuple(e.tool for e in entries if e.tool is not None)
 
 
-def resolve(ctx: Context, wrap: Any, awrap: Any) -> Resources:
-    """The resources of ``ctx``; ``wrap``/``awrap`` are the ToolNode's per-call wrappers."""
+def resolve(ctx: Context) -> Resources:
+    """The resources of ``ctx``."""
     config = load_config(ctx.config or None)
     # The pool depends on environment keys too (a tool appears when its key is set).
     keys = tuple(sorted(k for k in os.environ if k.endswith("_API_KEY")))
@@ -85,7 +73,6 @@ def resolve(ctx: Context, wrap: Any, awrap: Any) -> Resources:
     return Resources(
         config=config,
         tools={t.name: t for t in tools},
-        wrappers=(wrap, awrap),
         policy_base_url=_policy_url(ctx, config),
         policy_model=ctx.policy_model or policy.model,
         policy_price=Prices(config).model(policy.price),

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import AIMessage, messages_to_dict
+from langgraph.runtime import Runtime
 
 from podium.tools.paths import cache_dir
 
-from .context import Context
+from .context import Context, context_of
+from .resources import resolve
 from .state import State, spent
 
 SCHEMA = """
@@ -145,3 +147,17 @@ def save_trajectory(ctx: Context, state: State, tools: list[str]) -> dict[str, A
     record = build_record(ctx, state, tools)
     TrajectoryStore(ctx.trajectory_db or None).save(record)
     return record
+
+
+def finish(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Close the run: settle the answer and why it stopped, and store the trajectory."""
+    ctx = context_of(runtime)
+    now = time.time()
+    update = {
+        "stopped_by": state.stopped_by or "error",
+        "answer": state.answer,
+        "latency_s": now - state.started_at if state.started_at else 0.0,
+    }
+    tools = sorted(resolve(ctx).tools)
+    save_trajectory(ctx, State(**{**state.__dict__, **update}), tools)
+    return update

@@ -116,6 +116,22 @@ def test_max_turns_forces_a_final_answer(fake_graph):
     assert policy.bound == [["answer", "calc"], ["answer", "calc"], ["answer"]]
 
 
+def test_a_repeated_call_is_answered_from_the_record_not_run_again(fake_graph):
+    script = [call("calc", expression="6*7"), call("calc", expression="6*7"), "42"]
+    policy, out = run(fake_graph, script, [calc_tool(0.001)])
+    tool_entries = [e for e in out["ledger"] if e["kind"] == "tool"]
+    assert [e["ok"] for e in tool_entries] == [True, False]
+    assert math.isclose(sum(e["cost_usd"] for e in tool_entries), 0.001)  # billed once
+    repeat = [m for m in out["messages"] if isinstance(m, ToolMessage)][-1]
+    assert "Already run" in repeat.content and "42" in repeat.content
+    assert out["stopped_by"] == "answer"
+
+
+def test_an_empty_reply_is_fed_back_not_taken_as_the_answer(fake_graph):
+    _, out = run(fake_graph, ["", "42"], [calc_tool()])
+    assert out["answer"] == "42" and out["malformed_calls"] == 1
+
+
 def test_policy_endpoint_failure_stops_with_error(fake_graph):
     _, out = run(fake_graph, [ConnectionError("refused")], [calc_tool()])
     assert out["stopped_by"] == "error"

@@ -1,0 +1,185 @@
+"""The tools node: LangGraph's ToolNode with a billing wrapper, behind the budget guard."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from langchain_core.messages import AIMessage, AnyMessage, ToolCall, ToolMessage
+from langgraph.config import get_config
+from langgraph.prebuilt import ToolNode
+from langgraph.prebuilt.tool_node import ToolCallRequest
+from langgraph.runtime import Runtime
+
+from podium.tools import cost_of
+from podium.tools.cost import token_bound
+
+from . import prompts
+from .context import Context, context_of
+from .ledger import entry as ledger_entry
+from .ledger import policy_cost, prompt_bound
+from .resources import Resources, resolve
+from .state import LedgerEntry, State, spent
+from .tracing import report_cost
+
+LEDGER_KEY = "podium_ledger"
+BLOCKED_ERROR = "blocked by the budget guard"
+OBSERVATION_RESERVE_TOKENS = 4096  # room kept for tool results in the final-answer turn
+
+
+def tool_node(res: Resources) -> ToolNode:
+    """A ToolNode over the pool whose wrappers bill every call (cheap to build per turn)."""
+    return ToolNode(
+        list(res.tools.values()),
+        wrap_tool_call=record_call,
+        awrap_tool_call=arecord_call,
+        handle_tool_errors=True,
+    )
+
+
+def _attach_ledger(request: ToolCallRequest, msg: Any, seconds: float) -> Any:
+    """Price a finished call and put its ledger entry on the ToolMessage."""
+    if not isinstance(msg, ToolMessage) or request.tool is None:
+        return msg
+    usage = msg.artifact if isinstance(msg.artifact, dict) else {}
+    error = usage.get("error", "") or (str(msg.content)[:500] if msg.status == "error" else "")
+    if error:
+        msg.status = "error"
+    in_tok, out_tok = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
+    cost = cost_of(request.tool).price(in_tok, out_tok, usage.get("compute_seconds", seconds))
+    msg.response_metadata[LEDGER_KEY] = ledger_entry(
+        "tool",
+        request.tool.name,
+        call_id=msg.tool_call_id,
+        input_tokens=in_tok,
+        output_tokens=out_tok,
+        seconds=seconds,
+        cost_usd=cost,
+        ok=not error,
+        error=error,
+    )
+    return msg
+
+
+def record_call(request: ToolCallRequest, execute: Callable[[ToolCallRequest], Any]) -> Any:
+    """ToolNode wrapper: time the call and attach its ledger entry to the ToolMessage."""
+    start = time.perf_counter()
+    msg = execute(request)
+    return _attach_ledger(request, msg, time.perf_counter() - start)
+
+
+async def arecord_call(
+    request: ToolCallRequest, execute: Callable[[ToolCallRequest], Awaitable[Any]]
+) -> Any:
+    """Async twin of :func:`record_call`."""
+    start = time.perf_counter()
+    msg = await execute(request)
+    return _attach_ledger(request, msg, time.perf_counter() - start)
+
+
+def call_key(call: ToolCall) -> str:
+    """Identity of a call: its tool and arguments."""
+    return json.dumps([call["name"], call["args"]], sort_keys=True, default=str)
+
+
+def _earlier_results(messages: list[AnyMessage]) -> dict[str, str]:
+    """What each call already run in this conversation returned, by :func:`call_key`."""
+    results = {m.tool_call_id: str(m.content) for m in messages if isinstance(m, ToolMessage)}
+    return {
+        call_key(c): results[c["id"]]
+        for m in messages
+        if isinstance(m, AIMessage)
+        for c in m.tool_calls
+        if c["id"] in results
+    }
+
+
+def _plan_calls(
+    state: State, runtime: Runtime[Context]
+) -> tuple[Resources, list[ToolCall], dict[str, Any]]:
+    """Admit the calls whose worst-case cost fits the budget; block the rest."""
+    ctx = context_of(runtime)
+    res = resolve(ctx)
+    ai = state.messages[-1]
+    assert isinstance(ai, AIMessage)
+    left = ctx.budget_usd - spent(state.ledger)
+    reserve = policy_cost(res).worst_case(
+        prompt_bound(state.messages, {}) + OBSERVATION_RESERVE_TOKENS
+    )
+    admitted: list[ToolCall] = []
+    messages: list[AnyMessage] = []
+    entries: list[LedgerEntry] = []
+    committed = 0.0
+    earlier = _earlier_results(state.messages[:-1])
+    for call in ai.tool_calls:
+        previous = earlier.get(call_key(call))
+        if previous is not None:  # the same call again: answer from the record, spend nothing
+            messages.append(
+                ToolMessage(
+                    prompts.REPEATED.format(result=previous),
+                    tool_call_id=call["id"],
+                    name=call["name"],
+                )
+            )
+            entries.append(
+                ledger_entry(
+                    "tool",
+                    call["name"],
+                    turn=state.turns,
+                    call_id=call["id"] or "",
+                    ok=False,
+                    error="repeated call, not run again",
+                )
+            )
+            continue
+        bound = cost_of(res.tools[call["name"]]).worst_case(token_bound(json.dumps(call["args"])))
+        if committed + bound + reserve <= left:
+            admitted.append(call)
+            committed += bound
+            continue
+        note = prompts.BLOCKED.format(bound=bound, left=max(left - committed, 0.0))
+        messages.append(
+            ToolMessage(note, tool_call_id=call["id"], name=call["name"], status="error")
+        )
+        entries.append(
+            ledger_entry(
+                "tool",
+                call["name"],
+                turn=state.turns,
+                call_id=call["id"] or "",
+                ok=False,
+                error=BLOCKED_ERROR,
+            )
+        )
+    update: dict[str, Any] = {"messages": messages, "ledger": entries}
+    if any(e["error"] == BLOCKED_ERROR for e in entries):
+        update["force_final"] = "budget"
+    return res, admitted, update
+
+
+def _merge_results(state: State, update: dict[str, Any], results: Any) -> dict[str, Any]:
+    if isinstance(results, dict):
+        results = results["messages"]
+    for msg in results:
+        entry = msg.response_metadata.get(LEDGER_KEY)
+        if entry is not None:
+            update["ledger"].append(LedgerEntry(**{**entry, "turn": state.turns}))
+        update["messages"].append(msg)
+    report_cost(update["ledger"])
+    return update
+
+
+def tools(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Run the policy's calls that the budget allows; block the rest and force an answer."""
+    res, admitted, update = _plan_calls(state, runtime)
+    results = tool_node(res).invoke(admitted, get_config()) if admitted else []
+    return _merge_results(state, update, results)
+
+
+async def atools(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Async twin of :func:`tools`."""
+    res, admitted, update = _plan_calls(state, runtime)
+    results = await tool_node(res).ainvoke(admitted, get_config()) if admitted else []
+    return _merge_results(state, update, results)
