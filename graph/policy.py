@@ -93,7 +93,7 @@ def _begin_turn(state: State, runtime: Runtime[Context]) -> _Turn | dict[str, An
     if forced is None and turn >= ctx.max_turns:
         forced = "max_turns"
     if forced:
-        reason = prompts.REASON_BUDGET if forced == "budget" else prompts.REASON_TURNS
+        reason = prompts.REASONS[forced]
         new.append(HumanMessage(prompts.FINAL.format(reason=reason)))
     elif state.messages and isinstance(state.messages[-1], ToolMessage):
         # Small policies re-call a tool with its own result; asking to answer fixes most.
@@ -146,7 +146,7 @@ def _end_turn(
     update = t.update | {"ledger": [entry], "turns": t.turn}
     parsed = parse_tool_calls(reply, t.tools)
     parsed.calls = _unique(parsed.calls)
-    if not (parsed.calls or parsed.errors or parsed.text):
+    if not (parsed.calls or parsed.errors or parsed.text.strip("[]{} \n")):
         parsed.errors.append(prompts.EMPTY)
     # llama.cpp answers HTTP 500 to an assistant turn with calls and no content: keep the text.
     content = reply.content or json.dumps(

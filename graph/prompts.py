@@ -12,8 +12,11 @@ SYSTEM = (
 NO_PREFERENCE = "none stated: balance accuracy and cost."
 
 FINAL = "{reason} Call answer now with your final answer, using what you have learned so far."
-REASON_BUDGET = "The budget does not allow another tool call."
-REASON_TURNS = "This is the last turn."
+REASONS = {
+    "budget": "The budget does not allow another tool call.",
+    "max_turns": "This is the last turn.",
+    "answer": "You are repeating a call you already made.",
+}
 
 OBSERVE = (
     "If that answers the question, call answer with it; otherwise call the tool still needed. "

@@ -26,6 +26,7 @@ from .tracing import report_cost
 
 LEDGER_KEY = "podium_ledger"
 BLOCKED_ERROR = "blocked by the budget guard"
+REPEATED_ERROR = "repeated call, not run again"
 OBSERVATION_RESERVE_TOKENS = 4096  # room kept for tool results in the final-answer turn
 
 
@@ -130,7 +131,7 @@ def _plan_calls(
                     turn=state.turns,
                     call_id=call["id"] or "",
                     ok=False,
-                    error="repeated call, not run again",
+                    error=REPEATED_ERROR,
                 )
             )
             continue
@@ -156,6 +157,8 @@ def _plan_calls(
     update: dict[str, Any] = {"messages": messages, "ledger": entries}
     if any(e["error"] == BLOCKED_ERROR for e in entries):
         update["force_final"] = "budget"
+    elif any(e["error"] == REPEATED_ERROR for e in entries):
+        update["force_final"] = "answer"  # a policy repeating itself has what it will get
     return res, admitted, update
 
 

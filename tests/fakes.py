@@ -20,7 +20,6 @@ class FakePolicy(BaseChatModel):
     prompts: list[list[BaseMessage]] = Field(default_factory=list)
     bound: list[list[str]] = Field(default_factory=list)
     usage: tuple[int, int] = (100, 20)
-    repeat_last: bool = False
 
     @property
     def _llm_type(self) -> str:
@@ -31,7 +30,7 @@ class FakePolicy(BaseChatModel):
     ) -> ChatResult:
         self.prompts.append(list(messages))
         self.bound.append([t["function"]["name"] for t in kwargs.get("tools", [])])
-        item = self.script[0] if self.repeat_last and len(self.script) == 1 else self.script.pop(0)
+        item = self.script.pop(0)
         if isinstance(item, Exception):
             raise item
         msg = AIMessage(content=item) if isinstance(item, str) else item.model_copy(deep=True)

@@ -110,7 +110,8 @@ def test_call_over_budget_is_blocked_and_answer_forced(fake_graph):
 
 
 def test_max_turns_forces_a_final_answer(fake_graph):
-    policy, base = fake_graph([call("calc", expression="1+1")], [calc_tool()], repeat_last=True)
+    script = [call("calc", expression=f"{i}+{i}") for i in range(3)]
+    policy, base = fake_graph(script, [calc_tool()])
     out = graph.invoke({"question": "loop"}, context=Context(**base, max_turns=3))
     assert out["turns"] == 3 and out["stopped_by"] == "max_turns"
     assert policy.bound == [["answer", "calc"], ["answer", "calc"], ["answer"]]
@@ -124,7 +125,7 @@ def test_a_repeated_call_is_answered_from_the_record_not_run_again(fake_graph):
     assert math.isclose(sum(e["cost_usd"] for e in tool_entries), 0.001)  # billed once
     repeat = [m for m in out["messages"] if isinstance(m, ToolMessage)][-1]
     assert "Already run" in repeat.content and "42" in repeat.content
-    assert out["stopped_by"] == "answer"
+    assert out["stopped_by"] == "answer" and policy.bound[-1] == ["answer"]  # answer forced
 
 
 def test_an_empty_reply_is_fed_back_not_taken_as_the_answer(fake_graph):
