@@ -65,8 +65,14 @@ class _Turn:
     cost: ToolCost
 
     def runnable(self) -> Runnable:
+        """The policy with this turn's tools; a forced turn *must* call ``answer``.
+
+        A named ``tool_choice`` makes llama.cpp, vLLM and OpenAI constrain decoding to the
+        answer tool's schema, so even a policy stuck in calling tools writes an answer.
+        """
         llm = self.res.chat_model()
-        return llm.bind_tools(list(self.tools.values())) if self.tools else llm
+        choice = ANSWER if self.forced else None
+        return llm.bind_tools(list(self.tools.values()), tool_choice=choice)
 
 
 def _begin_turn(state: State, runtime: Runtime[Context]) -> _Turn | dict[str, Any]:

@@ -19,6 +19,7 @@ class FakePolicy(BaseChatModel):
     script: list[Any] = Field(default_factory=list)
     prompts: list[list[BaseMessage]] = Field(default_factory=list)
     bound: list[list[str]] = Field(default_factory=list)
+    choices: list[object] = Field(default_factory=list)
     usage: tuple[int, int] = (100, 20)
 
     @property
@@ -30,6 +31,7 @@ class FakePolicy(BaseChatModel):
     ) -> ChatResult:
         self.prompts.append(list(messages))
         self.bound.append([t["function"]["name"] for t in kwargs.get("tools", [])])
+        self.choices.append(kwargs.get("tool_choice"))
         item = self.script.pop(0)
         if isinstance(item, Exception):
             raise item

@@ -115,6 +115,7 @@ def test_max_turns_forces_a_final_answer(fake_graph):
     out = graph.invoke({"question": "loop"}, context=Context(**base, max_turns=3))
     assert out["turns"] == 3 and out["stopped_by"] == "max_turns"
     assert policy.bound == [["answer", "calc"], ["answer", "calc"], ["answer"]]
+    assert policy.choices == [None, None, "answer"]  # the forced turn must call `answer`
 
 
 def test_a_repeated_call_is_answered_from_the_record_not_run_again(fake_graph):
