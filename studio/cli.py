@@ -188,7 +188,7 @@ def tools(
             table.add_row(
                 e.name,
                 c.locality,
-                c.summary().split(", ", 1)[1].rsplit(", ", 1)[0],
+                c.price_text(),
                 f"~{c.expected_latency_s:g}s",
                 c.capability,
             )

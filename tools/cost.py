@@ -86,8 +86,8 @@ class ToolCost(BaseModel):
             out = self.max_output_tokens if self.max_output_tokens is not None else math.inf
         return self.price(input_tokens + self.prompt_tokens, out, seconds)  # type: ignore[arg-type]
 
-    def summary(self) -> str:
-        """One line a person or the policy reads: where it runs and what it costs."""
+    def price_text(self) -> str:
+        """The prices in words, e.g. ``$1.25 in / $10 out per M tokens``."""
         parts = []
         if self.per_call_usd:
             parts.append(f"${self.per_call_usd:g}/call")
@@ -97,8 +97,11 @@ class ToolCost(BaseModel):
             )
         if self.per_second_usd:
             parts.append(f"${self.per_second_usd:g}/s")
-        price = ", ".join(parts) or "free"
-        return f"{self.locality}, {price}, ~{self.expected_latency_s:g}s"
+        return ", ".join(parts) or "free"
+
+    def summary(self) -> str:
+        """One line a person or the policy reads: where it runs and what it costs."""
+        return f"{self.locality}, {self.price_text()}, ~{self.expected_latency_s:g}s"
 
 
 def cost_of(tool: BaseTool) -> ToolCost:
