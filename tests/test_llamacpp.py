@@ -5,7 +5,6 @@ Model files stay in the default cache (assembled once); each test's server state
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -19,13 +18,7 @@ import pytest
 from podium.tools import llamacpp
 from podium.tools.llamacpp import EmbeddedServer, ServerError
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        importlib.util.find_spec("llama_cpp") is None,
-        reason="llama-cpp-python[server] not installed",
-    ),
-]
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
