@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+# RunnableCallable is what LangGraph itself wraps node functions in; it is the one way to give a
+# node sync and async twins *and* have the runtime (context) injected into both.
 from langgraph._internal._runnable import RunnableCallable
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph

@@ -41,7 +41,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from podium.tools.models import default_aliases, file_lock, get_model
+from filelock import FileLock
+
+from podium.tools.models import default_aliases, get_model
 from podium.tools.paths import atomic_path, cache_dir
 
 __all__ = ["EmbeddedServer", "ServerError", "embedded_base_url"]
@@ -155,7 +157,7 @@ class EmbeddedServer:
         lock = self._lock
         with contextlib.ExitStack() as stack:
             try:
-                stack.enter_context(file_lock(lock, timeout=timeout))
+                stack.enter_context(FileLock(lock, timeout=timeout))  # Timeout is a TimeoutError
             except TimeoutError:
                 raise ServerError(BUSY.format(lock=lock, timeout=timeout)) from None
             yield

@@ -10,16 +10,16 @@ a pinned sha256 before anything loads it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import importlib.metadata
 import json
 import os
 import re
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from filelock import FileLock
 
 from podium.tools.paths import atomic_path, cache_dir
 
@@ -28,7 +28,6 @@ __all__ = [
     "ModelFilesError",
     "PackagedModel",
     "default_aliases",
-    "file_lock",
     "get_model",
 ]
 
@@ -39,7 +38,6 @@ SHA_MISMATCH = (
     "model {alias!r}: {what} has sha256 {actual}, expected {expected}; refusing to load it"
     " (reinstall: `{pip}`)"
 )
-LOCK_TIMEOUT = "could not lock {path} within {timeout:.0f} s"
 UNKNOWN_MODEL = "unknown model {alias!r}; known: {known}"
 FIX_REQUIRED = "run `make install` (or `{pip}`)"
 FIX_OPTIONAL = "run `make install-strong` (or `{pip}`)"
@@ -105,7 +103,7 @@ class PackagedModel:
         sources = self._sources()
         models = cache_dir("models")
         # One process assembles or hashes at a time; the others then find the sidecar.
-        with file_lock(models / f".{self.alias}.lock"):
+        with FileLock(models / f".{self.alias}.lock"):
             if self.relpath is not None:
                 self._verify(sources[0], models / f"{self.alias}.verified.json")
                 return sources[0]
@@ -257,30 +255,6 @@ def get_model(alias: str) -> PackagedModel:
 def default_aliases() -> list[str]:
     """Aliases to serve by default: every required model, plus the optional ones installed."""
     return [alias for alias, m in PACKAGED_MODELS.items() if not m.optional or m.installed()]
-
-
-@contextlib.contextmanager
-def file_lock(path: Path, timeout: float | None = None) -> Iterator[None]:
-    """Hold an exclusive ``fcntl`` lock on ``path`` (created if needed) for the block.
-
-    Raises:
-        TimeoutError: ``timeout`` seconds passed without getting the lock.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    with path.open("a") as handle:
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | (fcntl.LOCK_NB if deadline is not None else 0))
-                break
-            except BlockingIOError:
-                if deadline is not None and time.monotonic() > deadline:
-                    raise TimeoutError(LOCK_TIMEOUT.format(path=path, timeout=timeout)) from None
-                time.sleep(0.05)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _distribution(name: str) -> importlib.metadata.Distribution | None:
