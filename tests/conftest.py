@@ -29,3 +29,14 @@ def fake_graph(monkeypatch, tmp_path):
         return policy, ctx
 
     return setup
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_the_embedded_server_we_started():
+    """The embedded server outlives its clients by design; a test session cleans up after itself."""
+    from podium.tools.llamacpp import EmbeddedServer
+
+    before = EmbeddedServer().status()
+    yield
+    if before is None:
+        EmbeddedServer().stop()
