@@ -9,10 +9,25 @@ from typing import Any
 
 ENV_PREFIX = "PODIUM_"
 BAD_NUMBER = "{name} must be {rule}, got {value!r}: fix --{flag} or ${env}"
+MAX_TEXT_CHARS = 100_000
+"""Longest question or preference a run accepts, in characters; longer text is refused."""
+TOO_LONG = "{name} is {size:,} characters, more than the {limit:,} podium accepts: {fix}"
 
 
 class ContextError(ValueError):
     """An invalid context value; the message is one line naming the fix."""
+
+
+def check_length(name: str, text: str, fix: str) -> None:
+    """Refuse ``text`` longer than :data:`MAX_TEXT_CHARS` with a one-line :class:`ContextError`.
+
+    A megabyte of text is far beyond a policy's context (8,192 tokens on the embedded
+    server): sending it would only start the model server and fail there.
+    """
+    if len(text) > MAX_TEXT_CHARS:
+        raise ContextError(
+            TOO_LONG.format(name=name, size=len(text), limit=MAX_TEXT_CHARS, fix=fix)
+        )
 
 
 def _env_value(raw: str, default: Any) -> Any:
@@ -82,12 +97,16 @@ class Context:
                 try:
                     setattr(self, f.name, _env_value(env, f.default))
                 except ValueError:
+                    var = f"${ENV_PREFIX}{f.name.upper()}"
                     raise ContextError(
-                        f"${ENV_PREFIX}{f.name.upper()}={env!r} is not a valid {f.name}"
+                        f"{var}={env!r} is not a valid {f.name}: fix or unset {var}"
                     ) from None
         budget_ok = self.budget_usd >= 0 and math.isfinite(self.budget_usd)
         self._require("budget_usd", budget_ok, "a finite number >= 0")
         self._require("max_turns", self.max_turns >= 1, "an integer >= 1")
+        check_length(
+            "the preference", self.preference, "shorten --preference or $PODIUM_PREFERENCE"
+        )
 
     def _require(self, name: str, ok: bool, rule: str) -> None:
         if not ok:

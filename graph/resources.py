@@ -73,9 +73,9 @@ def resolve(ctx: Context) -> Resources:
     return Resources(
         config=config,
         tools={t.name: t for t in tools},
+        policy_price=Prices(config).model(policy.price),  # a bad price fails before a server starts
         policy_base_url=_policy_url(ctx, config),
         policy_model=ctx.policy_model or policy.model,
-        policy_price=Prices(config).model(policy.price),
         max_tokens=policy.max_tokens,
         temperature=ctx.temperature if ctx.temperature >= 0 else policy.temperature,
     )

@@ -27,6 +27,10 @@ LocalOpt = Annotated[bool, typer.Option("--local-only", help="Offer only local t
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
+# Click's base error class, whether typer vendors Click (typer._click, newer typer) or not.
+_CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
 class UsageError(ValueError):
     """A mistake in the command line; one line, exit code 2."""
 
@@ -104,10 +108,12 @@ def run(
 ) -> None:
     """Answer QUESTION with the orchestrator and account for every dollar and second."""
     from podium.graph import Context
+    from podium.graph.context import check_length
     from podium.tools import load_pool
 
     if not question.strip():
         raise UsageError("the question is empty: pass the question as the first argument")
+    check_length("the question", question, "shorten it")
     ctx = Context(
         profile=profile,
         config=config,
@@ -235,13 +241,36 @@ def server_stop() -> None:
     out.print("stopped" if EmbeddedServer().stop() else "no embedded server was running")
 
 
+def _usage_error(exc: Exception) -> int:
+    """Print a Click error (bad flag, value or subcommand) as one line; return its exit code.
+
+    Click's own report is a usage line, a hint and a boxed message; podium's rule is one line
+    naming the problem and the fix. ``podium`` alone still prints the help (exit code 2).
+    """
+    message = " ".join(exc.format_message().split())
+    if type(exc).__name__ == "NoArgsIsHelpError":  # rich help is printed already
+        if message:
+            print(exc.format_message())
+        return 2
+    ctx = getattr(exc, "ctx", None)
+    fix = f": see '{ctx.command_path} --help'" if ctx is not None else ""
+    print(f"podium: error: {message.rstrip('.')}{fix}", file=sys.stderr)
+    return int(getattr(exc, "exit_code", 2))
+
+
 def main() -> None:
     """Entry point: user mistakes become one line on stderr and exit code 2."""
     try:
-        app()
+        code = app(standalone_mode=False)  # Click errors reach us instead of its usage box
+    except _CLICK_ERROR as exc:
+        sys.exit(_usage_error(exc))
+    except typer.Abort:
+        print("podium: aborted", file=sys.stderr)
+        sys.exit(1)
     except _user_errors() as exc:
         print(f"podium: error: {exc}", file=sys.stderr)  # one line: no rich wrapping
         sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)  # typer.Exit(n) and --help return n
 
 
 if __name__ == "__main__":

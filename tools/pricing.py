@@ -6,6 +6,7 @@ the ``[prices]`` table of the user's config, in that order.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass
@@ -41,16 +42,20 @@ class Prices:
         """Token prices of ``ref``: a table key, or ``provider:model`` for genai-prices.
 
         Raises:
-            ConfigError: the model is in neither source.
+            ConfigError: the model is in neither source, or its table entry is no price.
         """
         entry = self.table.get("models", {}).get(ref)
         if entry is not None:
             try:
-                return TokenPrice(float(entry["input"]), float(entry["output"]), f"table:{ref}")
+                price = TokenPrice(float(entry["input"]), float(entry["output"]), f"table:{ref}")
             except (KeyError, TypeError, ValueError):
+                price = None
+            if price is None or not (_dollars(price.input) and _dollars(price.output)):
                 raise ConfigError(
-                    f"price entry {ref!r} needs numeric 'input' and 'output' per million tokens"
-                ) from None
+                    f"price entry {ref!r} needs 'input' and 'output' in dollars per million "
+                    f'tokens, finite and >= 0, got {entry!r}: fix [prices.models."{ref}"]'
+                )
+            return price
         if ":" in ref:
             return _genai_price(ref)
         raise ConfigError(
@@ -61,9 +66,17 @@ class Prices:
     def number(self, section: str, key: str) -> float:
         """A scalar price such as ``compute.per_second``."""
         try:
-            return float(self.table[section][key])
+            value = float(self.table[section][key])
         except (KeyError, TypeError, ValueError):
             raise ConfigError(f"price table lacks a number at {section}.{key}") from None
+        if not _dollars(value):
+            raise ConfigError(f"price {section}.{key} must be finite and >= 0, got {value}")
+        return value
+
+
+def _dollars(value: float) -> bool:
+    """A usable price: finite and not negative (a negative one would refill the budget)."""
+    return math.isfinite(value) and value >= 0
 
 
 def _genai_price(ref: str) -> TokenPrice:

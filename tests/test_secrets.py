@@ -1,0 +1,263 @@
+"""API keys never leak: not into traces, logs, trajectories, CLI output or the sandbox.
+
+Every key is set to a unique value and really used: the experts (built by ``expert_tool``
+from the packaged config) and, in one variant, the policy's own OpenAI client talk to a fake
+OpenAI-compatible server on 127.0.0.1, which checks that each key arrived as its bearer token.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import warnings
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from langchain_core.messages import AIMessage
+from langchain_core.tracers import LangChainTracer
+
+from podium.graph import Context, graph
+from podium.tools import load_config
+from podium.tools.config import PythonConfig
+from podium.tools.experts import expert_tool
+from podium.tools.pricing import Prices
+from podium.tools.python_tool import python_tool
+from podium.tools.sandbox import run_python
+from podium.tools.search import web_search_tool
+
+from .fakes import calc_tool
+from .test_tracing import RecordingClient
+
+KEYS = {
+    "OPENAI_API_KEY": "sk-leakcheck-openai-5b1f0c2e9d",
+    "ANTHROPIC_API_KEY": "sk-ant-leakcheck-anthropic-7e44a1",
+    "TAVILY_API_KEY": "tvly-leakcheck-tavily-93c8d2",
+    "PODIUM_POLICY_API_KEY": "pk-leakcheck-policy-2a6f51",
+}
+ENV_CODE = "import os\nprint(sorted(os.environ.items()))"
+QUESTION = "leakcheck: what is 6*7?"
+
+
+def leaks(text: str | bytes) -> list[str]:
+    """The names of the keys whose values occur in ``text``."""
+    if isinstance(text, bytes):
+        return [k for k, v in KEYS.items() if v.encode() in text]
+    return [k for k, v in KEYS.items() if v in text]
+
+
+def call(name: str, args: dict, call_id: str) -> dict:
+    """One tool call, as a policy writes it."""
+    return {"name": name, "args": args, "id": call_id, "type": "tool_call"}
+
+
+# The run: turn 1 computes and prints the environment in the sandbox, turn 2 asks both hosted
+# experts, turn 3 answers.
+TURNS = [
+    [call("calc", {"expression": "6*7"}, "c1"), call("python", {"code": ENV_CODE}, "c2")],
+    [
+        call("ask_gpt5", {"question": "6*7?"}, "c3"),
+        call("ask_claude", {"question": "6*7?"}, "c4"),
+    ],
+    [call("answer", {"text": "42"}, "c5")],
+]
+
+
+class FakeOpenAI(BaseHTTPRequestHandler):
+    """Chat completions: the policy replays ``TURNS``, every other model answers '42'."""
+
+    def do_POST(self) -> None:
+        """Record the request's bearer token and model, reply like an OpenAI server."""
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        server = self.server
+        with server.lock:  # type: ignore[attr-defined]
+            server.seen.append((body["model"], self.headers.get("Authorization", "")))  # type: ignore[attr-defined]
+            turn = sum(m == "policy" for m, _ in server.seen) - 1  # type: ignore[attr-defined]
+        if body["model"] == "policy":
+            calls = [
+                {
+                    "id": c["id"],
+                    "type": "function",
+                    "function": {"name": c["name"], "arguments": json.dumps(c["args"])},
+                }
+                for c in TURNS[turn]
+            ]
+            message = {"role": "assistant", "content": None, "tool_calls": calls}
+        else:
+            message = {"role": "assistant", "content": "the expert says 42"}
+        reply = {
+            "id": f"chatcmpl-{len(server.seen)}",  # type: ignore[attr-defined]
+            "object": "chat.completion",
+            "created": 0,
+            "model": body["model"],
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 50, "completion_tokens": 5, "total_tokens": 55},
+        }
+        data = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args) -> None:
+        """Keep the test output quiet."""
+
+
+@pytest.fixture
+def keys(monkeypatch):
+    """Every API key set to its unique value; loopback traffic bypasses any proxy."""
+    for name, value in KEYS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    return KEYS
+
+
+@pytest.fixture
+def openai_server():
+    """A fake OpenAI-compatible server on 127.0.0.1; yields (base_url, server)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
+    server.lock, server.seen = threading.Lock(), []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/v1", server
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.fixture
+def all_logs(caplog):
+    """Capture every logger at DEBUG, including those that do not propagate to the root."""
+    touched = []
+    for logger in [logging.getLogger(n) for n in list(logging.root.manager.loggerDict)]:
+        if isinstance(logger, logging.Logger):
+            touched.append((logger, logger.level, logger.propagate))
+            logger.setLevel(logging.DEBUG)
+            if not logger.propagate:
+                logger.addHandler(caplog.handler)
+    caplog.set_level(logging.DEBUG)
+    yield caplog
+    for logger, level, propagate in touched:
+        logger.setLevel(level)
+        if not propagate:
+            logger.removeHandler(caplog.handler)
+
+
+def hosted_tools(base_url: str) -> list:
+    """calc, the real sandboxed python tool, web_search and the packaged hosted experts.
+
+    The experts are the config's ``ask_gpt5`` and ``ask_claude`` (real keys, real
+    ``expert_tool``), with only their endpoint moved to the fake server.
+    """
+    config = load_config()
+    prices = Prices(config)
+    experts = [
+        expert_tool(name, config.experts[name].model_copy(update={"base_url": base_url}), prices)
+        for name in ("ask_gpt5", "ask_claude")
+    ]
+    return [calc_tool(), python_tool(PythonConfig(), prices), web_search_tool(prices), *experts]
+
+
+@pytest.mark.parametrize("policy", ["fake", "openai-client"])
+def test_keys_stay_out_of_traces_logs_and_the_trajectory(
+    policy, keys, openai_server, all_logs, fake_graph, monkeypatch, tmp_path, capfd
+):
+    from podium.graph import resources
+
+    base_url, server = openai_server
+    real_chat_model = resources._chat_model.__wrapped__  # uncached, before fake_graph patches it
+    script = [AIMessage(content="", tool_calls=t) for t in TURNS[:2]] + ["42"]
+    _, ctx = fake_graph(script, hosted_tools(base_url))
+    if policy == "openai-client":  # the real ChatOpenAI, keyed by $PODIUM_POLICY_API_KEY
+        monkeypatch.setattr(resources, "_chat_model", real_chat_model)
+        ctx["policy_base_url"] = base_url
+    client = RecordingClient()
+    tracer = LangChainTracer(client=client, project_name="podium-leakcheck")
+
+    out = graph.invoke(
+        {"question": QUESTION}, context=Context(**ctx), config={"callbacks": [tracer]}
+    )
+    tracer.wait_for_futures()
+
+    # The run really used every key it could, and the sandbox really printed its environment.
+    assert out["answer"] == "42" and out["stopped_by"] == "answer"
+    assert all(e["ok"] for e in out["ledger"]), out["ledger"]
+    bearers = {auth.removeprefix("Bearer ") for _, auth in server.seen}
+    expected = {KEYS["OPENAI_API_KEY"], KEYS["ANTHROPIC_API_KEY"]}
+    if policy == "openai-client":
+        expected.add(KEYS["PODIUM_POLICY_API_KEY"])
+    assert bearers == expected
+    env_seen = [m.content for m in out["messages"] if getattr(m, "name", "") == "python"]
+    assert "'PATH'" in env_seen[0]
+    # ... and no key appears anywhere it leaves a record.
+    assert client.payloads
+    assert not leaks(repr(client.payloads))
+    assert not leaks(json.dumps(client.payloads, default=str))
+    assert all_logs.records
+    for record in all_logs.records:
+        assert not leaks(record.getMessage()), record.name
+        assert not leaks(repr(record.__dict__)), record.name
+    assert not leaks(all_logs.text)
+    db_files = sorted(Path(ctx["trajectory_db"]).parent.glob("traj.sqlite*"))
+    raw = b"".join(f.read_bytes() for f in db_files)
+    assert QUESTION.encode() in raw  # the record is there to be searched
+    assert not leaks(raw)
+    printed = capfd.readouterr()
+    assert not leaks(printed.out + printed.err)
+
+
+@pytest.mark.parametrize("mode", ["default", "none"])
+def test_the_sandbox_never_sees_the_keys(keys, monkeypatch, mode):
+    if mode == "none":  # the unisolated fallback must clear the environment too
+        monkeypatch.setenv("PODIUM_SANDBOX", "none")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "runs WITHOUT isolation"
+        result = run_python(ENV_CODE + "\nimport subprocess\nprint(subprocess.getoutput('env'))")
+    assert result.ok, result
+    assert "'PATH'" in result.stdout and result.isolated == (mode == "default")
+    assert not leaks(result.stdout + result.stderr)
+
+
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``python -m podium.studio.cli ARGS`` with ``env``."""
+    return subprocess.run(
+        [sys.executable, "-m", "podium.studio.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+def test_cli_output_never_shows_the_keys(tmp_path):
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    env = {
+        **os.environ,
+        **KEYS,
+        "PODIUM_CONFIG": str(empty),
+        "PODIUM_CACHE_DIR": str(tmp_path / "cache"),
+        "PODIUM_TRAJECTORY_DB": str(tmp_path / "cli.sqlite"),
+        # A closed port: a run that called its policy would fail, not start a server.
+        "PODIUM_POLICY_BASE_URL": "http://127.0.0.1:9/v1",
+    }
+    listed = cli("tools", "--json", "--profile", "hosted", env=env)
+    assert listed.returncode == 0, listed.stderr
+    rows = {r["name"]: r for r in json.loads(listed.stdout)["tools"]}
+    assert all(rows[n]["available"] for n in ("web_search", "ask_gpt5", "ask_claude"))
+    assert not leaks(listed.stdout + listed.stderr)
+
+    # --budget-usd 0: the budget guard stops the run before any model call.
+    ran = cli("run", "leakcheck?", "--json", "--profile", "hosted", "--budget-usd", "0", env=env)
+    assert ran.returncode == 0, ran.stderr
+    result = json.loads(ran.stdout)
+    assert result["stopped_by"] == "budget" and result["cost_usd"] == 0
+    assert not leaks(ran.stdout + ran.stderr)
+    raw = b"".join(f.read_bytes() for f in tmp_path.glob("cli.sqlite*"))
+    assert b"leakcheck?" in raw and not leaks(raw)
+    assert not (tmp_path / "cache" / "server").exists()  # no embedded server was started
