@@ -171,8 +171,11 @@ def _end_turn(
             "stopped_by": t.forced or "answer",
             "answer": str(final["args"].get("text", "")).strip(),
         }
-    if parsed.calls and not t.forced:
-        return update | {"messages": [*t.new, AIMessage(**keep, tool_calls=parsed.calls)]}
+    if parsed.calls and not t.forced:  # the valid calls run; broken ones beside them are counted
+        return update | {
+            "messages": [*t.new, AIMessage(**keep, tool_calls=parsed.calls)],
+            "malformed_calls": state.malformed_calls + len(parsed.errors),
+        }
     if parsed.errors and not t.forced:
         feedback = HumanMessage(
             prompts.MALFORMED.format(
