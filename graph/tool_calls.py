@@ -80,6 +80,23 @@ async def arecord_call(
     return _attach_ledger(request, msg, time.perf_counter() - start)
 
 
+def _not_run(
+    call: ToolCall,
+    turn: int,
+    note: str,
+    error: str,
+    messages: list[AnyMessage],
+    entries: list[LedgerEntry],
+) -> None:
+    """Answer a call the guard did not run: a note for the policy and a $0 ledger entry."""
+    messages.append(ToolMessage(note, tool_call_id=call["id"], name=call["name"], status="error"))
+    entries.append(
+        ledger_entry(
+            "tool", call["name"], turn=turn, call_id=call["id"] or "", ok=False, error=error
+        )
+    )
+
+
 def call_key(call: ToolCall) -> str:
     """Identity of a call: its tool and arguments."""
     return json.dumps([call["name"], call["args"]], sort_keys=True, default=str)
@@ -117,22 +134,13 @@ def _plan_calls(
     for call in ai.tool_calls:
         previous = earlier.get(call_key(call))
         if previous is not None:  # the same call again: answer from the record, spend nothing
-            messages.append(
-                ToolMessage(
-                    prompts.REPEATED.format(result=previous),
-                    tool_call_id=call["id"],
-                    name=call["name"],
-                )
-            )
-            entries.append(
-                ledger_entry(
-                    "tool",
-                    call["name"],
-                    turn=state.turns,
-                    call_id=call["id"] or "",
-                    ok=False,
-                    error=REPEATED_ERROR,
-                )
+            _not_run(
+                call,
+                state.turns,
+                prompts.REPEATED.format(result=previous),
+                REPEATED_ERROR,
+                messages,
+                entries,
             )
             continue
         bound = cost_of(res.tools[call["name"]]).worst_case(token_bound(json.dumps(call["args"])))
@@ -141,19 +149,7 @@ def _plan_calls(
             committed += bound
             continue
         note = prompts.BLOCKED.format(bound=bound, left=max(left - committed, 0.0))
-        messages.append(
-            ToolMessage(note, tool_call_id=call["id"], name=call["name"], status="error")
-        )
-        entries.append(
-            ledger_entry(
-                "tool",
-                call["name"],
-                turn=state.turns,
-                call_id=call["id"] or "",
-                ok=False,
-                error=BLOCKED_ERROR,
-            )
-        )
+        _not_run(call, state.turns, note, BLOCKED_ERROR, messages, entries)
     update: dict[str, Any] = {"messages": messages, "ledger": entries}
     if any(e["error"] == BLOCKED_ERROR for e in entries):
         update["force_final"] = "budget"
