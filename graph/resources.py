@@ -19,12 +19,12 @@ from .context import Context
 
 @dataclass(frozen=True)
 class Resources:
-    """The tool pool, its ToolNode, the policy model and the policy's price, for one context."""
+    """The tool pool, the policy endpoint and the policy's price, for one context."""
 
-    config: PodiumConfig
     tools: dict[str, BaseTool]
     policy_base_url: str
     policy_model: str
+    policy_api_key_env: str
     policy_price: TokenPrice
     max_tokens: int
     temperature: float
@@ -32,13 +32,19 @@ class Resources:
     def chat_model(self) -> BaseChatModel:
         """The policy behind its OpenAI-compatible endpoint (one seam for every engine)."""
         return _chat_model(
-            self.policy_base_url, self.policy_model, self.temperature, self.max_tokens
+            self.policy_base_url,
+            self.policy_model,
+            self.policy_api_key_env,
+            self.temperature,
+            self.max_tokens,
         )
 
 
 @lru_cache(maxsize=16)
-def _chat_model(base_url: str, model: str, temperature: float, max_tokens: int) -> BaseChatModel:
-    api_key = os.environ.get(load_config().policy.api_key_env, "")
+def _chat_model(
+    base_url: str, model: str, api_key_env: str, temperature: float, max_tokens: int
+) -> BaseChatModel:
+    api_key = os.environ.get(api_key_env, "")
     return chat_model(
         base_url=base_url,
         model=model,
@@ -71,11 +77,11 @@ def resolve(ctx: Context) -> Resources:
     tools = _pool(ctx.profile, ctx.config, ctx.local_only, (id(config), keys))
     policy = config.policy
     return Resources(
-        config=config,
         tools={t.name: t for t in tools},
         policy_price=Prices(config).model(policy.price),  # a bad price fails before a server starts
         policy_base_url=_policy_url(ctx, config),
         policy_model=ctx.policy_model or policy.model,
+        policy_api_key_env=policy.api_key_env,
         max_tokens=policy.max_tokens,
         temperature=ctx.temperature if ctx.temperature >= 0 else policy.temperature,
     )

@@ -112,3 +112,13 @@ def test_config_mistakes_are_one_line_errors(tmp_path, text, match):
 def test_missing_config_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "absent.toml")
+
+
+def test_the_policy_key_variable_comes_from_the_users_config(tmp_path):
+    from podium.graph import Context
+    from podium.graph.resources import resolve
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[policy]\napi_key_env = "MY_POLICY_KEY"\n')
+    res = resolve(Context(config=str(cfg), policy_base_url="http://127.0.0.1:9/v1"))
+    assert res.policy_api_key_env == "MY_POLICY_KEY"
