@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -15,6 +18,24 @@ from podium.tools.endpoints import chat_model
 from podium.tools.pricing import Prices, TokenPrice
 
 from .context import Context
+
+_POLICY_OVERRIDE: ContextVar[BaseChatModel | None] = ContextVar("podium_policy", default=None)
+
+
+@contextmanager
+def policy_override(model: BaseChatModel) -> Iterator[None]:
+    """Within the block, the policy node asks ``model`` instead of the configured endpoint.
+
+    For in-process policies that have no OpenAI-compatible endpoint: the model being trained
+    (online GRPO), the fixed routers of an evaluation, fakes in tests. Context variables follow
+    LangGraph into its worker threads and tasks, so runs started inside the block see it and
+    concurrent runs outside do not.
+    """
+    token = _POLICY_OVERRIDE.set(model)
+    try:
+        yield
+    finally:
+        _POLICY_OVERRIDE.reset(token)
 
 
 @dataclass(frozen=True)
@@ -31,6 +52,9 @@ class Resources:
 
     def chat_model(self) -> BaseChatModel:
         """The policy behind its OpenAI-compatible endpoint (one seam for every engine)."""
+        override = _POLICY_OVERRIDE.get()
+        if override is not None:
+            return override
         return _chat_model(
             self.policy_base_url,
             self.policy_model,

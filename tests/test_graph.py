@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import pytest
@@ -188,3 +189,19 @@ SNAPSHOT = [
     ("policy", "tools", True),
     ("tools", "policy", False),
 ]
+
+
+def test_policy_override_routes_the_policy_node_in_sync_and_async_runs(fake_graph):
+    from podium.graph import Context, graph
+    from podium.graph.resources import policy_override
+
+    from .fakes import FakePolicy
+
+    _, ctx = fake_graph(["from the endpoint", "from the endpoint"], [])
+    inner = FakePolicy(script=["from the override", "again"])
+    with policy_override(inner):
+        out = graph.invoke({"question": "q"}, context=Context(**ctx))
+        assert out["answer"] == "from the override"
+        out = asyncio.run(graph.ainvoke({"question": "q"}, context=Context(**ctx)))
+        assert out["answer"] == "again"
+    assert graph.invoke({"question": "q"}, context=Context(**ctx))["answer"] == "from the endpoint"
