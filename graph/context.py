@@ -72,6 +72,13 @@ class Context:
     budget_usd: float = field(
         default=1.0, metadata={"description": "Hard cap on the dollars one run may spend."}
     )
+    approve_above_usd: float = field(
+        default=-1.0,
+        metadata={
+            "description": "Pause for a person's approval before any tool call whose predicted "
+            "(worst-case) cost exceeds this many dollars; negative = never ask."
+        },
+    )
     max_turns: int = field(
         default=50, metadata={"description": "Policy turns before a final answer is forced."}
     )
@@ -104,6 +111,7 @@ class Context:
         budget_ok = self.budget_usd >= 0 and math.isfinite(self.budget_usd)
         self._require("budget_usd", budget_ok, "a finite number >= 0")
         self._require("max_turns", self.max_turns >= 1, "an integer >= 1")
+        self._require("approve_above_usd", not math.isnan(self.approve_above_usd), "a number")
         check_length(
             "the preference", self.preference, "shorten --preference or $PODIUM_PREFERENCE"
         )

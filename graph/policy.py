@@ -51,6 +51,35 @@ def _fallback_answer(messages: list[AnyMessage]) -> str:
     return ""
 
 
+_RUN_FIELDS = (
+    "stopped_by",
+    "force_final",
+    "answer",
+    "malformed_calls",
+    "trajectory_id",
+    "started_at",
+    "latency_s",
+    "run_ledger_start",
+    "run_turn_start",
+    "run_message_start",
+)
+
+
+def _follow_up(state: State) -> State:
+    """The state of a new run on a thread whose last run finished.
+
+    The conversation and the ledger are kept; the run's budget, turns and answer start afresh.
+    """
+    fresh = State()
+    reset = {k: getattr(fresh, k) for k in _RUN_FIELDS}
+    reset |= {
+        "run_ledger_start": len(state.ledger),
+        "run_turn_start": state.turns,
+        "run_message_start": len(state.messages),
+    }
+    return State(**{**state.__dict__, **reset})
+
+
 @dataclass
 class _Turn:
     """A policy turn ready to call the model."""
@@ -81,10 +110,15 @@ def _begin_turn(state: State, runtime: Runtime[Context]) -> _Turn | dict[str, An
     res = resolve(ctx)
     update: dict[str, Any] = {}
     new: list[AnyMessage] = []
+    if state.stopped_by is not None:  # a new question on a thread whose last run finished
+        state = _follow_up(state)
+        update |= {k: getattr(state, k) for k in _RUN_FIELDS}
+        new.append(HumanMessage(state.question))
     if not state.trajectory_id:
         update |= {"trajectory_id": uuid.uuid4().hex, "started_at": time.time()}
-    left = ctx.budget_usd - spent(state.ledger)
+    left = ctx.budget_usd - spent(state.run_ledger())
     turn = state.turns + 1
+    run_turn = turn - state.run_turn_start
     if not state.messages:  # the system prompt is fixed per run: the state is the exact prompt
         preference = state.preference or ctx.preference or prompts.NO_PREFERENCE
         new += [
@@ -96,7 +130,7 @@ def _begin_turn(state: State, runtime: Runtime[Context]) -> _Turn | dict[str, An
             HumanMessage(state.question),
         ]
     forced: StopReason | None = state.force_final
-    if forced is None and turn >= ctx.max_turns:
+    if forced is None and run_turn >= ctx.max_turns:
         forced = "max_turns"
     if forced:
         reason = prompts.REASONS[forced]
@@ -105,7 +139,7 @@ def _begin_turn(state: State, runtime: Runtime[Context]) -> _Turn | dict[str, An
         # Small policies re-call a tool with its own result; asking to answer fixes most.
         new.append(
             HumanMessage(
-                prompts.OBSERVE.format(left=max(left, 0.0), turn=turn, max_turns=ctx.max_turns)
+                prompts.OBSERVE.format(left=max(left, 0.0), turn=run_turn, max_turns=ctx.max_turns)
             )
         )
     tools = policy_tools(res.tools, forced=bool(forced))

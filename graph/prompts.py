@@ -36,3 +36,7 @@ REPEATED = (
 )
 
 EMPTY = "the reply was empty"
+
+REJECTED = "Not run: the user rejected this call. Use another tool or answer with what you have."
+
+APPROVAL = "Approve this tool call? Its predicted cost ${cost:.6f} exceeds ${limit:.6f}."

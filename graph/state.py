@@ -51,6 +51,17 @@ class State(InputState):
     latency_s: float = 0.0
     trajectory_id: str = ""
     started_at: float = 0.0
+    run_ledger_start: int = 0
+    run_turn_start: int = 0
+    run_message_start: int = 0
+
+    def run_ledger(self) -> list[LedgerEntry]:
+        """The ledger of the current run (a thread holds one run per question)."""
+        return self.ledger[self.run_ledger_start :]
+
+    def run_turns(self) -> int:
+        """Policy turns of the current run."""
+        return self.turns - self.run_turn_start
 
 
 def spent(ledger: list[LedgerEntry]) -> float:

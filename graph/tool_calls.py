@@ -12,6 +12,7 @@ from langgraph.config import get_config
 from langgraph.prebuilt import ToolNode
 from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.runtime import Runtime
+from langgraph.types import interrupt
 
 from podium.tools import cost_of
 from podium.tools.cost import token_bound
@@ -27,6 +28,8 @@ from .tracing import report_cost
 LEDGER_KEY = "podium_ledger"
 BLOCKED_ERROR = "blocked by the budget guard"
 REPEATED_ERROR = "repeated call, not run again"
+REJECTED_ERROR = "rejected by the user"
+APPROVE_WORDS = frozenset({"approve", "approved", "yes", "y", "ok", "true", "run"})
 OBSERVATION_RESERVE_TOKENS = 4096  # room kept for tool results in the final-answer turn
 
 
@@ -114,6 +117,40 @@ def _earlier_results(messages: list[AnyMessage]) -> dict[str, str]:
     }
 
 
+def approved(decision: Any) -> bool:
+    """Whether a resume value approves the call.
+
+    ``True``, ``"approve"``/``"yes"``, ``{"approve": true}`` or ``{"action": "approve"}``
+    approve; anything else rejects.
+    """
+    if isinstance(decision, dict):
+        decision = decision.get("approve", decision.get("action"))
+    if isinstance(decision, bool):
+        return decision
+    return str(decision).strip().lower() in APPROVE_WORDS
+
+
+def _ask_approval(call: ToolCall, bound: float, limit: float, left: float) -> bool:
+    """Pause the run (``interrupt``) until a person approves or rejects ``call``.
+
+    On resume LangGraph re-runs the node; the planning before this point is a pure function of
+    the state, so each pending call is asked about once and answered in order.
+    """
+    decision = interrupt(
+        {
+            "question": prompts.APPROVAL.format(cost=bound, limit=limit),
+            "tool": call["name"],
+            "args": call["args"],
+            "call_id": call["id"],
+            "predicted_cost_usd": bound,
+            "approve_above_usd": limit,
+            "budget_left_usd": left,
+            "resume_with": "approve | reject",
+        }
+    )
+    return approved(decision)
+
+
 def _plan_calls(
     state: State, runtime: Runtime[Context]
 ) -> tuple[Resources, list[ToolCall], dict[str, Any]]:
@@ -122,7 +159,7 @@ def _plan_calls(
     res = resolve(ctx)
     ai = state.messages[-1]
     assert isinstance(ai, AIMessage)
-    left = ctx.budget_usd - spent(state.ledger)
+    left = ctx.budget_usd - spent(state.run_ledger())
     reserve = policy_cost(res).worst_case(
         prompt_bound(state.messages, {}) + OBSERVATION_RESERVE_TOKENS
     )
@@ -145,6 +182,10 @@ def _plan_calls(
             continue
         bound = cost_of(res.tools[call["name"]]).worst_case(token_bound(json.dumps(call["args"])))
         if committed + bound + reserve <= left:
+            asks = 0 <= ctx.approve_above_usd < bound
+            if asks and not _ask_approval(call, bound, ctx.approve_above_usd, left - committed):
+                _not_run(call, state.turns, prompts.REJECTED, REJECTED_ERROR, messages, entries)
+                continue
             admitted.append(call)
             committed += bound
             continue

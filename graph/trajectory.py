@@ -58,7 +58,7 @@ def build_record(ctx: Context, state: State, tools: list[str]) -> dict[str, Any]
     No endpoint URL or key is recorded.
     """
     turns = []
-    for msg in state.messages:
+    for msg in state.messages[state.run_message_start :]:
         if isinstance(msg, AIMessage):
             turns.append(
                 {
@@ -77,12 +77,12 @@ def build_record(ctx: Context, state: State, tools: list[str]) -> dict[str, Any]
         "tools": tools,
         "answer": state.answer,
         "stopped_by": state.stopped_by,
-        "turns": state.turns,
+        "turns": state.run_turns(),
         "malformed_calls": state.malformed_calls,
-        "cost_usd": spent(state.ledger),
+        "cost_usd": spent(state.run_ledger()),
         "latency_s": state.latency_s,
         "started_at": state.started_at,
-        "ledger": [dict(e) for e in state.ledger],
+        "ledger": [dict(e) for e in state.run_ledger()],
         "policy_turns": turns,
         "messages": messages_to_dict(state.messages),
     }
@@ -134,6 +134,16 @@ class TrajectoryStore:
         with self._connect() as db:
             rows = db.execute(
                 "SELECT record FROM trajectories ORDER BY created_at DESC LIMIT ?", (n,)
+            ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def records(self, key: str = "") -> list[dict[str, Any]]:
+        """Every record, oldest first; with ``key``, only records that hold that top-level key."""
+        where = "WHERE json_extract(record, ?) IS NOT NULL" if key else ""
+        args = (f'$."{key}"',) if key else ()
+        with self._connect() as db:
+            rows = db.execute(
+                f"SELECT record FROM trajectories {where} ORDER BY created_at", args
             ).fetchall()
         return [json.loads(r[0]) for r in rows]
 

@@ -158,7 +158,20 @@ CASES: dict[str, tuple[list[str], dict[str, str], str, bool]] = {
     "question 2 MB": (["run", "q" * 2_000_000], {}, "the question is 2,000,000", False),
     "unknown subcommand": (["frobnicate"], {}, "No such command 'frobnicate'", True),
     "unknown server subcommand": (["server", "nope"], {}, "No such command 'nope'", True),
-    "missing question": (["run"], {}, "Missing argument 'question'", True),
+    "missing question": (["run"], {}, "the question is empty", True),
+    "resume a thread that never ran": (["run", "--thread", "nope"], {}, "question is empty", True),
+    "approve with nothing pending": (
+        ["run", "hi", "--thread", "t", "--approve"],
+        {},
+        "waits for no approval: drop --approve/--reject",
+        True,
+    ),
+    "approve threshold not a number": (
+        ["run", "hi", "--approve-above-usd", "nan"],
+        {},
+        "approve_above_usd must be a number",
+        True,
+    ),
     "unknown option": (["run", "hi", "--bogus"], {}, "No such option: --bogus", True),
     "extra argument": (["tools", "--json", "x"], {}, "unexpected extra argument", True),
 }
@@ -175,6 +188,7 @@ def base_env(tmp) -> dict[str, str]:
         "PODIUM_CONFIG": str(tmp / "empty.toml"),
         "PODIUM_POLICY_BASE_URL": "http://127.0.0.1:9/v1",
         "PODIUM_TRAJECTORY_DB": str(tmp / "traj.sqlite"),
+        "PODIUM_CHECKPOINT_DB": str(tmp / "checkpoints.sqlite"),
     }
 
 

@@ -1,0 +1,140 @@
+"""Durable CLI runs: threads checkpointed in SQLite, so a run can continue, resume or wait.
+
+LangGraph's checkpointer keeps the *state* of every step; a run's :class:`Context` (budget,
+profile, endpoint, approval threshold) is not part of the state, so it is kept beside the
+checkpoints, and a resumed run continues with exactly the settings it started with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, closing
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command
+
+from podium.graph import Context, build_graph
+from podium.tools.paths import cache_dir
+
+CONTEXTS = """
+CREATE TABLE IF NOT EXISTS podium_thread_contexts (
+    thread_id TEXT PRIMARY KEY,
+    context TEXT NOT NULL,
+    updated_at REAL NOT NULL
+)
+"""
+
+
+class ThreadError(ValueError):
+    """A thread cannot do what was asked; the message names the command that can."""
+
+
+def checkpoint_db() -> Path:
+    """The checkpoint file of CLI runs: ``$PODIUM_CHECKPOINT_DB``, else in the cache dir."""
+    return Path(os.environ.get("PODIUM_CHECKPOINT_DB") or cache_dir() / "checkpoints.sqlite")
+
+
+def new_thread_id() -> str:
+    """A fresh thread id."""
+    return uuid.uuid4().hex[:12]
+
+
+def _contexts(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=30)
+    db.execute(CONTEXTS)
+    return db
+
+
+def save_context(path: Path, thread_id: str, ctx: Context) -> None:
+    """Remember the context ``thread_id`` runs with."""
+    with closing(_contexts(path)) as db, db:
+        db.execute(
+            "INSERT OR REPLACE INTO podium_thread_contexts VALUES (?, ?, ?)",
+            (thread_id, json.dumps(asdict(ctx)), time.time()),
+        )
+
+
+def load_context(path: Path, thread_id: str) -> Context | None:
+    """The context ``thread_id`` last ran with, or None."""
+    with closing(_contexts(path)) as db:
+        row = db.execute(
+            "SELECT context FROM podium_thread_contexts WHERE thread_id = ?", (thread_id,)
+        ).fetchone()
+    return Context(**json.loads(row[0])) if row else None
+
+
+@asynccontextmanager
+async def durable_graph(path: Path | None = None) -> AsyncIterator[CompiledStateGraph]:
+    """The podium graph compiled with an async SQLite checkpointer at ``path``."""
+    path = path or checkpoint_db()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
+        yield build_graph().compile(checkpointer=saver, name="podium")
+
+
+@dataclass
+class Step:
+    """What to feed the graph next on a thread, and with which context."""
+
+    input: Any
+    context: Context
+    resumed: bool
+
+
+def pending_approval(snapshot: Any) -> dict[str, Any] | None:
+    """The approval a paused thread waits for (the interrupt's payload), or None."""
+    return snapshot.interrupts[0].value if snapshot.interrupts else None
+
+
+async def next_step(
+    graph: CompiledStateGraph,
+    path: Path,
+    thread_id: str,
+    question: str,
+    ctx: Context,
+    decision: str | None,
+) -> Step:
+    """Decide how a ``podium run`` on ``thread_id`` proceeds.
+
+    An unfinished run resumes from its last checkpoint with its own context (a paused one with
+    ``decision``); a finished or new thread takes ``question`` as a new run with ``ctx``.
+    """
+    snapshot = await graph.aget_state({"configurable": {"thread_id": thread_id}})
+    if snapshot.next:
+        if question:
+            raise ThreadError(
+                f"thread {thread_id} has an unfinished run: resume it with "
+                f"'podium run --thread {thread_id}' (no question)"
+            )
+        stored = load_context(path, thread_id) or ctx
+        waiting = pending_approval(snapshot)
+        if waiting is None:
+            return Step(None, stored, resumed=True)
+        if decision is None:
+            raise ThreadError(
+                f"thread {thread_id} waits for approval of {waiting['tool']} "
+                f"(${waiting['predicted_cost_usd']:.6f}): resume it with "
+                f"'podium run --thread {thread_id} --approve' or '--reject'"
+            )
+        return Step(Command(resume=decision), stored, resumed=True)
+    if decision is not None:
+        raise ThreadError(f"thread {thread_id} waits for no approval: drop --approve/--reject")
+    if not question:
+        known = bool(snapshot.values)
+        raise ThreadError(
+            f"thread {thread_id} has no unfinished run: ask a follow-up question with "
+            f"'podium run --thread {thread_id} \"...\"'"
+            if known
+            else "the question is empty: pass the question as the first argument"
+        )
+    save_context(path, thread_id, ctx)
+    return Step({"question": question}, ctx, resumed=False)
