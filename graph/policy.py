@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -30,7 +31,7 @@ from .ledger import policy_cost, prompt_bound
 from .parsing import parse_tool_calls
 from .render import ANSWER, policy_tools, render
 from .resources import Resources, resolve
-from .state import State, StopReason, spent
+from .state import State, StopReason, spent, with_cost
 from .tool_calls import call_key
 from .tracing import report_cost
 
@@ -232,7 +233,7 @@ def policy(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """One policy turn: ask the router model what to do next, bill it, parse its calls."""
     t = _begin_turn(state, runtime)
     if isinstance(t, dict):
-        return t
+        return with_cost(state, t)
     start = time.perf_counter()
     try:
         reply = t.runnable().invoke(t.prompt)
@@ -240,14 +241,15 @@ def policy(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         raise
     except Exception as exc:
         reply = exc
-    return _end_turn(t, state, reply, time.perf_counter() - start)
+    return with_cost(state, _end_turn(t, state, reply, time.perf_counter() - start))
 
 
 async def apolicy(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Async twin of :func:`policy`."""
-    t = _begin_turn(state, runtime)
+    # Resolving may read config files or start the embedded server: off the event loop.
+    t = await asyncio.to_thread(_begin_turn, state, runtime)
     if isinstance(t, dict):
-        return t
+        return with_cost(state, t)
     start = time.perf_counter()
     try:
         reply = await t.runnable().ainvoke(t.prompt)
@@ -255,7 +257,7 @@ async def apolicy(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         raise
     except Exception as exc:
         reply = exc
-    return _end_turn(t, state, reply, time.perf_counter() - start)
+    return with_cost(state, _end_turn(t, state, reply, time.perf_counter() - start))
 
 
 def route_policy(state: State) -> Literal["tools", "policy", "finish"]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass, field
-from typing import Annotated, Literal, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph import add_messages
@@ -48,6 +48,7 @@ class State(InputState):
     force_final: StopReason | None = None
     stopped_by: StopReason | None = None
     answer: str = ""
+    cost_usd: float = 0.0
     latency_s: float = 0.0
     trajectory_id: str = ""
     started_at: float = 0.0
@@ -67,3 +68,10 @@ class State(InputState):
 def spent(ledger: list[LedgerEntry]) -> float:
     """Dollars spent so far."""
     return sum(e["cost_usd"] for e in ledger)
+
+
+def with_cost(state: State, update: dict[str, Any]) -> dict[str, Any]:
+    """``update`` plus the run's cost so far (``cost_usd``), so a state shows it at every step."""
+    start = update.get("run_ledger_start", state.run_ledger_start)
+    before = state.ledger[start:]
+    return update | {"cost_usd": spent(before) + spent(update.get("ledger", []))}

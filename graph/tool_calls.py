@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -22,7 +23,7 @@ from .context import Context, context_of
 from .ledger import entry as ledger_entry
 from .ledger import policy_cost, prompt_bound
 from .resources import Resources, resolve
-from .state import LedgerEntry, State, spent
+from .state import LedgerEntry, State, spent, with_cost
 from .tracing import report_cost
 
 LEDGER_KEY = "podium_ledger"
@@ -208,7 +209,7 @@ def _merge_results(state: State, update: dict[str, Any], results: Any) -> dict[s
             update["ledger"].append(LedgerEntry(**{**entry, "turn": state.turns}))
         update["messages"].append(msg)
     report_cost(update["ledger"])
-    return update
+    return with_cost(state, update)
 
 
 def tools(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -220,6 +221,8 @@ def tools(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
 
 async def atools(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Async twin of :func:`tools`."""
-    res, admitted, update = _plan_calls(state, runtime)
+    # Planning resolves the pool (file reads) off the event loop; interrupt() works there too,
+    # as the thread runs in a copy of this context.
+    res, admitted, update = await asyncio.to_thread(_plan_calls, state, runtime)
     results = await tool_node(res).ainvoke(admitted, get_config()) if admitted else []
     return _merge_results(state, update, results)

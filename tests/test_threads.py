@@ -109,6 +109,8 @@ def test_a_follow_up_question_on_a_finished_thread_starts_a_new_run(threaded):
     assert len(second["ledger"]) == 2 * len(first["ledger"])
     run = second["ledger"][second["run_ledger_start"] :]
     assert math.isclose(spent(run), spent(first["ledger"]))
+    assert math.isclose(second["cost_usd"], spent(run))  # the state shows the run's cost so far
+    assert math.isclose(first["cost_usd"], spent(first["ledger"]))
 
 
 def test_the_trajectory_of_a_follow_up_holds_its_own_run(threaded, tmp_path):
