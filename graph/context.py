@@ -92,6 +92,13 @@ class Context:
     trajectory_db: str = field(
         default="", metadata={"description": "SQLite file of trajectories; empty = cache dir."}
     )
+    environment: str = field(
+        default="",
+        metadata={
+            "description": "Tool environment (SQLite file made by 'podium synth env') this run "
+            "acts on; its tools join the pool. Empty = none."
+        },
+    )
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -49,6 +49,21 @@ def _single_field(tool: BaseTool) -> str | None:
     return next(iter(props)) if len(props) == 1 else None
 
 
+def _flat_args(obj: dict[str, Any], tool: BaseTool) -> dict[str, Any]:
+    """Arguments written beside the name, ``{"name": "answer", "text": "42"}``.
+
+    Small policies often drop the ``arguments`` wrapper; one stray string under another key
+    goes to a one-field tool's field (``{"name": "answer", "description": "42"}``).
+    """
+    rest = {k: v for k, v in obj.items() if k not in _NAME_KEYS and k != "type"}
+    field_name = _single_field(tool)
+    if field_name and field_name not in rest and len(rest) == 1:
+        (value,) = rest.values()
+        if isinstance(value, str):
+            return {field_name: value}
+    return rest
+
+
 def _to_call(obj: Any, tools: Mapping[str, BaseTool]) -> ToolCall | str | None:
     """A call, an error message, or None when ``obj`` does not look like a call at all."""
     if not isinstance(obj, dict):
@@ -65,7 +80,7 @@ def _to_call(obj: Any, tools: Mapping[str, BaseTool]) -> ToolCall | str | None:
         if arg_key is None and len(obj) > 1:
             return None  # some other JSON the model wrote, e.g. data in an answer
         return UNKNOWN_TOOL.format(name=name, names=", ".join(tools))
-    args: Any = obj.get(arg_key, {}) if arg_key else {}
+    args: Any = obj.get(arg_key, {}) if arg_key else _flat_args(obj, tools[name])
     if isinstance(args, str):
         try:
             args = json.loads(args)

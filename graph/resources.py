@@ -15,6 +15,7 @@ from langchain_core.tools import BaseTool
 
 from podium.tools import PodiumConfig, load_config, pool_entries
 from podium.tools.endpoints import chat_model
+from podium.tools.environment import environment_tools
 from podium.tools.pricing import Prices, TokenPrice
 
 from .context import Context
@@ -36,6 +37,23 @@ def policy_override(model: BaseChatModel) -> Iterator[None]:
         yield
     finally:
         _POLICY_OVERRIDE.reset(token)
+
+
+_TOOLS_OVERRIDE: ContextVar[tuple[BaseTool, ...] | None] = ContextVar("podium_tools", default=None)
+
+
+@contextmanager
+def tools_override(tools: list[BaseTool]) -> Iterator[None]:
+    """Within the block, runs offer ``tools`` (with cost metadata) instead of the profile's pool.
+
+    For suites whose tasks bring their own functions (BFCL): the policy's calls to them are
+    what is scored.
+    """
+    token = _TOOLS_OVERRIDE.set(tuple(tools))
+    try:
+        yield
+    finally:
+        _TOOLS_OVERRIDE.reset(token)
 
 
 @dataclass(frozen=True)
@@ -98,7 +116,12 @@ def resolve(ctx: Context) -> Resources:
     config = load_config(ctx.config or None)
     # The pool depends on environment keys too (a tool appears when its key is set).
     keys = tuple(sorted(k for k in os.environ if k.endswith("_API_KEY")))
-    tools = _pool(ctx.profile, ctx.config, ctx.local_only, (id(config), keys))
+    tools = _TOOLS_OVERRIDE.get()
+    if tools is None:
+        tools = _pool(ctx.profile, ctx.config, ctx.local_only, (id(config), keys))
+    if ctx.environment:  # a ToolScale-style environment: its database tools join the pool
+        rate = Prices(config).number("compute", "per_second")
+        tools = (*tools, *environment_tools(ctx.environment, rate))
     policy = config.policy
     return Resources(
         tools={t.name: t for t in tools},

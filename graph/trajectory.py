@@ -42,6 +42,7 @@ _CONTEXT_FIELDS = (
     "max_turns",
     "local_only",
     "policy_model",
+    "environment",
 )
 
 

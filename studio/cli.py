@@ -43,7 +43,25 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from podium.tools.models import ModelFilesError
     from podium.tools.retrieval import RetrievalError
 
-    return (UsageError, ConfigError, ContextError, ModelFilesError, ServerError, RetrievalError)
+    from .eval_cmd import user_errors as _eval_errors
+    from .serve import ServeError
+    from .synth_cmd import user_errors as _synth_errors
+    from .threads import ThreadError
+    from .train_cmd import user_errors as _train_errors
+
+    return (
+        *_eval_errors(),
+        *_train_errors(),
+        *_synth_errors(),
+        UsageError,
+        ConfigError,
+        ContextError,
+        ModelFilesError,
+        ServerError,
+        RetrievalError,
+        ServeError,
+        ThreadError,
+    )
 
 
 def run_result(state: dict[str, Any]) -> dict[str, Any]:
@@ -68,22 +86,28 @@ def run_result(state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _run(question: str, ctx: Any, on_step: Any) -> dict[str, Any]:
-    from podium.graph import graph
+async def _run(
+    thread_id: str, question: str, ctx: Any, decision: str | None, on_step: Any
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Run (or resume) ``thread_id`` to its end or its next approval pause."""
+    from podium.studio.threads import checkpoint_db, durable_graph, next_step, pending_approval
 
-    final: dict[str, Any] = {}
-    async for mode, chunk in graph.astream(
-        {"question": question}, context=ctx, stream_mode=["updates", "values"]
-    ):
-        if mode == "values":
-            final = chunk
-        else:
+    path = checkpoint_db()
+    async with durable_graph(path) as graph:
+        step = await next_step(graph, path, thread_id, question, ctx, decision)
+        config = {"configurable": {"thread_id": thread_id}}
+        async for chunk in graph.astream(
+            step.input, config, context=step.context, stream_mode="updates"
+        ):
             on_step(chunk)
-    return final
+        snapshot = await graph.aget_state(config)
+        return dict(snapshot.values), pending_approval(snapshot)
 
 
 def _describe_step(chunk: dict[str, Any]) -> str:
     node, update = next(iter(chunk.items()))
+    if node == "__interrupt__":
+        return "waiting for approval"
     update = update or {}
     if node == "policy":
         msgs = update.get("messages") or []
@@ -95,23 +119,42 @@ def _describe_step(chunk: dict[str, Any]) -> str:
     return "saving the trajectory"
 
 
+PAUSED = 3
+"""Exit code of a run paused for a person's approval (resume it with --approve or --reject)."""
+
+
 @app.command()
 def run(
-    question: Annotated[str, typer.Argument(help="The question or task.")],
+    question: Annotated[str, typer.Argument(help="The question; omit to resume --thread.")] = "",
     preference: Annotated[str, typer.Option(help="Tool preference, e.g. 'save money'.")] = "",
     budget_usd: Annotated[float, typer.Option(help="Hard cap on dollars spent.")] = 1.0,
     max_turns: Annotated[int, typer.Option(help="Policy turns before a forced answer.")] = 50,
+    thread: Annotated[
+        str,
+        typer.Option(help="Thread to resume (no question) or to follow up."),
+    ] = "",
+    approve_above_usd: Annotated[
+        float, typer.Option(help="Ask before a tool call predicted to cost more (negative: never).")
+    ] = -1.0,
+    approve: Annotated[
+        bool | None, typer.Option("--approve/--reject", help="Answer the approval a thread awaits.")
+    ] = None,
     local_only: LocalOpt = False,
     json_out: JsonOpt = False,
     profile: ProfileOpt = "local",
     config: ConfigOpt = "",
 ) -> None:
-    """Answer QUESTION with the orchestrator and account for every dollar and second."""
+    """Answer QUESTION with the orchestrator and account for every dollar and second.
+
+    Every run is checkpointed on a thread: a run killed mid-way resumes from its last step with
+    'podium run --thread ID', and a finished thread takes follow-up questions.
+    """
     from podium.graph import Context
     from podium.graph.context import check_length
+    from podium.studio.threads import new_thread_id
     from podium.tools import load_pool
 
-    if not question.strip():
+    if not question.strip() and not thread:
         raise UsageError("the question is empty: pass the question as the first argument")
     check_length("the question", question, "shorten it")
     ctx = Context(
@@ -121,18 +164,54 @@ def run(
         budget_usd=budget_usd,
         max_turns=max_turns,
         local_only=local_only,
+        approve_above_usd=approve_above_usd,
     )
     load_pool(profile, config=config or None, local_only=local_only)  # config errors first
-
+    thread_id = thread or new_thread_id()
+    decision = None if approve is None else ("approve" if approve else "reject")
+    while True:
+        if json_out:
+            state, waiting = asyncio.run(
+                _run(thread_id, question.strip(), ctx, decision, lambda _: None)
+            )
+        else:
+            with out.status("starting…") as status:
+                state, waiting = asyncio.run(
+                    _run(
+                        thread_id,
+                        question.strip(),
+                        ctx,
+                        decision,
+                        lambda c: status.update(_describe_step(c)),
+                    )
+                )
+        if waiting is None or json_out or not sys.stdin.isatty():
+            break
+        question, decision = "", _ask(waiting)  # a person at the terminal answers now
+    result = run_result(state) | {"thread_id": thread_id, "pending_approval": waiting}
     if json_out:
-        state = asyncio.run(_run(question, ctx, lambda _: None))
-        print(json.dumps(run_result(state)))
-    else:
-        with out.status("starting…") as status:
-            state = asyncio.run(_run(question, ctx, lambda c: status.update(_describe_step(c))))
-        _print_run(run_result(state))
+        print(json.dumps(result))
+    elif waiting is None:
+        _print_run(result)
+    if waiting is not None:
+        if not json_out:
+            print(
+                f"podium: paused: {waiting['tool']} ({waiting['args']}) is predicted to cost "
+                f"${waiting['predicted_cost_usd']:.6f}: resume with "
+                f"'podium run --thread {thread_id} --approve' or '--reject'",
+                file=sys.stderr,
+            )
+        raise typer.Exit(PAUSED)
     if (state.get("stopped_by") or "error") == "error":
         raise typer.Exit(1)
+
+
+def _ask(waiting: dict[str, Any]) -> str:
+    """Ask the person at the terminal about a pending call."""
+    out.print(
+        f"[bold]{waiting['question']}[/bold]\n  {waiting['tool']}({json.dumps(waiting['args'])})"
+    )
+    return "approve" if typer.confirm("Run it?", default=False) else "reject"
 
 
 def _print_run(result: dict[str, Any]) -> None:
@@ -150,7 +229,7 @@ def _print_run(result: dict[str, Any]) -> None:
     out.print(
         f"cost ${result['cost_usd']:.6f} (policy ${result['policy_cost_usd']:.6f}) · "
         f"{result['latency_s']:.1f}s · {result['turns']} turns · stopped by {result['stopped_by']}"
-        f" · trajectory {result['trajectory_id']}"
+        f" · trajectory {result['trajectory_id']} · thread {result['thread_id']}"
     )
 
 
@@ -271,6 +350,27 @@ def main() -> None:
         print(f"podium: error: {exc}", file=sys.stderr)  # one line: no rich wrapping
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)  # typer.Exit(n) and --help return n
+
+
+from .serve import register as _register_serve  # noqa: E402
+
+_register_serve(app)
+
+from .devserver import register as _register_studio  # noqa: E402
+
+_register_studio(app)
+
+from .eval_cmd import register as _register_eval  # noqa: E402
+
+_register_eval(app)
+
+from .train_cmd import register as _register_train  # noqa: E402
+
+_register_train(app)
+
+from .synth_cmd import register as _register_synth  # noqa: E402
+
+_register_synth(app)
 
 
 if __name__ == "__main__":

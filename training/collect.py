@@ -1,0 +1,205 @@
+"""Rollouts for GRPO: run the graph G times per task and store every trajectory for training.
+
+Each task gets a seeded preference (``preferences.py``); its G runs share a group id and that
+preference, sample at temperature > 0, and are stored in the trajectory store (SQLite) the
+graph writes anyway, under the record key ``training``: task id, suite, group id, sample
+index, preference and the checker's verdict — everything the reward needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from podium.graph import Context, TrajectoryStore
+
+from . import tasks as suites
+from .preferences import Preference, pool_localities, sample_preference
+from .rewards import TRAINING_KEY
+
+
+class CollectError(ValueError):
+    """A user mistake in a collection or training request (one line naming the fix)."""
+
+
+@dataclass
+class CollectConfig:
+    """What ``podium collect`` runs."""
+
+    tasks: str = field(metadata={"help": "Task suite: math, code, … or jsonl:<file>."})
+    out: str = field(metadata={"help": "SQLite trajectory store the rollouts go to."})
+    group_size: int = field(default=8, metadata={"help": "Runs per task (the GRPO group)."})
+    limit: int | None = field(default=None, metadata={"help": "At most this many tasks."})
+    concurrency: int = field(default=2, metadata={"help": "Runs in flight at once."})
+    seed: int = field(default=0, metadata={"help": "Seed of the tasks and preferences."})
+    temperature: float = field(default=1.0, metadata={"help": "Policy sampling temperature."})
+    policy_base_url: str = field(default="", metadata={"help": "Policy endpoint; empty = config."})
+    policy_model: str = field(default="", metadata={"help": "Model name at the endpoint."})
+    profile: str = field(default="local", metadata={"help": "Tool-pool profile."})
+    config: str = field(default="", metadata={"help": "User config file (TOML)."})
+    local_only: bool = field(default=False, metadata={"help": "Offer only local tools."})
+    max_turns: int = field(default=30, metadata={"help": "Policy turns per run (paper: 30)."})
+    budget_usd: float = field(default=1.0, metadata={"help": "Hard cap on dollars per run."})
+
+
+def training_info(
+    task: suites.Task,
+    group_id: str,
+    index: int,
+    pref: Preference,
+    verdict: suites.Verdict | None,
+    error: str = "",
+) -> dict[str, Any]:
+    """The ``training`` entry of a stored record."""
+    return {
+        "task_id": task.id,
+        "suite": task.suite,
+        "group_id": group_id,
+        "sample": index,
+        "preference": pref.instruction,
+        "preference_kind": pref.kind,
+        "preference_vector": pref.vector,
+        "verdict": None
+        if verdict is None
+        else {"correct": verdict.correct, "score": verdict.score, "detail": verdict.detail},
+        "checker_error": error,
+    }
+
+
+def context_for(
+    base: Mapping[str, Any], task: suites.Task, pref: Preference, workdir: Path
+) -> Context:
+    """The run context of one task: the base settings, its preference and suite overrides."""
+    overrides = suites.prepare(task, workdir)
+    return Context(
+        **{**base, "preference": pref.instruction, "preference_vector": pref.vector, **overrides}
+    )
+
+
+def finish_record(
+    store: TrajectoryStore,
+    trajectory_id: str,
+    task: suites.Task,
+    group_id: str,
+    index: int,
+    pref: Preference,
+) -> dict[str, Any]:
+    """Judge a stored run with its task's checker and store the verdict beside it."""
+    record = store.get(trajectory_id)
+    if record is None:
+        raise RuntimeError(f"run {trajectory_id} left no record in {store.path}")
+    try:
+        verdict, error = suites.check(task, record["answer"], record), ""
+    except suites.CheckerError as exc:
+        verdict, error = None, str(exc)
+    record[TRAINING_KEY] = training_info(task, group_id, index, pref, verdict, error)
+    store.save(record)
+    return record
+
+
+def check_endpoint(base_url: str, timeout: float = 5.0) -> None:
+    """Refuse a policy endpoint that does not answer ``GET /models``.
+
+    Raises:
+        CollectError: the endpoint is down or not OpenAI-compatible.
+    """
+    url = base_url.rstrip("/") + "/models"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):  # up, and wants a key: the run will send it
+            return
+        reason = f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        reason = str(getattr(exc, "reason", exc))
+    raise CollectError(
+        f"policy endpoint {base_url} is down ({reason}): start it or fix --policy-base-url"
+    )
+
+
+def load_tasks(name: str, limit: int | None, seed: int) -> list[suites.Task]:
+    """The tasks of a suite; an empty suite is a user error."""
+    try:
+        tasks = suites.load_suite(name, limit=limit, seed=seed)
+    except suites.SuiteError as exc:
+        raise CollectError(str(exc)) from None
+    if not tasks:
+        raise CollectError(f"task suite {name!r} is empty: check the file or the suite name")
+    return tasks
+
+
+async def collect(
+    cfg: CollectConfig, progress: Callable[[dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
+    """Run every task ``cfg.group_size`` times and store the judged trajectories.
+
+    Returns:
+        A summary: tasks, runs, correct runs, errors and the store's path.
+    """
+    from podium.graph import graph
+
+    if cfg.group_size < 2:
+        raise CollectError(f"--group-size must be at least 2 for GRPO, got {cfg.group_size}")
+    if cfg.concurrency < 1:
+        raise CollectError(f"--concurrency must be at least 1, got {cfg.concurrency}")
+    out = Path(cfg.out)
+    if not out.parent.is_dir():
+        raise CollectError(f"folder {out.parent} does not exist: create it or fix --out")
+    tasks = load_tasks(cfg.tasks, cfg.limit, cfg.seed)
+    if cfg.policy_base_url:
+        check_endpoint(cfg.policy_base_url)
+    store = TrajectoryStore(out)
+    pool = pool_localities(cfg.profile, cfg.config or None, cfg.local_only)
+    base = {
+        "policy_base_url": cfg.policy_base_url,
+        "policy_model": cfg.policy_model,
+        "profile": cfg.profile,
+        "config": cfg.config,
+        "local_only": cfg.local_only,
+        "temperature": cfg.temperature,
+        "max_turns": cfg.max_turns,
+        "budget_usd": cfg.budget_usd,
+        "trajectory_db": str(out),
+    }
+    gate = asyncio.Semaphore(cfg.concurrency)
+    summary = {"tasks": len(tasks), "runs": 0, "correct": 0, "errors": 0, "store": str(out)}
+
+    async def one(task: suites.Task, pref: Preference, index: int) -> None:
+        group_id = f"{task.id}@{cfg.seed}"
+        async with gate:
+            with tempfile.TemporaryDirectory(prefix="podium-task-") as workdir:
+                ctx = context_for(base, task, pref, Path(workdir))
+                state = await graph.ainvoke({"question": task.question}, context=ctx)
+                record = await asyncio.to_thread(
+                    finish_record, store, state["trajectory_id"], task, group_id, index, pref
+                )
+        verdict = record[TRAINING_KEY]["verdict"]
+        summary["runs"] += 1
+        summary["correct"] += bool(verdict and verdict["correct"])
+        summary["errors"] += record["stopped_by"] == "error"
+        if progress is not None:
+            progress(record)
+
+    jobs = []
+    for task in tasks:
+        pref = sample_preference(task.id, pool, seed=cfg.seed)
+        jobs += [one(task, pref, i) for i in range(cfg.group_size)]
+    await asyncio.gather(*jobs)
+    return summary
+
+
+def stored_groups(store: TrajectoryStore) -> dict[str, list[dict[str, Any]]]:
+    """Collected trajectories by group id, each group in sample order."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for record in store.records(TRAINING_KEY):
+        groups.setdefault(record[TRAINING_KEY]["group_id"], []).append(record)
+    for members in groups.values():
+        members.sort(key=lambda r: r[TRAINING_KEY]["sample"])
+    return groups

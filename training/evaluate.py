@@ -1,0 +1,282 @@
+"""The evaluation runner: a suite's tasks through the graph under each router, checked and summed.
+
+Per (router, task) one row is appended to ``results.jsonl`` as soon as it is known, so a killed
+run loses at most the tasks in flight and ``resume=True`` redoes nothing that finished.
+``summary.json`` is computed from that file alone (:func:`summarize`) and written atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.tools import BaseTool
+
+from podium.graph.context import Context
+from podium.graph.resources import policy_override, resolve, tools_override
+from podium.graph.trajectory import TrajectoryStore
+from podium.tools.paths import atomic_path
+
+from . import tasks as suites
+from .metrics import summarize
+from .routers import ROUTERS, RouterError, fixed_router, router_for
+
+RESULTS = "results.jsonl"
+SUMMARY = "summary.json"
+
+
+class EvalError(ValueError):
+    """A user mistake in an evaluation request (output dir in use, bad router, …)."""
+
+
+@dataclass
+class EvalConfig:
+    """One evaluation request."""
+
+    suite: str
+    out: Path
+    routers: list[str] = field(default_factory=lambda: ["policy"])
+    limit: int | None = None
+    seed: int = 0
+    concurrency: int = 1
+    resume: bool = False
+    prefer: list[str] = field(default_factory=list)  # preferred tools; compliance is measured
+    context: dict[str, Any] = field(default_factory=dict)  # Context overrides for every run
+    progress: bool = True
+
+
+def preference_of(prefer: list[str]) -> tuple[str, dict[str, float] | None]:
+    """The preference text and vector for a list of preferred tools."""
+    if not prefer:
+        return "", None
+    return f"Prefer these tools: {', '.join(prefer)}; avoid the others.", dict.fromkeys(prefer, 1.0)
+
+
+def _tool_calls(ledger: list[dict[str, Any]]) -> list[str]:
+    return [e["name"] for e in ledger if e["kind"] == "tool"]
+
+
+def run_task(
+    task: suites.Task, cfg: EvalConfig, model: BaseChatModel | None, workdir: Path
+) -> dict[str, Any]:
+    """Run ``task`` once through the graph (``model`` overriding the policy) and check it."""
+    from podium.graph.graph import graph
+
+    text, vector = preference_of(cfg.prefer)
+    row: dict[str, Any] = {"task_id": task.id, "question": task.question, "gold": task.gold}
+    start = time.perf_counter()
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        overrides = suites.prepare(task, workdir)
+        ctx = Context(**{**cfg.context, **overrides, "preference": text}, preference_vector=vector)
+        own_tools = suites.suite_tools(task)
+        with contextlib.ExitStack() as stack:
+            if model is not None:
+                stack.enter_context(policy_override(model))
+            if own_tools is not None:
+                stack.enter_context(tools_override(own_tools))
+            state = graph.invoke({"question": task.question}, context=ctx)
+    except Exception as exc:  # a run that crashed is an error row, not a crash of the eval
+        return row | _error(f"run failed: {type(exc).__name__}: {exc}", time.perf_counter() - start)
+    calls = _tool_calls(state.get("ledger", []))
+    row |= {
+        "answer": state.get("answer", ""),
+        "cost_usd": sum(e["cost_usd"] for e in state.get("ledger", [])),
+        "latency_s": state.get("latency_s") or time.perf_counter() - start,
+        "tool_calls": calls,
+        "turns": state.get("turns", 0),
+        "stopped_by": state.get("stopped_by"),
+        "trajectory_id": state.get("trajectory_id", ""),
+        "preferred_calls": sum(c in cfg.prefer for c in calls) if cfg.prefer else None,
+    }
+    record = TrajectoryStore(ctx.trajectory_db or None).get(row["trajectory_id"])
+    try:
+        verdict = suites.check(task, row["answer"], record)
+    except suites.CheckerError as exc:
+        return row | {"status": "error", "correct": False, "score": 0.0, "detail": str(exc)}
+    return row | {"status": "ok", **asdict(verdict)}
+
+
+def _error(detail: str, seconds: float) -> dict[str, Any]:
+    return {
+        "status": "error", "correct": False, "score": 0.0, "detail": detail[:500], "answer": "",
+        "cost_usd": 0.0, "latency_s": seconds, "tool_calls": [], "turns": 0,
+        "stopped_by": "error", "trajectory_id": "", "preferred_calls": None,
+    }  # fmt: skip
+
+
+def run_oracle(
+    task: suites.Task, cfg: EvalConfig, tools: dict[str, BaseTool], workdir: Path
+) -> dict:
+    """Run every tool once on ``task``; keep the cheapest run that solves it.
+
+    When no tool solves the task the cheapest run is kept (incorrect): the oracle's cost is
+    then a lower bound too. ``oracle_runs`` lists every tool's outcome.
+    """
+    runs = {
+        name: run_task(task, cfg, fixed_router(tool), workdir / name)
+        for name, tool in sorted(tools.items())
+    }
+    solved = [r for r in runs.values() if r["correct"]]
+    pool = solved or [r for r in runs.values() if r["status"] == "ok"] or list(runs.values())
+    best = min(pool, key=lambda r: r["cost_usd"])
+    chosen = next(n for n, r in runs.items() if r is best)
+    summary = {n: {"correct": r["correct"], "cost_usd": r["cost_usd"]} for n, r in runs.items()}
+    return best | {"oracle_tool": chosen, "oracle_runs": summary}
+
+
+class _Results:
+    """``results.jsonl``: rows appended under a lock and flushed to disk one by one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.lock = path, threading.Lock()
+
+    def read(self) -> list[dict[str, Any]]:
+        """The complete rows; a torn last line from a killed run is dropped (and rewritten)."""
+        if not self.path.exists():
+            return []
+        rows, torn = [], False
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                torn = True
+        if torn:
+            self.write(rows)
+        return rows
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        """Replace the file atomically."""
+        with atomic_path(self.path) as tmp:
+            tmp.write_text("".join(json.dumps(r, default=str) + "\n" for r in rows))
+
+    def append(self, row: dict[str, Any]) -> None:
+        """Append one row durably."""
+        with self.lock, self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row, default=str) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _check_request(cfg: EvalConfig, done: list[dict[str, Any]]) -> None:
+    bad = [r for r in cfg.routers if r not in ROUTERS]
+    if bad:
+        raise EvalError(f"unknown router {bad[0]!r}: use one of {', '.join(ROUTERS)}")
+    if cfg.concurrency < 1:
+        raise EvalError(f"--concurrency must be at least 1, got {cfg.concurrency}")
+    if done and not cfg.resume:
+        raise EvalError(
+            f"{cfg.out / RESULTS} exists: pass --resume to continue it, or another --out"
+        )
+    other = {(r.get("suite"), r.get("seed")) for r in done} - {(cfg.suite, cfg.seed)}
+    if other:
+        suite, seed = other.pop()
+        raise EvalError(
+            f"{cfg.out} holds results of suite {suite!r} seed {seed}: use another --out to run "
+            f"{cfg.suite!r} seed {cfg.seed}"
+        )
+
+
+@contextlib.contextmanager
+def _progress(total: int, enabled: bool) -> Iterator[Callable[[], None]]:
+    if not enabled:
+        yield lambda: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn()) as bar:
+        job = bar.add_task("evaluating", total=total)
+        yield lambda: bar.advance(job)
+
+
+def pending_units(
+    cfg: EvalConfig, tasks: list[suites.Task], done: list[dict[str, Any]]
+) -> list[tuple[str, suites.Task]]:
+    """The (router, task) pairs still to run."""
+    finished = {(r["router"], r["task_id"]) for r in done}
+    return [(r, t) for r in cfg.routers for t in tasks if (r, t.id) not in finished]
+
+
+def run_unit(
+    router: str, task: suites.Task, cfg: EvalConfig, tools: dict[str, BaseTool]
+) -> dict[str, Any]:
+    """One (router, task) row, labelled with the suite, seed and router."""
+    workdir = cfg.out / "work" / router / task.id
+    if router == "oracle":
+        row = run_oracle(task, cfg, tools, workdir)
+    else:
+        seed = zlib.crc32(f"{cfg.seed}:{task.id}".encode())
+        model = None if router == "policy" else router_for(router, tools, seed=seed)
+        row = run_task(task, cfg, model, workdir)
+    return {"suite": cfg.suite, "seed": cfg.seed, "router": router, **row}
+
+
+@dataclass
+class Plan:
+    """What an evaluation will do, checked before any task runs."""
+
+    tasks: list[suites.Task]
+    tools: dict[str, BaseTool]
+    todo: list[tuple[str, suites.Task]]
+    results: _Results
+
+
+def plan_eval(cfg: EvalConfig) -> Plan:
+    """Check ``cfg`` and list the (router, task) pairs to run; user mistakes raise here."""
+    results = _Results(cfg.out / RESULTS)
+    done = results.read()
+    _check_request(cfg, done)
+    tasks = suites.load_suite(cfg.suite, limit=cfg.limit, seed=cfg.seed)
+    tools = resolve(Context(**cfg.context)).tools
+    for name in cfg.routers:
+        if name not in ("policy", "oracle"):
+            router_for(name, tools)  # fail now, not per task
+    if "oracle" in cfg.routers and not tools:
+        raise RouterError("router 'oracle' needs at least one tool in the pool")
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    return Plan(tasks, tools, pending_units(cfg, tasks, done), results)
+
+
+def evaluate(cfg: EvalConfig) -> dict[str, Any]:
+    """Run the evaluation ``cfg`` describes and write ``results.jsonl`` and ``summary.json``.
+
+    Raises:
+        EvalError, SuiteError, RouterError, ConfigError, ContextError: user mistakes, found
+            before any task runs.
+    """
+    plan = plan_eval(cfg)
+    tasks, tools, todo, results = plan.tasks, plan.tools, plan.todo, plan.results
+    with _progress(len(todo), cfg.progress) as advance, ThreadPoolExecutor(cfg.concurrency) as ex:
+        futures = [ex.submit(run_unit, r, t, cfg, tools) for r, t in todo]
+        for future in as_completed(futures):
+            results.append(future.result())
+            advance()
+    return write_summary(cfg, tasks)
+
+
+def write_summary(cfg: EvalConfig, tasks: list[suites.Task]) -> dict[str, Any]:
+    """Summarise ``results.jsonl`` (rows of this run's tasks) into ``summary.json``."""
+    ids = {t.id for t in tasks}
+    rows = [r for r in _Results(cfg.out / RESULTS).read() if r["task_id"] in ids]
+    summary = {
+        "suite": cfg.suite,
+        "seed": cfg.seed,
+        "limit": cfg.limit,
+        "tasks": len(tasks),
+        "prefer": cfg.prefer,
+        "routers": summarize(rows, cfg.routers),
+    }
+    with atomic_path(cfg.out / SUMMARY) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

@@ -1,0 +1,121 @@
+"""Fixed routers for baselines: in-process chat models that stand in for the policy.
+
+Each one calls a single tool with the question and passes the tool's answer through, so it runs
+through the same graph, tool pool, ledger and trajectory store as the policy. They are used
+inside :func:`podium.graph.resources.policy_override`. ``strongest`` and ``cheapest`` pick the
+most and least expensive LLM expert by its :class:`~podium.tools.ToolCost`; ``random`` any tool;
+``oracle`` (see ``evaluate.py``) runs every tool and keeps the cheapest that solves the task.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.tools import BaseTool
+
+from podium.graph.render import ANSWER
+from podium.tools import cost_of
+
+ROUTERS = ("policy", "strongest", "cheapest", "random", "oracle")
+_RESPONSE = re.compile(r"<tool_response>\n?(.*?)\n?</tool_response>", re.DOTALL)
+
+
+class RouterError(ValueError):
+    """A router cannot be used with this pool (unknown name, no LLM expert)."""
+
+
+class FixedRouter(BaseChatModel):
+    """Calls ``tool`` once with the question, then answers with the tool's observation."""
+
+    tool: str
+    arg: str = "question"
+
+    @property
+    def _llm_type(self) -> str:
+        return "podium-fixed-router"
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+        """Accept the turn's tools (the router ignores them: its choice is fixed)."""
+        return self
+
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
+        called = any(isinstance(m, AIMessage) for m in messages)
+        if called:
+            seen = [
+                r
+                for m in messages
+                if isinstance(m, HumanMessage)
+                for r in _RESPONSE.findall(str(m.content))
+            ]
+            name, args = ANSWER, {"text": seen[-1].strip() if seen else ""}
+        else:
+            name, args = self.tool, {self.arg: question_of(messages)}
+        msg = AIMessage(
+            content="",
+            tool_calls=[{"name": name, "args": args, "id": f"call_{uuid.uuid4().hex[:12]}"}],
+            usage_metadata={"input_tokens": 0, "output_tokens": 0, "total_tokens": 0},
+        )
+        return ChatResult(generations=[ChatGeneration(message=msg)])
+
+
+def question_of(messages: Sequence[BaseMessage]) -> str:
+    """The user's question: the first human message after the system prompt."""
+    for m in messages:
+        if isinstance(m, HumanMessage):
+            return str(m.content)
+        if not isinstance(m, SystemMessage):
+            break
+    return ""
+
+
+def argument_of(tool: BaseTool) -> str:
+    """The name of the one text argument a fixed router fills with the question."""
+    props = tool.tool_call_schema.model_json_schema().get("properties", {})  # type: ignore[union-attr]
+    strings = [k for k, v in props.items() if v.get("type") == "string"]
+    if not strings:
+        raise RouterError(
+            f"tool {tool.name!r} takes no text argument; a fixed router cannot call it"
+        )
+    return strings[0]
+
+
+def llm_experts(tools: dict[str, BaseTool]) -> list[BaseTool]:
+    """Token-priced tools (LLM experts), cheapest first by input + output price per M tokens."""
+    priced = []
+    for tool in tools.values():
+        cost = cost_of(tool)
+        if cost.input_usd_per_mtok or cost.output_usd_per_mtok:
+            priced.append((cost.input_usd_per_mtok + cost.output_usd_per_mtok, tool.name, tool))
+    return [t for *_, t in sorted(priced, key=lambda p: (p[0], p[1]))]
+
+
+def fixed_router(tool: BaseTool) -> FixedRouter:
+    """A router that always calls ``tool``."""
+    return FixedRouter(tool=tool.name, arg=argument_of(tool))
+
+
+def router_for(name: str, tools: dict[str, BaseTool], *, seed: int = 0) -> FixedRouter:
+    """The fixed router ``name`` (``strongest``, ``cheapest``, ``random``) over ``tools``.
+
+    ``random`` draws its tool from ``seed`` (the runner passes a per-task seed).
+    """
+    if name in ("strongest", "cheapest"):
+        experts = llm_experts(tools)
+        if not experts:
+            raise RouterError(f"router {name!r} needs an LLM expert in the tool pool; none is")
+        return fixed_router(experts[-1] if name == "strongest" else experts[0])
+    if name == "random":
+        if not tools:
+            raise RouterError("router 'random' needs at least one tool in the pool")
+        names = sorted(tools)
+        return fixed_router(tools[random.Random(seed).choice(names)])
+    raise RouterError(f"unknown router {name!r}: use one of {', '.join(ROUTERS)}")

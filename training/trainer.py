@@ -1,0 +1,245 @@
+"""``podium train``: TRL's ``GRPOTrainer`` with a PEFT LoRA adapter, fed by podium rollouts.
+
+No training loop of ours: a ``rollout_func`` hands TRL the samples and ``GroupReward`` the
+rewards; TRL computes group advantages and does the clipped, KL-regularised updates.
+
+* **offline**: the dataset is the store's groups; each group id arrives ``num_generations``
+  times and the k-th copy becomes the group's k-th stored trajectory (``batches.py``).
+* **online**: the dataset is a task suite; each copy of a task runs the LangGraph graph with
+  the model being trained as its policy (``policy_override`` + :class:`LocalPolicy`), the
+  run is judged and stored, and its generated token ids and log-probs are returned.
+
+Several GPUs: ``accelerate launch -m podium.training.trainer --config FILE`` (keep
+``per_device_train_batch_size`` a multiple of ``num_generations`` so groups stay whole).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from podium.graph import Context, TrajectoryStore
+from podium.graph.resources import policy_override, resolve
+from podium.tools import cost_of
+
+from . import tasks as suites
+from .batches import BatchError, GRPOSample, trajectory_sample
+from .collect import context_for, finish_record, load_tasks, stored_groups
+from .grpo_config import TrainConfig, TrainConfigError, load_train_config
+from .local_policy import LocalPolicy
+from .preferences import make_preference, sample_preference
+from .rewards import TRAINING_KEY, GroupReward, measure
+
+RolloutFunc = Callable[[list[Any], Any], dict[str, Any]]
+# Preference kinds that need no tool name, so one can be set for every task (``preference``).
+FIXED_PREFERENCES = ("accuracy", "save_money", "be_fast", "avoid_api")
+
+
+def _pool(cfg: TrainConfig) -> dict[str, Any]:
+    return resolve(Context(profile=cfg.profile, config=cfg.config, local_only=cfg.local_only)).tools
+
+
+def _empty_sample(tokenizer: Any, record: Mapping[str, Any]) -> GRPOSample:
+    """A run with no policy turn (e.g. the budget stopped it): nothing to train on."""
+    eos = tokenizer.eos_token_id
+    return GRPOSample([eos], [eos], [0], 0.0, [0.0], record.get("id", ""), None, False)
+
+
+def _outputs(
+    samples: list[GRPOSample],
+    records: list[Mapping[str, Any]],
+    logprobs: list[list[float]] | None,
+    cfg: TrainConfig,
+) -> dict[str, Any]:
+    info = [r.get(TRAINING_KEY, {}) for r in records]
+    return {
+        "prompt_ids": [s.prompt_ids for s in samples],
+        "completion_ids": [s.completion_ids for s in samples],
+        "logprobs": logprobs,
+        "env_mask": [s.env_mask for s in samples],
+        "podium_measure": [measure(r, cfg.reward).__dict__ for r in records],
+        "podium_group": [i.get("group_id", "") for i in info],
+        "podium_preference": [
+            i.get("preference_vector") or cfg.reward.default_preference for i in info
+        ],
+        "podium_trajectory": [r.get("id", "") for r in records],
+    }
+
+
+def offline_rollouts(
+    cfg: TrainConfig, groups: Mapping[str, list[dict[str, Any]]], pool: Mapping[str, Any]
+) -> RolloutFunc:
+    """A ``rollout_func`` replaying stored groups: the k-th copy of a group id → its k-th run."""
+
+    def rollout(prompts: list[Any], trainer: Any) -> dict[str, Any]:
+        tok = trainer.processing_class
+        seen: Counter[str] = Counter()
+        samples, records = [], []
+        for gid in prompts:
+            record = groups[gid][seen[gid] % len(groups[gid])]
+            seen[gid] += 1
+            try:
+                samples.append(trajectory_sample(record, tok, pool))
+            except BatchError:
+                samples.append(_empty_sample(tok, record))
+            records.append(record)
+        return _outputs(samples, records, None, cfg)  # stored runs carry no log-probs
+
+    return rollout
+
+
+def online_rollouts(
+    cfg: TrainConfig, tasks: Mapping[str, suites.Task], pool: Mapping[str, Any]
+) -> RolloutFunc:
+    """A ``rollout_func`` running the graph with the model being trained as its policy."""
+    from podium.graph import graph
+
+    store = TrajectoryStore(cfg.store or None)
+    localities = {name: cost_of(tool).locality for name, tool in pool.items()}
+    fixed = make_preference(cfg.preference, localities) if cfg.preference else None
+    calls = itertools.count()
+    base = {
+        "profile": cfg.profile,
+        "config": cfg.config,
+        "local_only": cfg.local_only,
+        "max_turns": cfg.max_turns,
+        "budget_usd": cfg.budget_usd,
+        "temperature": cfg.temperature,
+        "policy_base_url": "http://127.0.0.1:9/in-process",  # never called: overridden
+        "trajectory_db": str(store.path),
+    }
+
+    def rollout(prompts: list[Any], trainer: Any) -> dict[str, Any]:
+        tok = trainer.processing_class
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        step = next(calls)
+        seen: Counter[str] = Counter()
+        samples, records, logprobs = [], [], []
+        for task_id in prompts:
+            task = tasks[task_id]
+            pref = fixed or sample_preference(task.id, localities, seed=cfg.seed)
+            policy = LocalPolicy(
+                model=model,
+                tokenizer=tok,
+                temperature=cfg.temperature,
+                max_new_tokens=cfg.max_new_tokens,
+            )
+            with tempfile.TemporaryDirectory(prefix="podium-task-") as workdir:
+                ctx = context_for(base, task, pref, Path(workdir))
+                with policy_override(policy):
+                    state = graph.invoke({"question": task.question}, context=ctx)
+            record = finish_record(
+                store, state["trajectory_id"], task, f"{task.id}#{step}", seen[task.id], pref
+            )
+            seen[task.id] += 1
+            generated = [t.completion_ids for t in policy.turns]
+            try:
+                sample = trajectory_sample(record, tok, pool, generated=generated)
+            except BatchError:
+                sample = _empty_sample(tok, record)
+            turn_logps = iter([lp for t in policy.turns for lp in t.logprobs])
+            logprobs.append([next(turn_logps) if m else 0.0 for m in sample.env_mask])
+            samples.append(sample)
+            records.append(record)
+        return _outputs(samples, records, logprobs, cfg)
+
+    return rollout
+
+
+@dataclass
+class TrainResult:
+    """What a training run did."""
+
+    adapter_dir: str
+    steps: int
+    losses: list[float] = field(default_factory=list)
+    dropped_groups: int = 0
+    groups: int = 0
+
+
+def build_trainer(cfg: TrainConfig) -> tuple[Any, GroupReward]:
+    """TRL's ``GRPOTrainer`` for ``cfg``, with its podium reward.
+
+    Raises:
+        TrainConfigError: a missing model or store, an empty store or suite, bad GRPO values.
+    """
+    import os
+
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOTrainer
+
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is by design
+
+    if not (Path(cfg.model) / "config.json").is_file():
+        raise TrainConfigError(f"model {cfg.model} is not a Hugging Face model folder: fix model")
+    try:
+        args = cfg.grpo_args()
+    except ValueError as exc:
+        raise TrainConfigError(f"bad [grpo] values: {' '.join(str(exc).split())}") from None
+    pool = _pool(cfg)
+    g = args.num_generations
+    if cfg.mode == "offline":
+        if not Path(cfg.store).is_file():
+            raise TrainConfigError(
+                f"store {cfg.store} does not exist: run podium collect --out {cfg.store} first"
+            )
+        groups = {k: v for k, v in stored_groups(TrajectoryStore(cfg.store)).items() if len(v) >= g}
+        if not groups:
+            raise TrainConfigError(
+                f"store {cfg.store} has no group of {g} collected runs: "
+                f"run podium collect --group-size {g} --out {cfg.store}"
+            )
+        rows = [{"prompt": gid} for gid in groups]
+        rollout = offline_rollouts(cfg, groups, pool)
+    else:
+        if cfg.preference and cfg.preference not in FIXED_PREFERENCES:
+            raise TrainConfigError(
+                f"unknown preference {cfg.preference!r}: use one of {', '.join(FIXED_PREFERENCES)}"
+            )
+        tasks = {t.id: t for t in load_tasks(cfg.tasks, cfg.limit, cfg.seed)}
+        rows = [{"prompt": tid} for tid in tasks]
+        rollout = online_rollouts(cfg, tasks, pool)
+    tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+    model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype="float32")
+    reward = GroupReward(list(pool), cfg.reward)
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=[reward],
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=cfg.lora_config(),
+        rollout_func=rollout,
+    )
+    return trainer, reward
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Train and save the LoRA adapter (PEFT layout, loadable by vLLM's ``--lora-modules``)."""
+    trainer, reward = build_trainer(cfg)
+    trainer.train()
+    trainer.model.save_pretrained(cfg.output_dir)
+    trainer.processing_class.save_pretrained(cfg.output_dir)
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return TrainResult(
+        cfg.output_dir, trainer.state.global_step, losses, reward.dropped, reward.groups
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m podium.training.trainer --config FILE`` (what ``accelerate launch`` runs)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True)
+    result = train(load_train_config(parser.parse_args(argv).config))
+    print(result)
+
+
+if __name__ == "__main__":
+    main()
