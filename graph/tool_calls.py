@@ -20,8 +20,8 @@ from podium.tools.cost import token_bound
 
 from . import prompts
 from .context import Context, context_of
+from .ledger import bill, policy_cost, prompt_bound
 from .ledger import entry as ledger_entry
-from .ledger import policy_cost, prompt_bound
 from .resources import Resources, resolve
 from .state import LedgerEntry, State, spent, with_cost
 from .tracing import report_cost
@@ -53,7 +53,11 @@ def _attach_ledger(request: ToolCallRequest, msg: Any, seconds: float) -> Any:
     if error:
         msg.status = "error"
     in_tok, out_tok = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
-    cost = cost_of(request.tool).price(in_tok, out_tok, usage.get("compute_seconds", seconds))
+    price = cost_of(request.tool)
+    worst = price.worst_case(token_bound(json.dumps(request.tool_call["args"])))
+    cost = bill(
+        request.tool.name, price, worst, in_tok, out_tok, usage.get("compute_seconds", seconds)
+    )
     msg.response_metadata[LEDGER_KEY] = ledger_entry(
         "tool",
         request.tool.name,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -47,8 +48,8 @@ _CONTEXT_FIELDS = (
 
 
 def default_db() -> Path:
-    """The default store: ``trajectories.sqlite`` in podium's cache dir."""
-    return cache_dir() / "trajectories.sqlite"
+    """The default store: ``$PODIUM_TRAJECTORY_DB``, else ``trajectories.sqlite`` in the cache."""
+    return Path(os.environ.get("PODIUM_TRAJECTORY_DB") or cache_dir() / "trajectories.sqlite")
 
 
 def build_record(ctx: Context, state: State, tools: list[str]) -> dict[str, Any]:

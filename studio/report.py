@@ -61,7 +61,8 @@ def _figures(summary: dict[str, Any], out: Path) -> tuple[Path, Path]:
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
     for name, (cost, acc) in points.items():
         low, high = routers[name]["accuracy_ci95"]
-        ax.errorbar([cost], [acc], yerr=[[acc - low], [high - acc]], fmt="o", capsize=4)
+        err = [[max(acc - low, 0.0)], [max(high - acc, 0.0)]]  # rounding may cross zero
+        ax.errorbar([cost], [acc], yerr=err, fmt="o", capsize=4)
         ax.annotate(name, (cost, acc), textcoords="offset points", xytext=(6, 6))
     front = pareto_front(points)
     ax.plot([points[n][0] for n in front], [points[n][1] for n in front], "--", color="grey")

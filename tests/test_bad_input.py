@@ -172,6 +172,43 @@ CASES: dict[str, tuple[list[str], dict[str, str], str, bool]] = {
         "approve_above_usd must be a number",
         True,
     ),
+    "reject with nothing pending": (
+        ["run", "hi", "--thread", "t3", "--reject"],
+        {},
+        "waits for no approval: drop --approve/--reject",
+        False,
+    ),
+    "unknown suite": (
+        ["eval", "nope", "--out", "{d}/eval-nope"],
+        {},
+        "unknown suite 'nope': use one of",
+        False,
+    ),
+    "missing jsonl suite file": (
+        ["eval", "jsonl:{d}/missing.jsonl", "--out", "{d}/eval-missing"],
+        {},
+        "missing.jsonl: no such file",
+        False,
+    ),
+    "unknown router": (
+        ["eval", "math", "--router", "nope", "--limit", "1", "--out", "{d}/eval-router"],
+        {},
+        "unknown router 'nope': use one of",
+        False,
+    ),
+    "eval limit -1": (
+        ["eval", "math", "--limit", "-1", "--out", "{d}/eval-limit"],
+        {},
+        "--limit must be at least 1, got -1",
+        False,
+    ),
+    "unknown domain": (
+        ["synth", "env", "--domain", "nope"],
+        {},
+        "unknown domain 'nope': choose one of",
+        False,
+    ),
+    "view an unknown trajectory": (["view", "nope"], {}, "no trajectory 'nope'", False),
     "unknown option": (["run", "hi", "--bogus"], {}, "No such option: --bogus", True),
     "extra argument": (["tools", "--json", "x"], {}, "unexpected extra argument", True),
 }
@@ -254,6 +291,11 @@ def test_bad_input_is_one_line_and_exit_code_2(runs, case):
     assert lines[0].startswith("podium: error: ") and needle in lines[0], lines[0][:500]
     assert done.stdout == ""
     assert len(lines[0]) < 400  # the message never echoes the oversize input
+
+
+def test_refused_evals_write_no_output_dir(runs, tmp_path_factory):
+    tmp = tmp_path_factory.getbasetemp()
+    assert not list(tmp.glob("bad-input*/eval-*"))  # no half-written report
 
 
 def test_a_2mb_argument_never_reaches_podium():

@@ -9,8 +9,9 @@ each budget, with fresh per-turn usage of the policy and the tools, all within w
 guard assumes: input within the UTF-8 bound, output within ``max_tokens`` /
 ``max_output_tokens``, seconds billed up to ``max_seconds``.
 
-Known gap, pinned at the end of the file: an endpoint that reports more output tokens than
-the cap it was sent is billed what it reports, so that one step can overshoot the budget.
+An endpoint that reports more output tokens than the cap it was sent (tested at the end of
+the file) is billed the worst case it was admitted under, never what it reports: the
+budget stays a hard cap, and the entry keeps the reported tokens (see ``graph.ledger.bill``).
 """
 
 from __future__ import annotations
@@ -33,16 +34,17 @@ from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, Field
 
 from podium.graph import Context, TrajectoryStore, graph, resources
+from podium.graph.ledger import policy_cost
 from podium.graph.resources import resolve
 from podium.graph.state import spent
 from podium.graph.tool_calls import BLOCKED_ERROR, REPEATED_ERROR
-from podium.tools import ToolCost, Usage
+from podium.tools import ToolCost, Usage, cost_of
 from podium.tools.cost import PROMPT_OVERHEAD_TOKENS, token_bound, with_cost
 
 from .fakes import FakePolicy
 from .fakes import expert_tool as fake_expert
 
-EXAMPLES = 250
+EXAMPLES = 500
 RUNS_PER_EXAMPLE = 4  # the same pool and script replayed under other budgets and usage
 STOP_REASONS = {"answer", "budget", "max_turns", "error"}
 RESERVE_USD = 2e-4  # roughly what the guard keeps back for the final policy turn
@@ -410,43 +412,53 @@ def _policy(max_tokens: int) -> MeteredPolicy:
     return _POLICIES[max_tokens]
 
 
-# --- an endpoint that ignores its cap (known gap, see the module docstring) ---------------
+# --- an endpoint that ignores its cap ----------------------------------------------------
 
 
 @pytest.mark.parametrize("honest", [True, False])
-def test_a_policy_reporting_more_than_max_tokens_overshoots_by_that_turn_only(
-    fake_graph, honest: bool
+def test_a_policy_reporting_more_than_max_tokens_is_billed_its_admitted_worst_case(
+    fake_graph, caplog: pytest.LogCaptureFixture, honest: bool
 ) -> None:
-    """The guard assumes the policy endpoint honours ``max_tokens``. One that does not is
-    billed what it reports (those dollars are spent) and the negative remainder stops all
-    further spending, so the overshoot is that one turn; honest, the same run fits."""
+    """The guard admits a policy turn at its worst case (output = ``max_tokens``). One whose
+    endpoint reports 100x that is billed the worst case, keeps its reported tokens, and is
+    named in a warning; the run then goes on within the budget."""
     policy, base = fake_graph([_native("calc", question="6*7"), "42"], [_calc()])
     max_tokens = resolve(Context(**base)).max_tokens
     policy.usage = (100, max_tokens if honest else 100 * max_tokens)
-    budget = 2e-4  # a turn and a call at worst case fit; 100x the output does not
+    budget = 2e-4  # a turn and a call at worst case fit; 100x the output would not
     out = graph.invoke({"question": "6*7?"}, context=Context(**base, budget_usd=budget))
+    assert [e["ok"] for e in out["ledger"]] == [True, True, True]
+    assert spent(out["ledger"]) <= budget and out["stopped_by"] == "answer"
+    first = out["ledger"][0]
+    assert first["kind"] == "policy" and first["output_tokens"] == policy.usage[1]
+    price = _policy_cost(base).price(100, policy.usage[1])
+    warned = [r for r in caplog.records if "over the $" in r.getMessage()]
     if honest:
-        assert [e["ok"] for e in out["ledger"]] == [True, True, True]
-        assert spent(out["ledger"]) <= budget and out["stopped_by"] == "answer"
+        assert first["cost_usd"] == price and not warned
         return
-    first, *rest = out["ledger"]
-    assert first["kind"] == "policy" and first["output_tokens"] == 100 * max_tokens
-    assert spent(out["ledger"]) > budget  # the gap (see the report on this file)
-    assert [e["error"] for e in rest] == [BLOCKED_ERROR]  # and nothing more is spent
-    assert out["stopped_by"] == "budget" and out["turns"] == 1
+    assert first["cost_usd"] < price / 10  # the worst case, not 100x the output
+    assert len(warned) == 2 and "policy" in warned[0].getMessage()  # both turns overran
 
 
-def test_a_tool_reporting_more_than_max_output_tokens_overshoots_by_that_call_only(fake_graph):
-    """Same gap for a token-priced tool whose endpoint ignores ``max_output_tokens``."""
+def test_a_tool_reporting_more_than_max_output_tokens_is_billed_its_worst_case(fake_graph):
+    """Same for a token-priced tool whose endpoint ignores ``max_output_tokens``."""
     liar = fake_expert(in_price=1.0, out_price=10.0, max_out=100, used=(300, 100_000))
     budget = 0.01  # the call's worst case (100 output tokens) fits; 100,000 tokens do not
     _, base = fake_graph([_native("oracle", question="q"), "42"], [liar])
     out = graph.invoke({"question": "q"}, context=Context(**base, budget_usd=budget))
     kinds = [(e["kind"], e["name"]) for e in out["ledger"]]
-    assert kinds == [("policy", "policy"), ("tool", "oracle")]  # no policy turn after it
-    assert out["ledger"][-1]["output_tokens"] == 100_000
-    assert spent(out["ledger"]) > budget
-    assert out["stopped_by"] == "budget"
+    assert kinds == [("policy", "policy"), ("tool", "oracle"), ("policy", "policy")]
+    tool = out["ledger"][1]
+    assert tool["output_tokens"] == 100_000 and tool["ok"]
+    worst = cost_of(liar).worst_case(token_bound(json.dumps({"question": "q"})))
+    assert tool["cost_usd"] == worst < cost_of(liar).price(300, 100_000)
+    assert spent(out["ledger"]) <= budget
+    assert out["stopped_by"] == "answer" and out["answer"] == "42"
+
+
+def _policy_cost(base: dict[str, Any]) -> ToolCost:
+    """The policy's price as the graph bills it."""
+    return policy_cost(resolve(Context(**base)))
 
 
 def _native(name: str, **args: Any) -> AIMessage:

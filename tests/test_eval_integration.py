@@ -22,6 +22,7 @@ pytestmark = pytest.mark.integration
 def _eval(suite: str, limit: int, out: Path) -> dict:
     exe = Path(sys.executable).with_name("podium")
     argv = [str(exe), "eval", suite, "--limit", str(limit), "--out", str(out), "--quiet"]
+    argv += ["--max-turns", "4"]  # bounds CI time: a 0.5B policy rarely recovers after 4 turns
     done = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
     assert done.returncode == 0, done.stderr[-3000:]
     for name in ("results.jsonl", "summary.json", "report.html", "pareto.png", "tool_usage.png"):

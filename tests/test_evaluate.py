@@ -25,7 +25,7 @@ def _expert(name: str, price: float, knows: set[str], calls: list[str]) -> Struc
         calls.append(name)
         gold = next(g for q, g in QUESTIONS.values() if q == question)
         reply = f"It is {gold}." if gold in knows else "No idea."
-        return reply, Usage(input_tokens=1000, output_tokens=100)
+        return reply, Usage(input_tokens=10, output_tokens=100)
 
     tool = StructuredTool.from_function(
         ask, name=name, description=f"{name} expert", response_format="content_and_artifact"
@@ -96,15 +96,17 @@ def test_eval_writes_rows_and_a_summary_that_adds_up(pool, tmp_path):
     assert list(by) == routers
     assert by["policy"]["correct"] == 2 and by["strongest"]["correct"] == 3
     assert by["cheapest"]["correct"] == 1 and by["oracle"]["correct"] == 3
-    assert by["strongest"]["tool_calls"] == {"pricey": 3}
+    assert by["strongest"]["tool_calls"] == {"pricey": 3} and by["strongest"]["tool_errors"] == 0
+    for r in rows:  # calc cannot evaluate a question: a failed call, passed through
+        assert r["tool_errors"] == (r["tool_calls"] == ["calc"]), r
     assert by["policy"]["tool_calls"] == {"pricey": 1}
     for name, s in by.items():
         mine = [r for r in rows if r["router"] == name]
         assert math.isclose(s["total_cost_usd"], sum(r["cost_usd"] for r in mine))
         assert math.isclose(s["mean_latency_s"], sum(r["latency_s"] for r in mine) / 3)
         assert s["accuracy_ci95"][0] <= s["accuracy"] <= s["accuracy_ci95"][1]
-    # Fixed routers pay for their one expert call only: (1000 + 100) tokens at $10 per M.
-    assert math.isclose(by["strongest"]["mean_cost_usd"], 1100 * 10.0 / 1e6)
+    # Fixed routers pay for their one expert call only: (10 + 100) tokens at $10 per M.
+    assert math.isclose(by["strongest"]["mean_cost_usd"], 110 * 10.0 / 1e6)
     # The oracle ran every tool on every task and kept the cheapest that solved it.
     oracle = {r["task_id"]: r for r in rows if r["router"] == "oracle"}
     assert oracle["toy-0"]["oracle_tool"] == "cheap"
@@ -133,14 +135,15 @@ def test_resume_skips_finished_tasks_and_torn_lines(pool, tmp_path):
         evaluate(other)
 
 
-def test_a_checker_that_raises_marks_the_task_error(pool, tmp_path):
+def test_a_checker_that_raises_or_a_failed_run_marks_the_task_error(pool, tmp_path):
     setup, _, _ = pool
-    _, ctx = setup(["boom", "Paris", "4"])
+    _, ctx = setup(["boom", RuntimeError("endpoint down"), "4"])
     summary = evaluate(EvalConfig("toy", tmp_path, context=ctx, progress=False))
     rows = {r["task_id"]: r for r in _rows(tmp_path)}
     assert rows["toy-0"]["status"] == "error" and "checker bug" in rows["toy-0"]["detail"]
-    assert summary["routers"]["policy"]["errors"] == 1
-    assert summary["routers"]["policy"]["correct"] == 2
+    assert rows["toy-1"]["status"] == "error" and rows["toy-1"]["stopped_by"] == "error"
+    assert summary["routers"]["policy"]["errors"] == 2
+    assert summary["routers"]["policy"]["correct"] == 1
 
 
 def test_preference_compliance_is_the_share_of_preferred_calls(pool, tmp_path):

@@ -2,21 +2,16 @@
 calls, a dead policy endpoint. Each run must end cleanly, quickly and with an honest ledger.
 
 The expert is a real podium expert tool (``[experts.*]`` in a user config, ``ChatOpenAI``
-underneath) pointed at a small fake OpenAI-compatible server on 127.0.0.1; the policy is
+underneath) pointed at the fake OpenAI-compatible server of ``tests/fake_openai.py``; the policy is
 the scripted fake of ``tests/fakes.py``, except for the dead-endpoint test.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import socket
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +21,7 @@ from langchain_core.messages import AIMessage, ToolMessage
 from podium.graph import Context, TrajectoryStore, graph, resources
 from podium.tools import cost_of, load_pool
 
+from .fake_openai import OK_REPLY, OK_USAGE, fake_openai
 from .fakes import calc_tool
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
@@ -33,11 +29,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
 EXPERT = "ask_flaky"
 EXPERT_TIMEOUT_S = 0.5  # timeout_s of the expert in the config below
 CLIENT_ATTEMPTS = 3  # 1 + max_retries=2 of the OpenAI client (tools/endpoints.py)
-SERVER_LIFETIME_S = 30.0  # the fake server shuts itself down after this, whatever happens
-HANG_S = 5.0  # a hanging request is answered (with nothing) after this at the latest
 QUESTION = "What is 6 * 7?"
-OK_REPLY = "the expert says 42"
-OK_USAGE = (20, 5)
 
 
 @pytest.fixture(autouse=True)
@@ -46,106 +38,6 @@ def _no_podium_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("PODIUM_"):
             monkeypatch.delenv(key)
-
-
-# --- a fake OpenAI-compatible server ------------------------------------------------------
-
-
-class FakeOpenAI(ThreadingHTTPServer):
-    """``POST /v1/chat/completions`` on 127.0.0.1 answering in one ``mode``.
-
-    Modes: ``ok`` (a completion with usage), ``hang`` (no answer until the client gives
-    up), ``http500``, ``malformed`` (200 with a broken JSON body), ``drop`` (headers and
-    part of the body, then the connection is closed).
-    """
-
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(self, mode: str) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.mode = mode
-        self.requests = 0
-        self.lock = threading.Lock()
-        self.release = threading.Event()  # set on shutdown: hanging handlers return at once
-
-    @property
-    def base_url(self) -> str:
-        """The OpenAI-style base URL of this server."""
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: FakeOpenAI
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def _send(self, status: int, body: bytes, length: int | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body) if length is None else length))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        server = self.server
-        with server.lock:
-            server.requests += 1
-        ok = json.dumps(
-            {
-                "id": "chatcmpl-fake",
-                "object": "chat.completion",
-                "created": 0,
-                "model": "flaky",
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": OK_REPLY},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": OK_USAGE[0],
-                    "completion_tokens": OK_USAGE[1],
-                    "total_tokens": sum(OK_USAGE),
-                },
-            }
-        ).encode()
-        if server.mode == "hang":
-            server.release.wait(HANG_S)
-        elif server.mode == "http500":
-            self._send(500, b'{"error": {"message": "internal failure", "type": "server_error"}}')
-        elif server.mode == "malformed":
-            self._send(200, b'{"id": "chatcmpl-fake", "choices": [{"index": 0, "mess')
-        elif server.mode == "drop":
-            self._send(200, ok[:20], length=len(ok))  # promise the whole body, send a bit
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)
-            self.close_connection = True
-        else:
-            self._send(200, ok)
-
-
-@contextmanager
-def fake_openai(mode: str) -> Iterator[FakeOpenAI]:
-    """A running :class:`FakeOpenAI`, stopped on exit (or after ``SERVER_LIFETIME_S``)."""
-    server = FakeOpenAI(mode)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    watchdog = threading.Timer(SERVER_LIFETIME_S, server.shutdown)
-    watchdog.daemon = True
-    watchdog.start()
-    try:
-        yield server
-    finally:
-        watchdog.cancel()
-        server.release.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def expert_config(tmp_path: Path, base_url: str) -> Path:

@@ -146,3 +146,20 @@ def test_cli_view_writes_the_page(fake_graph, tmp_path):
     assert record["id"] in (tmp_path / "page.html").read_text()
     assert not list(tmp_path.glob(".page.html.*"))  # no temporary left behind
     assert REPORT == "report.html"
+
+
+def test_report_of_a_run_where_nothing_is_solved(tmp_path):
+    """0 of n correct: the Wilson bound rounds just below 0, which must not break the plot."""
+    rows = [{"suite": "math", "seed": 0, "router": r, "task_id": f"t{i}", "status": "ok",
+             "correct": False, "score": 0.0, "detail": "", "answer": "", "cost_usd": 1e-6,
+             "latency_s": 1.0, "tool_calls": [], "trajectory_id": "", "preferred_calls": None}
+            for r in ("policy", "oracle") for i in range(3)]  # fmt: skip
+    from podium.training.metrics import summarize
+
+    (tmp_path / RESULTS).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = {"suite": "math", "seed": 0, "limit": 3, "tasks": 3, "prefer": [],
+               "routers": summarize(rows)}  # fmt: skip
+    (tmp_path / SUMMARY).write_text(json.dumps(summary))
+    write_report(tmp_path)
+    table = (tmp_path / "summary.md").read_text()
+    assert "| policy | 0/3 (0%) |" in table and "| oracle | 0/3 (0%) |" in table

@@ -1,14 +1,8 @@
-"""The python sandbox against real bubblewrap: results, isolation, limits, teardown, fallback."""
+"""The python sandbox against real bubblewrap: results, limits, capping, the fallback."""
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import random
-import socket
-import subprocess
-import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -86,121 +80,14 @@ def test_runs_unprivileged_in_own_pid_namespace_with_numpy() -> None:
     assert result.stdout.splitlines()[-1] == "np.int64(6)"
 
 
-def test_no_network_and_no_dns() -> None:
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        port = listener.getsockname()[1]
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()  # reachable from host
-        code = f"""
-import socket
-for host, port in [("1.1.1.1", 53), ("127.0.0.1", {port})]:
-    try:
-        socket.create_connection((host, port), timeout=2).close()
-        print("CONNECTED", host)
-    except OSError as exc:
-        print("blocked", host, type(exc).__name__)
-try:
-    socket.getaddrinfo("example.com", 443)
-    print("RESOLVED")
-except OSError as exc:
-    print("dns blocked", type(exc).__name__)
-"""
-        result = _jailed(code)
-    assert result.ok, result.stderr
-    lines = result.stdout.splitlines()
-    assert [line.split()[:2] for line in lines[:2]] == [
-        ["blocked", "1.1.1.1"],
-        ["blocked", "127.0.0.1"],
-    ]
-    assert lines[2].startswith("dns blocked")
-
-
-def test_cannot_read_host_secrets_home_or_repo() -> None:
-    home_file = Path.home() / f"podium-sandbox-test-{uuid.uuid4().hex}.txt"
-    home_file.write_text("host secret")
-    try:
-        paths = ["/etc/shadow", str(home_file), str(REPO_FILE)]
-        code = f"""
-for path in {paths!r}:
-    try:
-        print("READ", path, open(path).read()[:20])
-    except OSError as exc:
-        print("blocked", type(exc).__name__)
-"""
-        result = _jailed(code)
-    finally:
-        home_file.unlink()
-    assert result.ok, result.stderr
-    assert result.stdout.splitlines() == ["blocked FileNotFoundError"] * 3
-
-
-def test_cannot_write_outside_tmp() -> None:
-    before = hashlib.sha256(REPO_FILE.read_bytes()).hexdigest()
-    usr_file = f"/usr/podium-sandbox-test-{uuid.uuid4().hex}"
-    code = f"""
-for path in {[usr_file, str(REPO_FILE), "/tmp/scratch.txt"]!r}:
-    try:
-        with open(path, "a") as f:
-            f.write("pwned")
-        print("wrote", path)
-    except OSError as exc:
-        print("blocked", type(exc).__name__)
-"""
-    result = _jailed(code)
-    assert result.ok, result.stderr
-    lines = result.stdout.splitlines()
-    assert lines[0] == "blocked OSError"  # read-only file system
-    assert lines[1] == "blocked FileNotFoundError"
-    assert lines[2] == "wrote /tmp/scratch.txt"
-    assert not Path(usr_file).exists()
-    assert hashlib.sha256(REPO_FILE.read_bytes()).hexdigest() == before
-
-
-@pytest.mark.parametrize("mode", ["bwrap", "none"])
-def test_host_environment_does_not_leak(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_unisolated_fallback_clears_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The jail's side of this, and every other attack, is in tests/test_containment.py.
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
-    monkeypatch.setenv(sandbox.ENV_MODE, mode)
-    with pytest.warns(RuntimeWarning) if mode == "none" else contextlib.nullcontext():
+    monkeypatch.setenv(sandbox.ENV_MODE, "none")
+    with pytest.warns(RuntimeWarning):
         result = run_python("import os\ndict(os.environ)")
     assert result.ok and "PATH" in result.stdout
     assert "OPENAI_API_KEY" not in result.stdout and "sk-test-secret" not in result.stdout
-
-
-def test_process_limit_holds_for_root() -> None:
-    code = """
-import os, time
-n = 0
-try:
-    while True:
-        if os.fork() == 0:
-            time.sleep(5)
-            os._exit(0)
-        n += 1
-except OSError as exc:
-    print("blocked after", n, type(exc).__name__)
-"""
-    result = _jailed(code, SandboxLimits(max_processes=32))
-    assert result.ok, result.stderr
-    words = result.stdout.split()
-    assert words[:2] == ["blocked", "after"] and int(words[2]) < 32
-    assert words[3] == "BlockingIOError"
-
-
-def test_fork_bomb_is_contained_and_torn_down() -> None:
-    # memory_mb marks the bomb's command line: the runner gets its rlimits, in bytes, as argv.
-    limits = SandboxLimits(timeout_s=3, memory_mb=987)
-    code = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"
-    result = _jailed(code, limits)
-    assert result.timed_out and result.seconds < limits.timeout_s + 2
-    assert result.error == "timed out after 3s (process tree killed)"
-    assert _running(str(987 << 20)) == []
-    assert subprocess.run(["true"], check=False).returncode == 0
-
-
-def test_memory_bomb_reports_memory_limit() -> None:
-    result = _jailed("x = bytearray(4 * 1024**3)")
-    assert result.error == "memory limit of 1024 MB exceeded"
 
 
 def test_cpu_spin_hits_cpu_limit() -> None:
@@ -209,43 +96,25 @@ def test_cpu_spin_hits_cpu_limit() -> None:
     assert result.exit_code < 0 and not result.timed_out and result.seconds < 8
 
 
-def test_sleep_past_timeout_is_killed_in_time() -> None:
-    start = time.monotonic()
-    result = _jailed("import time\ntime.sleep(60)", SandboxLimits(timeout_s=1))
-    assert time.monotonic() - start < 3
-    assert result.timed_out and not result.ok
-    assert result.error == "timed out after 1s (process tree killed)"
-
-
-@pytest.mark.parametrize("mode", ["bwrap", "none"])
 @pytest.mark.parametrize("then", ["", "time.sleep(60)"])
-def test_background_children_do_not_survive(
-    mode: str, then: str, monkeypatch: pytest.MonkeyPatch
+def test_unisolated_background_children_do_not_survive(
+    then: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(sandbox.ENV_MODE, mode)
-    tag = str(random.randrange(10**8, 10**9))
     # A child in its own session escapes the process group: only the jail's pid namespace
-    # catches it, so the unisolated fallback is not asked to.
-    escape = mode == "bwrap"
+    # catches it (tests/test_containment.py), so the unisolated fallback is not asked to.
+    monkeypatch.setenv(sandbox.ENV_MODE, "none")
+    tag = str(random.randrange(10**8, 10**9))
     code = f"""
 import subprocess, time
 subprocess.Popen(["sleep", "{tag}"])
-subprocess.Popen(["sleep", "{tag}"], stdout=subprocess.DEVNULL, start_new_session={escape})
+subprocess.Popen(["sleep", "{tag}"], stdout=subprocess.DEVNULL)
 time.sleep(0.3)
 {then}
 """
-    with pytest.warns(RuntimeWarning) if mode == "none" else contextlib.nullcontext():
+    with pytest.warns(RuntimeWarning):
         result = run_python(code, SandboxLimits(timeout_s=2))
     assert result.timed_out == bool(then), result.stderr
     assert _running(f"sleep\0{tag}") == []
-
-
-def test_output_flood_is_cut_quickly() -> None:
-    start = time.monotonic()
-    result = _jailed("while True:\n    print('x' * 10**6)")
-    assert time.monotonic() - start < 3
-    assert result.truncated and len(result.stdout) < 16_000 + 100
-    assert result.error is not None and result.error.startswith("output flood")
 
 
 def test_long_output_keeps_head_and_tail() -> None:

@@ -76,7 +76,8 @@ class FakeOpenAI(BaseHTTPRequestHandler):
         server = self.server
         with server.lock:  # type: ignore[attr-defined]
             server.seen.append((body["model"], self.headers.get("Authorization", "")))  # type: ignore[attr-defined]
-            turn = sum(m == "policy" for m, _ in server.seen) - 1  # type: ignore[attr-defined]
+            # Each run replays TURNS; the server serves one run after another.
+            turn = (sum(m == "policy" for m, _ in server.seen) - 1) % len(TURNS)  # type: ignore[attr-defined]
         if body["model"] == "policy":
             calls = [
                 {
@@ -261,3 +262,59 @@ def test_cli_output_never_shows_the_keys(tmp_path):
     raw = b"".join(f.read_bytes() for f in tmp_path.glob("cli.sqlite*"))
     assert b"leakcheck?" in raw and not leaks(raw)
     assert not (tmp_path / "cache" / "server").exists()  # no embedded server was started
+
+
+def test_files_of_threads_views_and_eval_reports_never_hold_the_keys(openai_server, tmp_path):
+    """The newer commands' files: checkpoints (``run --thread``), ``view`` and ``eval`` output.
+
+    Real CLI processes with every key set; policy and hosted experts on the fake server.
+    """
+    base_url, server = openai_server
+    config = tmp_path / "leak.toml"
+    config.write_text(
+        f"""
+[policy]
+base_url = "{base_url}"
+[profiles.leak]
+tools = ["python", "ask_gpt5", "ask_claude"]
+[experts.ask_gpt5]
+base_url = "{base_url}"
+[experts.ask_claude]
+base_url = "{base_url}"
+""",
+        encoding="utf-8",
+    )
+    (tmp_path / "tasks.jsonl").write_text(json.dumps({"question": QUESTION, "answer": "42"}))
+    env = {
+        **os.environ,
+        **KEYS,
+        "NO_PROXY": "127.0.0.1,localhost",
+        "PODIUM_CONFIG": str(config),
+        "PODIUM_CACHE_DIR": str(tmp_path / "cache"),
+        "PODIUM_TRAJECTORY_DB": str(tmp_path / "traj.sqlite"),
+        "PODIUM_CHECKPOINT_DB": str(tmp_path / "checkpoints.sqlite"),
+    }
+    view_out, eval_out = str(tmp_path / "view.html"), str(tmp_path / "eval")
+    tasks = f"jsonl:{tmp_path / 'tasks.jsonl'}"
+    commands = [
+        ["run", QUESTION, "--thread", "leak-thread", "--json", "--profile", "leak"],
+        ["view", "--latest", "--db", env["PODIUM_TRAJECTORY_DB"], "--no-open", "--out", view_out],
+        ["eval", tasks, "--router", "policy", "--profile", "leak", "--out", eval_out],
+    ]
+    for args in commands:
+        done = cli(*args, env=env)
+        assert done.returncode == 0, (args[0], done.stderr[-2000:])
+        assert not leaks(done.stdout + done.stderr), args[0]
+
+    # The runs used the keys (so they were there to leak) and printed the environment.
+    bearers = {auth.removeprefix("Bearer ") for _, auth in server.seen}
+    assert {KEYS["OPENAI_API_KEY"], KEYS["PODIUM_POLICY_API_KEY"]} <= bearers
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "leak.toml"]
+    written = {p.relative_to(tmp_path).as_posix() for p in files}
+    assert {"checkpoints.sqlite", "view.html", "eval/report.html", "eval/results.jsonl"} <= written
+    assert QUESTION.encode() in (tmp_path / "checkpoints.sqlite").read_bytes() + b"".join(
+        p.read_bytes() for p in tmp_path.glob("checkpoints.sqlite*")
+    )
+    assert b"'PATH'" in b"".join(p.read_bytes() for p in files)  # the sandbox's env is stored
+    for path in files:
+        assert not leaks(path.read_bytes()), path

@@ -55,13 +55,19 @@ def unavailable_reason(cfg: ExpertConfig) -> str | None:
     return None
 
 
-def _chat_model(cfg: ExpertConfig) -> BaseChatModel:
+def _base_url(cfg: ExpertConfig) -> str:
+    """The expert's endpoint; the embedded server's is started (or restarted) as needed."""
     if cfg.base_url == EMBEDDED:
         from .llamacpp import embedded_base_url
 
-        base_url, api_key = embedded_base_url(), "embedded"
+        return embedded_base_url()
+    return cfg.base_url
+
+
+def _chat_model(cfg: ExpertConfig, base_url: str) -> BaseChatModel:
+    if cfg.base_url == EMBEDDED:
+        api_key = "embedded"
     else:
-        base_url = cfg.base_url
         api_key = os.environ.get(cfg.api_key_env, "") if cfg.api_key_env else ""
     return chat_model(
         base_url=base_url,
@@ -78,8 +84,11 @@ def expert_tool(name: str, cfg: ExpertConfig, prices: Prices) -> BaseTool:
     state: dict[str, Any] = {}
 
     def llm() -> BaseChatModel:
-        if "llm" not in state:  # endpoint resolved at first use: listing a pool starts nothing
-            state["llm"] = _chat_model(cfg)
+        # Resolved at first use (listing a pool starts nothing) and on every call after: an
+        # embedded server that died is restarted on another port, and the client follows it.
+        url = _base_url(cfg)
+        if state.get("url") != url:
+            state["llm"], state["url"] = _chat_model(cfg, url), url
         return state["llm"]
 
     def result(reply: Any) -> tuple[str, Usage]:

@@ -88,12 +88,14 @@ def run_task(
             state = graph.invoke({"question": task.question}, context=ctx)
     except Exception as exc:  # a run that crashed is an error row, not a crash of the eval
         return row | _error(f"run failed: {type(exc).__name__}: {exc}", time.perf_counter() - start)
-    calls = _tool_calls(state.get("ledger", []))
+    ledger = state.get("ledger", [])
+    calls = _tool_calls(ledger)
     row |= {
         "answer": state.get("answer", ""),
         "cost_usd": sum(e["cost_usd"] for e in state.get("ledger", [])),
         "latency_s": state.get("latency_s") or time.perf_counter() - start,
         "tool_calls": calls,
+        "tool_errors": sum(e["kind"] == "tool" and not e["ok"] for e in ledger),
         "turns": state.get("turns", 0),
         "stopped_by": state.get("stopped_by"),
         "trajectory_id": state.get("trajectory_id", ""),
@@ -104,13 +106,15 @@ def run_task(
         verdict = suites.check(task, row["answer"], record)
     except suites.CheckerError as exc:
         return row | {"status": "error", "correct": False, "score": 0.0, "detail": str(exc)}
-    return row | {"status": "ok", **asdict(verdict)}
+    # A run that an error ended (endpoint down, timeouts) is counted apart from wrong answers.
+    status = "error" if row["stopped_by"] == "error" else "ok"
+    return row | {"status": status, **asdict(verdict)}
 
 
 def _error(detail: str, seconds: float) -> dict[str, Any]:
     return {
         "status": "error", "correct": False, "score": 0.0, "detail": detail[:500], "answer": "",
-        "cost_usd": 0.0, "latency_s": seconds, "tool_calls": [], "turns": 0,
+        "cost_usd": 0.0, "latency_s": seconds, "tool_calls": [], "tool_errors": 0, "turns": 0,
         "stopped_by": "error", "trajectory_id": "", "preferred_calls": None,
     }  # fmt: skip
 

@@ -76,6 +76,7 @@ class LocalPolicy(BaseChatModel):
                     pad_token_id=self.tokenizer.pad_token_id,
                     return_dict_in_generate=True,
                     output_scores=True,
+                    use_cache=True,  # trainers set config.use_cache=False for the update
                 )
         finally:
             model.train(was_training)

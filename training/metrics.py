@@ -40,6 +40,7 @@ def router_summary(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
         "mean_latency_s": sum(r["latency_s"] for r in rows) / n if n else 0.0,
         "calls_per_task": n_calls / n if n else 0.0,
         "tool_calls": dict(sorted(calls.items())),
+        "tool_errors": sum(r.get("tool_errors", 0) for r in rows),
         "tool_share": {k: v / n_calls for k, v in sorted(calls.items())},
         # The paper's preference compliance: the share of calls that respect the preference.
         "preference_compliance": (

@@ -1,0 +1,185 @@
+"""N concurrent graph runs against a local OpenAI-compatible server: throughput, latency, loss.
+
+The policy is the real ``ChatOpenAI`` client talking to the fake server of
+``tests/fake_openai.py`` on 127.0.0.1, which answers instantly from the conversation it is
+sent: ``TOOL_TURNS`` calls of the priced ``calc`` tool, then an answer built from the run's
+own question and last tool result. So what is measured is podium's own overhead (graph,
+parsing, budget guard, ToolNode, ledger, SQLite trajectory writes) under concurrency, and
+the check is exact: every run's stored trajectory must hold its own question with the
+answer only that question leads to, none lost, none mixed up.
+
+Usage: ``python benchmarks/load.py [--n 1 8 32 64]`` (``make load``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.*
+
+from podium.graph import Context, TrajectoryStore, graph, resources
+from tests.fake_openai import fake_openai
+from tests.fakes import calc_tool
+
+TOOL_TURNS = 2  # calc calls per run before the answer
+QUESTION = "Run {i}: what is {a} * {b}?"
+_QUESTION = re.compile(r"Run (\d+): what is (\d+) \* (\d+)\?")
+_RESULT = re.compile(r"<tool_response>\n(.*?)\n</tool_response>", re.DOTALL)
+
+
+def question(i: int) -> str:
+    """The question of run ``i`` (factors differ per run, so answers differ too)."""
+    return QUESTION.format(i=i, a=1000 + i, b=7 + i % 13)
+
+
+def expected_answer(q: str) -> str:
+    """The only answer the scripted policy gives to ``q``."""
+    i, a, b = map(int, _QUESTION.fullmatch(q).groups())  # type: ignore[union-attr]
+    return f"run {i}: {a * b + TOOL_TURNS - 1}"
+
+
+def _tool_call(call_id: str, name: str, args: dict[str, Any]) -> dict[str, Any]:
+    """One OpenAI-format tool call."""
+    function = {"name": name, "arguments": json.dumps(args)}
+    return {"id": call_id, "type": "function", "function": function}
+
+
+def scripted_reply(body: dict[str, Any]) -> dict[str, Any]:
+    """The policy's next message, from the conversation alone (stateless, so concurrent-safe).
+
+    Turn k < TOOL_TURNS calls ``calc`` on ``a*b+k``; then it calls ``answer`` with the run
+    number and the last tool result (podium renders results as ``<tool_response>`` blocks in
+    user turns), which only this conversation's tool calls produce.
+    """
+    users = [str(m["content"]) for m in body["messages"] if m["role"] == "user"]
+    i, a, b = map(int, _QUESTION.search(users[0]).groups())  # type: ignore[union-attr]
+    results = [r for u in users[1:] for r in _RESULT.findall(u)]
+    if len(results) < TOOL_TURNS:
+        k = len(results)
+        call = _tool_call(f"call_{i}_{k}", "calc", {"expression": f"{a}*{b}+{k}"})
+    else:
+        call = _tool_call(f"answer_{i}", "answer", {"text": f"run {i}: {results[-1]}"})
+    return {"role": "assistant", "content": None, "tool_calls": [call]}
+
+
+@dataclass
+class LoadResult:
+    """What one level of concurrency measured and verified."""
+
+    n: int
+    seconds: float
+    latencies: list[float]
+    stored: int
+    correct: int  # stored records whose question, answer and ledger are this run's own
+    requests: int
+
+    @property
+    def throughput(self) -> float:
+        """Runs per second."""
+        return self.n / self.seconds
+
+    def percentile(self, q: float) -> float:
+        """Latency percentile ``q`` (0-100) in seconds (nearest rank)."""
+        ranked = sorted(self.latencies)
+        return ranked[max(0, min(len(ranked) - 1, round(q / 100 * len(ranked) + 0.5) - 1))]
+
+
+def _use_calc_pool() -> None:
+    """Every run's pool is the priced ``calc`` tool (no sandbox, no models)."""
+    tools = (calc_tool(),)
+    resources._pool = lambda *a, **k: tools  # type: ignore[assignment]
+
+
+async def _timed(q: str, ctx: Context) -> tuple[dict[str, Any], float]:
+    start = time.perf_counter()
+    out = await graph.ainvoke({"question": q}, context=ctx)
+    return out, time.perf_counter() - start
+
+
+def verify(outs: list[dict[str, Any]], questions: list[str], store: TrajectoryStore) -> int:
+    """How many runs left exactly their own trajectory (question, answer, ledger, id)."""
+    records = {r["id"]: r for r in store.records()}
+    good = 0
+    for out, q in zip(outs, questions, strict=True):
+        record = records.get(out["trajectory_id"])
+        if record is None or record["question"] != q:
+            continue
+        calls = [e for e in record["ledger"] if e["kind"] == "tool" and e["ok"]]
+        good += (
+            record["answer"] == out["answer"] == expected_answer(q)
+            and record["stopped_by"] == "answer"
+            and len(calls) == TOOL_TURNS
+            and record["cost_usd"] == out["cost_usd"]
+        )
+    return good
+
+
+async def run_load(n: int, base_url: str, db: Path) -> LoadResult:
+    """``n`` concurrent runs into a fresh store at ``db``, timed and verified."""
+    store = TrajectoryStore(db)
+    ctx = Context(
+        policy_base_url=base_url, trajectory_db=str(db), budget_usd=1.0, max_turns=TOOL_TURNS + 2
+    )
+    questions = [question(i) for i in range(n)]
+    start = time.perf_counter()
+    done = await asyncio.gather(*(_timed(q, ctx) for q in questions))
+    seconds = time.perf_counter() - start
+    outs = [out for out, _ in done]
+    correct = verify(outs, questions, store)
+    return LoadResult(n, seconds, [s for _, s in done], len(store), correct, 0)
+
+
+def measure(n: int, workdir: Path) -> LoadResult:
+    """One level: a fresh fake server and store, ``n`` concurrent runs, verified."""
+    _use_calc_pool()
+    with fake_openai(reply=scripted_reply, lifetime_s=600) as server:
+
+        async def warm_then_measure() -> LoadResult:
+            # One event loop: the policy's HTTP client (cached per endpoint) is bound to it.
+            await run_load(1, server.base_url, workdir / f"warm-{n}.sqlite")  # lazy set-up
+            before = server.requests
+            result = await run_load(n, server.base_url, workdir / f"load-{n}.sqlite")
+            result.requests = server.requests - before
+            return result
+
+        result = asyncio.run(warm_then_measure())
+    return result
+
+
+def table(results: list[LoadResult]) -> str:
+    """The results as the README quotes them."""
+    lines = [
+        f"{'N':>3} {'runs/s':>8} {'p50 s':>7} {'p95 s':>7} {'stored':>7} {'correct':>8} "
+        f"{'requests':>9}"
+    ]
+    for r in results:
+        lines.append(
+            f"{r.n:>3} {r.throughput:>8.1f} {r.percentile(50):>7.3f} {r.percentile(95):>7.3f} "
+            f"{r.stored:>3}/{r.n:<3} {r.correct:>4}/{r.n:<3} {r.requests:>9}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    """Measure each level of concurrency, print the table; exit 1 if a run was lost or mixed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, nargs="+", default=[1, 8, 32, 64])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="podium-load-") as tmp:
+        results = [measure(n, Path(tmp)) for n in args.n]
+    print(f"{TOOL_TURNS + 1} policy turns and {TOOL_TURNS} calc calls per run; one SQLite store")
+    print(table(results))
+    return 0 if all(r.stored == r.correct == r.n for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
