@@ -81,7 +81,9 @@ def test_a_run_shows_every_turn_in_its_history_and_pauses_for_approval(studio):
     values = state["values"]
     assert values["stopped_by"] in {"answer", "max_turns"} and values["answer"]
     ran = [e for e in values["ledger"] if e["kind"] == "tool"]
-    assert ran and all(e["ok"] for e in ran)  # approved calls ran
+    # Approved calls ran (the model's own code may still fail: that is an ok=False run).
+    assert ran and any(e["ok"] for e in ran)
+    assert not [e for e in ran if e["error"] == "rejected by the user"]
     assert values["cost_usd"] == pytest.approx(sum(e["cost_usd"] for e in values["ledger"]))
 
     history = studio.threads.get_history(thread["thread_id"], limit=100)

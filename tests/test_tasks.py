@@ -18,6 +18,8 @@ def test_math_is_seeded_stable_and_mixed():
     assert [t.id for t in a] == [f"math-{i:04d}" for i in range(6)]
     assert {t.data["dataset"] for t in a} == set(T.MATH_DATASETS)
     json.dumps([dict(t.data) for t in a])  # JSON-serialisable
+    # Some gsm_symbolic metadata holds Fractions: the whole default sample must load.
+    json.dumps([dict(t.data) for t in T.load_suite("math", limit=60)])
 
 
 @pytest.mark.parametrize("form", ["{g}", "The answer is **{g}**.", "so \\boxed{{{g}}}", "x=3, {g}"])

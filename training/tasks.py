@@ -176,6 +176,11 @@ def answer_candidates(answer: str) -> list[str]:
 MATH_DATASETS = ("gsm_symbolic", "basic_arithmetic")
 
 
+def _plain(value: Any) -> Any:
+    """JSON for what reasoning-gym metadata holds beyond JSON: tuples, sets, Fractions."""
+    return list(value) if isinstance(value, tuple | set | frozenset) else str(value)
+
+
 def _math_load(limit: int | None = None, seed: int = 0) -> list[Task]:
     import reasoning_gym
 
@@ -184,7 +189,7 @@ def _math_load(limit: int | None = None, seed: int = 0) -> list[Task]:
     tasks = []
     for i in range(size):
         name = MATH_DATASETS[i % len(MATH_DATASETS)]
-        entry = json.loads(json.dumps(per[name][i // len(MATH_DATASETS)], default=list))
+        entry = json.loads(json.dumps(per[name][i // len(MATH_DATASETS)], default=_plain))
         tasks.append(
             Task(
                 id=f"math-{i:04d}",
