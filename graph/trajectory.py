@@ -90,21 +90,34 @@ def build_record(ctx: Context, state: State, tools: list[str]) -> dict[str, Any]
     }
 
 
+WAL_ATTEMPTS = 20
+
+
 class TrajectoryStore:
     """Trajectories in one SQLite file (WAL): a killed writer never corrupts earlier rows."""
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else default_db()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.executescript(SCHEMA)
+        # WAL is a property of the file, set once. Switching to it answers SQLITE_BUSY at once,
+        # without the busy timeout, when another run opens the new file at the same moment.
+        for attempt in range(WAL_ATTEMPTS):
+            try:
+                with closing(sqlite3.connect(self.path, timeout=30)) as db:
+                    db.execute("PRAGMA journal_mode=WAL")
+                    with db:
+                        db.executescript(SCHEMA)
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == WAL_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        with closing(sqlite3.connect(self.path, timeout=30)) as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            with db:  # one transaction: a record is stored whole or not at all
-                yield db
+        # One transaction per use: a record is stored whole or not at all.
+        with closing(sqlite3.connect(self.path, timeout=30)) as db, db:
+            yield db
 
     def save(self, record: dict[str, Any]) -> None:
         """Insert or replace one record."""
