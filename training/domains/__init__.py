@@ -9,6 +9,7 @@ from podium.tools.envspec import DomainSpec
 from .bank import bank
 from .basketball import basketball
 from .ecommerce import ecommerce
+from .kit import Rows
 from .medicine import medicine
 from .movie import movie
 from .railway import railway
@@ -17,7 +18,6 @@ from .school import school
 from .travel import travel
 from .weather import weather
 
-Rows = dict[str, list[dict]]
 DOMAINS: dict[str, Callable[[int], tuple[DomainSpec, Rows]]] = {
     "bank": bank,
     "basketball": basketball,

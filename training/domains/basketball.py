@@ -8,6 +8,7 @@ from podium.tools.envspec import DomainSpec, ToolSpec
 
 from .kit import (
     CITIES,
+    Rows,
     col,
     day,
     get_tool,
@@ -20,7 +21,6 @@ from .kit import (
 )
 from .kit import table as tbl
 
-Rows = dict[str, list[dict]]
 TEAMS = [
     "Hawks",
     "Comets",

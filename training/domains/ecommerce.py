@@ -6,10 +6,20 @@ import random
 
 from podium.tools.envspec import DomainSpec, ToolSpec
 
-from .kit import CITIES, col, get_tool, ids, key_param, money, param, people, search_tool, step
+from .kit import (
+    CITIES,
+    Rows,
+    col,
+    get_tool,
+    ids,
+    key_param,
+    money,
+    param,
+    people,
+    search_tool,
+    step,
+)
 from .kit import table as tbl
-
-Rows = dict[str, list[dict]]
 
 
 def ecommerce(seed: int) -> tuple[DomainSpec, Rows]:

@@ -8,6 +8,9 @@ from typing import Any
 
 from podium.tools.envspec import ColumnSpec, ParamSpec, StepSpec, TableSpec, ToolSpec
 
+Rows = dict[str, list[dict]]
+"""Generated rows of a domain, by table name."""
+
 FIRST = [
     "Maria",
     "James",

@@ -8,6 +8,7 @@ from podium.tools.envspec import DomainSpec, ToolSpec
 
 from .kit import (
     CITIES,
+    Rows,
     clock,
     col,
     day,
@@ -21,8 +22,6 @@ from .kit import (
     step,
 )
 from .kit import table as tbl
-
-Rows = dict[str, list[dict]]
 
 
 def railway(seed: int) -> tuple[DomainSpec, Rows]:

@@ -6,11 +6,8 @@ import random
 
 from podium.tools.envspec import DomainSpec, ToolSpec
 
-from .kit import col, get_tool, ids, key_param, param, people, search_tool, step
+from .kit import Rows, col, get_tool, ids, key_param, param, people, search_tool, step
 from .kit import table as tbl
-
-Rows = dict[str, list[dict]]
-DRUG_CLASSES = ["penicillin", "nsaid", "statin", "antihistamine", "sulfa"]
 
 
 def weather(seed: int) -> tuple[DomainSpec, Rows]:
