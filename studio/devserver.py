@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from podium.tools.localhost import free_port
 
 from .serve import ServeError, check_port_free
 
@@ -26,13 +27,6 @@ OFFLINE_ENV = {
 }
 """Environment of an offline dev server (DESIGN §5); tracing stays on only with a LangSmith key."""
 STUDIO_URL = "https://smith.langchain.com/studio/?baseUrl=http://{host}:{port}"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on now (port 2024, langgraph dev's default, is taken here)."""
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 def dev_env(base: dict[str, str] | None = None) -> dict[str, str]:

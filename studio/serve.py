@@ -20,7 +20,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,8 @@ from typing import Annotated, Any
 
 import typer
 
-from podium.tools.llamacpp import _base_url, _is_server, _served, _telling_line
+from podium.tools.llamacpp import is_server
+from podium.tools.localhost import DIRECT, base_url, served_models, telling_line
 from podium.tools.paths import cache_dir
 
 VLLM_PYTHON_ENV = "PODIUM_VLLM_PYTHON"
@@ -41,7 +41,6 @@ CPU_FLAGS = (("--enforce-eager", None), ("--dtype", "float32"))
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # ranks vLLM accepts for --max-lora-rank
 STOP_GRACE_S = 20.0
 LOG_TAIL = 15
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
 
 NO_VLLM = "vLLM's python not found at {path}: run `make install-vllm` or set ${env}"
 PORT_BUSY = "port {port} on {host} is already in use: stop what listens there or pass --port"
@@ -196,7 +195,7 @@ def _needs_key(spec: ServeSpec) -> bool:
 def _healthy(url: str) -> bool:
     """Whether vLLM's unauthenticated ``/health`` answers 200."""
     try:
-        with _DIRECT.open(url.removesuffix("/v1") + "/health", timeout=2.0) as response:
+        with DIRECT.open(url.removesuffix("/v1") + "/health", timeout=2.0) as response:
             return response.status == 200
     except OSError:
         return False
@@ -209,7 +208,7 @@ def _wait_healthy(
     deadline = time.monotonic() + spec.timeout
     while (code := process.poll()) is None:
         with contextlib.suppress(TimeoutError):
-            if names <= _served(url, timeout=2.0) or (_needs_key(spec) and _healthy(url)):
+            if names <= served_models(url, timeout=2.0) or (_needs_key(spec) and _healthy(url)):
                 return
         if time.monotonic() > deadline:
             print(_log_tail(log), file=sys.stderr)
@@ -218,7 +217,7 @@ def _wait_healthy(
             )
         time.sleep(0.5)
     print(_log_tail(log), file=sys.stderr)
-    line = _telling_line(log.read_text(errors="replace"))
+    line = telling_line(log.read_text(errors="replace"))
     raise ServeError(DIED.format(engine="vLLM", code=code, line=line, log=log))
 
 
@@ -287,7 +286,7 @@ def serve_vllm(spec: ServeSpec, announce: Callable[[str, list[str], Path], None]
     gpu = has_gpu()
     log = cache_dir("serve") / f"vllm-{spec.port}.log"
     names = [spec.served_model_name, *spec.loras]
-    url = _base_url(spec.host, spec.port)
+    url = base_url(spec.host, spec.port)
     with _stop_signals(), log.open("wb") as out:
         process = subprocess.Popen(
             vllm_command(spec, python, gpu=gpu),
@@ -303,7 +302,7 @@ def serve_vllm(spec: ServeSpec, announce: Callable[[str, list[str], Path], None]
             announce(url, names, log)
             code = process.wait()
             print(
-                f"podium serve: vLLM exited with code {code}: {_telling_line(_log_tail(log))}",
+                f"podium serve: vLLM exited with code {code}: {telling_line(_log_tail(log))}",
                 file=sys.stderr,
             )
             return code or 1
@@ -330,7 +329,7 @@ def serve_llamacpp(spec: ServeSpec, announce: Callable[[str, list[str], Path], N
             url = server.ensure(timeout=spec.timeout)
             announce(url, server.models, server.log_path)
             pid = (server.status() or {}).get("pid", -1)
-            while _is_server(pid):
+            while is_server(pid):
                 time.sleep(0.5)
             print("podium serve: the llama.cpp server exited", file=sys.stderr)
             return 1

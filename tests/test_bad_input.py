@@ -214,6 +214,12 @@ CASES: dict[str, tuple[list[str], dict[str, str], str, bool]] = {
         "router 'cheapest' cannot hold a tau2 conversation",
         False,
     ),
+    "tau2 max turns not a number": (
+        ["eval", "tau2", "--limit", "1", "--out", "{d}/eval-tau2-turns"],
+        {"PODIUM_USER_SIM_BASE_URL": "http://127.0.0.1:9/v1", "PODIUM_USER_SIM_MAX_TURNS": "x"},
+        "$PODIUM_USER_SIM_MAX_TURNS='x' is not a whole number >= 1",
+        False,
+    ),
     "unknown domain": (
         ["synth", "env", "--domain", "nope"],
         {},

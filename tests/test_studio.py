@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from podium.studio.devserver import free_port
 from podium.studio.serve import stop_group
+from podium.tools.localhost import free_port
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,6 @@ import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from typing import Any
 import pytest
 
 from podium.studio.serve import ServeError, vllm_python
+from podium.tools.localhost import free_port
 from podium.training.tiny import build_tiny_lora, build_tiny_policy
 
 pytestmark = pytest.mark.integration
@@ -50,12 +50,6 @@ tools = ["python"]
 def podium_command() -> list[str]:
     script = Path(sys.executable).with_name("podium")
     return [str(script)] if script.exists() else [sys.executable, "-m", "podium.studio.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def stat(pid: int) -> list[str] | None:

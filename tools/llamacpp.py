@@ -26,27 +26,24 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import ipaddress
 import json
 import os
-import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 
+from podium.tools.localhost import base_url, free_port, is_loopback, served_models, telling_line
 from podium.tools.models import default_aliases, get_model
 from podium.tools.paths import atomic_path, cache_dir
 
-__all__ = ["EmbeddedServer", "ServerError", "embedded_base_url"]
+__all__ = ["EmbeddedServer", "ServerError", "embedded_base_url", "is_server"]
 
 NOT_INSTALLED = "llama-cpp-python[server] is not installed; run `make install`"
 NOT_LOOPBACK = "the embedded server binds a loopback address only, not {host!r}"
@@ -58,9 +55,7 @@ BUSY = "another process has held {lock} (starting or stopping the server) for {t
 # HOST=0.0.0.0 (common in containers) would otherwise expose the server beyond loopback.
 _OVERRIDING_ENV = ("HOST", "PORT", "CONFIG_FILE")
 _STOP_GRACE = 10.0
-_ERROR_LINE = re.compile(r"error|exception|failed", re.IGNORECASE)
 # Health checks go straight to loopback even when HTTP(S)_PROXY is set.
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 # Servers this process started, kept so their Popen objects are never collected while running
 # (which warns) and so an exited one is reaped rather than lingering as a zombie.
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
@@ -94,7 +89,7 @@ class EmbeddedServer:
         n_threads: int | None = None,
         state_dir: Path | None = None,
     ) -> None:
-        if not _is_loopback(host):
+        if not is_loopback(host):
             raise ValueError(NOT_LOOPBACK.format(host=host))
         self.host, self.port, self.n_ctx = host, port, n_ctx
         self.models = list(models) if models is not None else default_aliases()
@@ -123,7 +118,7 @@ class EmbeddedServer:
         with self._locked(timeout):
             state = self._read_state()
             if state is not None and self._reusable(state):
-                return _base_url(state["host"], state["port"])
+                return base_url(state["host"], state["port"])
             if state is not None:
                 _terminate(state["pid"])
                 self.state_path.unlink(missing_ok=True)
@@ -146,10 +141,11 @@ class EmbeddedServer:
         state = self._read_state()
         if state is None:
             return None
-        url = _base_url(state["host"], state["port"])
-        alive = _is_server(state["pid"])
+        url = base_url(state["host"], state["port"])
+        alive = is_server(state["pid"])
         with contextlib.suppress(TimeoutError):
-            return {**state, "url": url, "alive": alive, "healthy": alive and bool(_served(url))}
+            healthy = alive and bool(served_models(url))
+            return {**state, "url": url, "alive": alive, "healthy": healthy}
         return {**state, "url": url, "alive": alive, "healthy": alive}  # busy generating
 
     @contextlib.contextmanager
@@ -175,10 +171,10 @@ class EmbeddedServer:
     def _reusable(self, state: dict[str, Any]) -> bool:
         if sorted(state["models"]) != sorted(self.models) or state.get("n_ctx", 0) < self.n_ctx:
             return False
-        if self.port not in (None, state["port"]) or not _is_server(state["pid"]):
+        if self.port not in (None, state["port"]) or not is_server(state["pid"]):
             return False
         try:
-            served = _served(_base_url(state["host"], state["port"]))
+            served = served_models(base_url(state["host"], state["port"]))
         except TimeoutError:
             # /v1/models waits for the model lock, so a long generation for another client
             # stalls it: a live llama_cpp.server process on the recorded port is busy, not dead.
@@ -186,7 +182,7 @@ class EmbeddedServer:
         return set(self.models) <= served
 
     def _start(self, paths: dict[str, str], deadline: float, timeout: float) -> str:
-        port = self.port or _free_port(self.host)
+        port = self.port or free_port(self.host)
         config = self._config_path
         with atomic_path(config) as tmp:
             tmp.write_text(json.dumps(self._config(paths, port), indent=2))
@@ -202,17 +198,17 @@ class EmbeddedServer:
                 start_new_session=True,  # not killed by a Ctrl-C in the terminal that started it
             )
         _CHILDREN[process.pid] = process
-        url = _base_url(self.host, port)
+        url = base_url(self.host, port)
         while (code := process.poll()) is None:
             with contextlib.suppress(TimeoutError):
-                if set(self.models) <= _served(url, timeout=2.0):
+                if set(self.models) <= served_models(url, timeout=2.0):
                     break
             if time.monotonic() > deadline:
                 _terminate(process.pid)
                 raise ServerError(TIMED_OUT.format(url=url, timeout=timeout, log=self.log_path))
             time.sleep(0.1)
         if code is not None:
-            line = _telling_line(self.log_path.read_text(errors="replace"))
+            line = telling_line(self.log_path.read_text(errors="replace"))
             raise ServerError(DIED.format(code=code, line=line, log=self.log_path))
         state = {
             "pid": process.pid,
@@ -262,47 +258,11 @@ def embedded_base_url() -> str:
     meanwhile is started again.
     """
     with _default_lock:
-        if "pid" not in _default or not _is_server(_default["pid"]):
+        if "pid" not in _default or not is_server(_default["pid"]):
             server = EmbeddedServer()
             _default["url"] = server.ensure()
             _default["pid"] = (server.status() or {}).get("pid", -1)
         return _default["url"]
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _base_url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}/v1" if ":" in host else f"http://{host}:{port}/v1"
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
-
-
-def _served(url: str, timeout: float = 5.0) -> set[str]:
-    """Model ids listed by ``GET {url}/models``; empty if nothing (sensible) answers there.
-
-    Raises:
-        TimeoutError: Something accepted the connection but did not answer in time.
-    """
-    try:
-        with _DIRECT.open(f"{url}/models", timeout=timeout) as response:
-            return {entry["id"] for entry in json.load(response)["data"]}
-    except TimeoutError:
-        raise
-    except OSError as error:  # URLError wraps a connect timeout in .reason
-        if isinstance(getattr(error, "reason", None), TimeoutError):
-            raise TimeoutError(str(error)) from None
-        return set()
-    except (ValueError, KeyError, TypeError):
-        return set()
 
 
 def _alive(pid: int) -> bool:
@@ -319,7 +279,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _is_server(pid: int) -> bool:
+def is_server(pid: int) -> bool:
     """Whether ``pid`` is a live llama_cpp.server process (not a recycled pid)."""
     if not _alive(pid):
         return False
@@ -331,7 +291,7 @@ def _is_server(pid: int) -> bool:
 
 def _terminate(pid: int) -> bool:
     """SIGTERM the server, SIGKILL it after a grace period; ``False`` if it was not running."""
-    if not _is_server(pid):
+    if not is_server(pid):
         return False
     for sig in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError):
@@ -346,10 +306,3 @@ def _terminate(pid: int) -> bool:
                 return True
             time.sleep(0.05)
     return not _alive(pid)
-
-
-def _telling_line(log: str) -> str:
-    """The last line of ``log`` that reports an error, else its last line."""
-    lines = [line.strip() for line in log.splitlines() if line.strip()]
-    errors = [line for line in lines if _ERROR_LINE.search(line)]
-    return (errors or lines or ["(empty log)"])[-1]

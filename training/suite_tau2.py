@@ -29,13 +29,22 @@ from pydantic_core import to_jsonable_python
 
 from podium.tools.cost import ToolCost, Usage, with_cost
 
-from .tasks import CheckerError, SuiteSkipped, Task, Verdict, register_suite, suite_error
+from .tasks import (
+    CheckerError,
+    SuiteError,
+    SuiteSkipped,
+    Task,
+    Verdict,
+    register_suite,
+    suite_error,
+)
 
 DOMAINS = ("airline", "retail")
 BASE_URL_ENV = "PODIUM_USER_SIM_BASE_URL"
 MODEL_ENV = "PODIUM_USER_SIM_MODEL"
 API_KEY_ENV = "PODIUM_USER_SIM_API_KEY"
-MAX_USER_TURNS = 10
+MAX_TURNS_ENV = "PODIUM_USER_SIM_MAX_TURNS"
+MAX_USER_TURNS = 10  # customer messages before a conversation is cut (and scored 0)
 GREETING = "Hi! How can I help you today?"  # tau2's DEFAULT_FIRST_AGENT_MESSAGE
 # The scored end of a conversation, as tau2's evaluate_simulation accepts it: the customer
 # stopped (goal met, transferred or out of scope). Anything else scores 0.
@@ -100,6 +109,16 @@ def _task(domain: str, raw: Any) -> Task:
     )
 
 
+def max_user_turns() -> int:
+    """Customer messages per conversation: ``$PODIUM_USER_SIM_MAX_TURNS`` or 10."""
+    raw = os.environ.get(MAX_TURNS_ENV, "").strip()
+    if not raw:
+        return MAX_USER_TURNS
+    if not raw.isdigit() or int(raw) < 1:
+        raise SuiteError(f"${MAX_TURNS_ENV}={raw!r} is not a whole number >= 1: fix or unset it")
+    return int(raw)
+
+
 def _load(limit: int | None = None, seed: int = 0) -> list[Task]:
     per = [[_task(d, t) for t in tau2_tasks(d).values()] for d in DOMAINS]
     if not os.environ.get(BASE_URL_ENV):
@@ -107,6 +126,7 @@ def _load(limit: int | None = None, seed: int = 0) -> list[Task]:
             f"tau2 ({sum(map(len, per))} airline/retail tasks) needs a user-simulator LLM: set "
             f"{BASE_URL_ENV} to an OpenAI-compatible endpoint (and {MODEL_ENV} to its model)"
         )
+    max_user_turns()  # a bad value fails before any task runs
     if seed:
         for tasks in per:
             random.Random(seed).shuffle(tasks)
@@ -164,7 +184,7 @@ class Tau2Dialogue:
     """
 
     def __init__(
-        self, task: Task, model: BaseChatModel | None = None, max_user_turns: int | None = None
+        self, task: Task, model: BaseChatModel | None = None, turns: int | None = None
     ) -> None:
         self.domain = task.data["domain"]
         self.raw = tau2_tasks(self.domain)[task.data["tau2_id"]]
@@ -173,7 +193,7 @@ class Tau2Dialogue:
         if init is not None:
             self.env.set_state(init.initialization_data, init.initialization_actions, [])
         self.user = UserSimulator(model or user_simulator_model(), str(self.raw.user_scenario))
-        self.max_user_turns = max_user_turns or MAX_USER_TURNS
+        self.max_user_turns = turns or max_user_turns()
         self.transcript: list[dict[str, Any]] = [{"role": "assistant", "content": GREETING}]
         self.termination: str | None = None
         self._lock = threading.Lock()
