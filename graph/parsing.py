@@ -22,6 +22,8 @@ _FENCE = re.compile(r"```(?:json|tool_call|python)?\s*\n?(.*?)```", re.DOTALL)
 _THINK = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL)
 _NAME_KEYS = ("name", "tool", "tool_name", "function")
 _ARG_KEYS = ("arguments", "parameters", "args", "input")
+# A completion that is nothing but a (broken) JSON call: `{"name": "python", "arguments": {...}`
+_BROKEN_CALL = re.compile(r'^[\[{]\s*"(?:name|tool|tool_name|function)"\s*:', re.DOTALL)
 
 NOT_JSON = (
     "tool call is not valid JSON ({error}): write one JSON object with 'name' and 'arguments'"
@@ -183,5 +185,12 @@ def parse_tool_calls(message: AIMessage, tools: Mapping[str, BaseTool]) -> Parse
         for start, end, value in _json_objects(text):
             if _collect(value, tools, parsed):
                 remaining = remaining.replace(text[start:end], "")
+    if not parsed.calls and not parsed.errors and _BROKEN_CALL.match(text):
+        # Small policies drop or add a closing bracket; json-repair recovers the call they meant
+        # (otherwise the broken JSON would be taken as the final answer).
+        import json_repair
+
+        if _collect(json_repair.loads(text), tools, parsed):
+            remaining = ""
     parsed.text = _FENCE.sub(lambda m: m.group(0) if m.group(1).strip() else "", remaining).strip()
     return parsed

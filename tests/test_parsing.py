@@ -30,6 +30,8 @@ def parse(content, **kw):
         '"arguments": "{\\"expression\\": \\"2+2\\"}"}}',
         '{"name": "calc", "arguments": "2+2"}',  # bare string for a one-field tool
         f"<think>I need a tool.</think>{CALL}",
+        CALL[:-1],  # a bare call missing its last brace (seen from the 0.5B policy)
+        CALL[:-1] + "]}",  # ... or with a stray bracket: json-repair recovers both
     ],
 )
 def test_every_form_gives_the_same_call(content):
