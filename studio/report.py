@@ -24,6 +24,7 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 .ok{color:#17803d}.bad{color:#b42318}.err{color:#9a6700}img{max-width:100%}
 .muted{color:#666;font-size:90%}#tasks td{text-align:left}
+.dialogue div{margin:2px 0}.dialogue .tool{color:#666;font-family:monospace;font-size:85%}
 """
 
 
@@ -119,6 +120,25 @@ def _router_table(routers: dict[str, Any]) -> str:
     return f'<table id="routers"><tr>{header}</tr>{"".join(rows)}</table>'
 
 
+def _answer_cell(row: dict[str, Any]) -> str:
+    """The answer, or for a conversation (tau2) its transcript behind a disclosure."""
+    if "dialogue" not in row:
+        return esc(str(row.get("answer", ""))[:160])
+    lines = []
+    for m in row["dialogue"]:
+        if m["role"] == "tool":
+            lines.append(f'<div class="tool">→ {esc(str(m["content"])[:200])}</div>')
+        elif m.get("tool_calls"):
+            calls = "; ".join(f"{c['name']}({json.dumps(c['arguments'])})" for c in m["tool_calls"])
+            lines.append(f'<div class="tool">{esc(calls[:300])}</div>')
+        else:
+            who = "customer" if m["role"] == "user" else "agent"
+            lines.append(f"<div><b>{who}:</b> {esc(str(m['content'])[:400])}</div>")
+    said = sum(m["role"] == "user" for m in row["dialogue"])
+    summary = f"{said} customer messages, ended by {row.get('termination')}"
+    return f'<details class="dialogue"><summary>{esc(summary)}</summary>{"".join(lines)}</details>'
+
+
 def _task_table(rows: list[dict[str, Any]]) -> str:
     head = "".join(f"<th>{h}</th>" for h in ("task", "router", "result", "cost $", "s", "tools",
                                               "answer", "trajectory"))  # fmt: skip
@@ -131,7 +151,7 @@ def _task_table(rows: list[dict[str, Any]]) -> str:
             f'<td class="{cls}" title="{esc(r.get("detail", ""))}">{status}</td>'
             f"<td>{r['cost_usd']:.6f}</td><td>{r['latency_s']:.1f}</td>"
             f"<td>{esc(', '.join(r['tool_calls']))}</td>"
-            f"<td>{esc(str(r.get('answer', ''))[:160])}</td>"
+            f"<td>{_answer_cell(r)}</td>"
             f'<td class="muted">{esc(r.get("trajectory_id", ""))}</td>'
         )
         body.append(f"<tr>{cells}</tr>")

@@ -80,6 +80,8 @@ def test_replaying_the_gold_actions_and_saying_the_facts_scores_1(tau2):
 
     page = write_report(cfg.out).read_text()
     assert "tau2" in page and TASK in page
+    assert '<details class="dialogue"><summary>2 customer messages, ended by user_stop' in page
+    assert "update_reservation_flights(" in page and "<b>customer:</b> I need to" in page
 
 
 def test_doing_nothing_leaves_the_database_unlike_gold(tau2):
