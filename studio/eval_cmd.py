@@ -51,6 +51,9 @@ def register(app: typer.Typer) -> None:
         resume: Annotated[
             bool, typer.Option(help="Continue OUT, skipping finished tasks.")
         ] = False,
+        retry_errors: Annotated[
+            bool, typer.Option(help="With --resume: run tasks that ended in error again.")
+        ] = False,
         prefer: Annotated[
             list[str] | None, typer.Option(help="Preferred tool (repeat); compliance is measured.")
         ] = None,
@@ -81,8 +84,8 @@ def register(app: typer.Typer) -> None:
         cfg = EvalConfig(
             suite=suite, out=out or Path("podium-eval") / suite.replace(":", "_").replace("/", "_"),
             routers=list(dict.fromkeys(router or ["policy"])), limit=limit, seed=seed,
-            concurrency=concurrency, resume=resume, prefer=list(prefer or []), context=ctx,
-            progress=not quiet,
+            concurrency=concurrency, resume=resume, retry_errors=retry_errors,
+            prefer=list(prefer or []), context=ctx, progress=not quiet,
         )  # fmt: skip
         try:
             if langsmith:

@@ -135,6 +135,20 @@ def test_resume_skips_finished_tasks_and_torn_lines(pool, tmp_path):
         evaluate(other)
 
 
+def test_retry_errors_reruns_only_the_failed_tasks(pool, tmp_path):
+    setup, _, _ = pool
+    policy, ctx = setup(["It is 42", RuntimeError("endpoint down"), "4"])
+    cfg = EvalConfig("toy", tmp_path, context=ctx, progress=False)
+    assert evaluate(cfg)["routers"]["policy"]["errors"] == 1
+    with pytest.raises(EvalError, match="add --resume"):
+        evaluate(EvalConfig("toy", tmp_path, context=ctx, retry_errors=True, progress=False))
+    policy.script[:] = ["Paris"]  # the endpoint is back; only toy-1 asks it again
+    cfg.resume = cfg.retry_errors = True
+    summary = evaluate(cfg)["routers"]["policy"]
+    assert summary["errors"] == 0 and summary["correct"] == 3 and summary["n"] == 3
+    assert sorted(r["task_id"] for r in _rows(tmp_path)) == ["toy-0", "toy-1", "toy-2"]
+
+
 def test_a_checker_that_raises_or_a_failed_run_marks_the_task_error(pool, tmp_path):
     setup, _, _ = pool
     _, ctx = setup(["boom", RuntimeError("endpoint down"), "4"])

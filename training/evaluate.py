@@ -51,6 +51,7 @@ class EvalConfig:
     seed: int = 0
     concurrency: int = 1
     resume: bool = False
+    retry_errors: bool = False  # with resume: run the tasks whose rows are errors again
     prefer: list[str] = field(default_factory=list)  # preferred tools; compliance is measured
     context: dict[str, Any] = field(default_factory=dict)  # Context overrides for every run
     progress: bool = True
@@ -292,6 +293,8 @@ def plan_eval(cfg: EvalConfig) -> Plan:
     """Check ``cfg`` and list the (router, task) pairs to run; user mistakes raise here."""
     results = _Results(cfg.out / RESULTS)
     done = results.read()
+    if cfg.retry_errors and not cfg.resume:
+        raise EvalError("--retry-errors continues an evaluation: add --resume")
     _check_request(cfg, done)
     tasks = suites.load_suite(cfg.suite, limit=cfg.limit, seed=cfg.seed)
     fixed = [r for r in cfg.routers if r != "policy"]
@@ -308,6 +311,9 @@ def plan_eval(cfg: EvalConfig) -> Plan:
     if "oracle" in cfg.routers and not tools:
         raise RouterError("router 'oracle' needs at least one tool in the pool")
     cfg.out.mkdir(parents=True, exist_ok=True)
+    if cfg.retry_errors and any(r["status"] == "error" for r in done):
+        done = [r for r in done if r["status"] != "error"]
+        results.write(done)  # atomic: a failure now still leaves every good row
     return Plan(tasks, tools, pending_units(cfg, tasks, done), results)
 
 
