@@ -11,7 +11,6 @@ podium at it, and stops the server with all its children on Ctrl-C, SIGTERM, or 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import shutil
@@ -28,7 +27,7 @@ from typing import Annotated, Any
 import typer
 
 from podium.tools.llamacpp import is_server
-from podium.tools.localhost import DIRECT, base_url, served_models, telling_line
+from podium.tools.localhost import DIRECT, base_url, die_with_parent, served_models, telling_line
 from podium.tools.paths import cache_dir
 
 VLLM_PYTHON_ENV = "PODIUM_VLLM_PYTHON"
@@ -149,12 +148,6 @@ def vllm_env(*, gpu: bool) -> dict[str, str]:
     if not gpu:
         env = {**CPU_ENV, **env}  # a user's own VLLM_CPU_KVCACHE_SPACE wins
     return env
-
-
-def _die_with_parent() -> None:
-    """In the child: SIGTERM when ``podium serve`` dies, even by SIGKILL (Linux)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _group_alive(pgid: int) -> bool:
@@ -295,7 +288,7 @@ def serve_vllm(spec: ServeSpec, announce: Callable[[str, list[str], Path], None]
             stderr=subprocess.STDOUT,
             env=vllm_env(gpu=gpu),
             start_new_session=True,  # its own group: stopped as a whole, not hit by Ctrl-C twice
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,  # stopped even if podium serve is SIGKILLed
         )
         try:
             _wait_healthy(process, url, set(names), spec, log)
@@ -320,7 +313,10 @@ def serve_llamacpp(spec: ServeSpec, announce: Callable[[str, list[str], Path], N
     check_port_free(spec.host, spec.port)
     try:
         server = EmbeddedServer(
-            host=spec.host, port=spec.port, state_dir=cache_dir("serve", f"llamacpp-{spec.port}")
+            host=spec.host,
+            port=spec.port,
+            state_dir=cache_dir("serve", f"llamacpp-{spec.port}"),
+            owned=True,
         )
     except ValueError as exc:
         raise ServeError(str(exc)) from None

@@ -214,3 +214,33 @@ def test_server_is_stopped_even_when_podium_serve_is_killed(tmp_path):
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(child, signal.SIGKILL)  # the fake's own child; real vLLM stops its own
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_llamacpp_server_stops_with_podium_serve(tmp_path, sig):
+    """The real ``--engine llamacpp`` server ends with ``podium serve``, even a SIGKILLed one."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    command = [sys.executable, "-m", "podium.studio.cli", "serve", "--engine", "llamacpp"]
+    proc = subprocess.Popen(
+        [*command, "--port", port],
+        env=_env(tmp_path, ""),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = proc.stdout.readline()  # type: ignore[union-attr]
+        assert "is serving" in first and f"127.0.0.1:{port}/v1" in first, proc.stderr
+        files = (tmp_path / "serve" / f"llamacpp-{port}").glob("llamacpp-*.json")
+        (state,) = [f for f in files if not f.name.endswith(".config.json")]
+        server = json.loads(state.read_text())["pid"]
+        assert _alive(server)
+        proc.send_signal(sig)
+        assert proc.wait(60) == (0 if sig == signal.SIGTERM else -signal.SIGKILL)
+        assert _gone([server])  # SIGKILL: the kernel sends it SIGTERM (PR_SET_PDEATHSIG)
+    finally:
+        if proc.poll() is None:
+            proc.kill()

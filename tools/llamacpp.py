@@ -39,7 +39,14 @@ from typing import Any
 
 from filelock import FileLock
 
-from podium.tools.localhost import base_url, free_port, is_loopback, served_models, telling_line
+from podium.tools.localhost import (
+    base_url,
+    die_with_parent,
+    free_port,
+    is_loopback,
+    served_models,
+    telling_line,
+)
 from podium.tools.models import default_aliases, get_model
 from podium.tools.paths import atomic_path, cache_dir
 
@@ -77,6 +84,8 @@ class EmbeddedServer:
         n_ctx: Context length per model.
         n_threads: CPU threads for decoding and prefill; ``os.cpu_count()`` when ``None``.
         state_dir: Where the state, config, lock and log files go (``cache_dir("server")``).
+        owned: Stop the server when this process dies, even by SIGKILL (``podium serve``); the
+            shared embedded server (``False``) outlives its starter so later runs reuse it.
     """
 
     def __init__(
@@ -88,10 +97,11 @@ class EmbeddedServer:
         n_ctx: int = 8192,
         n_threads: int | None = None,
         state_dir: Path | None = None,
+        owned: bool = False,
     ) -> None:
         if not is_loopback(host):
             raise ValueError(NOT_LOOPBACK.format(host=host))
-        self.host, self.port, self.n_ctx = host, port, n_ctx
+        self.host, self.port, self.n_ctx, self.owned = host, port, n_ctx, owned
         self.models = list(models) if models is not None else default_aliases()
         for alias in self.models:
             get_model(alias)  # an unknown alias fails here, not in the server's log
@@ -196,6 +206,7 @@ class EmbeddedServer:
                 stderr=subprocess.STDOUT,
                 env={**env, "PYTHONUNBUFFERED": "1"},
                 start_new_session=True,  # not killed by a Ctrl-C in the terminal that started it
+                preexec_fn=die_with_parent if self.owned else None,
             )
         _CHILDREN[process.pid] = process
         url = base_url(self.host, port)

@@ -1,15 +1,18 @@
 """Helpers for the OpenAI-compatible servers podium starts on this machine (llama.cpp, vLLM).
 
 Shared by the embedded server (:mod:`podium.tools.llamacpp`), ``podium serve`` and
-``podium studio``: URLs, free ports, which models a server lists, and the log line that says
-why a server died.
+``podium studio``: URLs, free ports, which models a server lists, the log line that says why a
+server died, and tying a server's life to the process that started it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import ipaddress
 import json
 import re
+import signal
 import socket
 import urllib.request
 
@@ -63,3 +66,13 @@ def telling_line(log: str) -> str:
     lines = [line.strip() for line in log.splitlines() if line.strip()]
     errors = [line for line in lines if _ERROR_LINE.search(line)]
     return (errors or lines or ["(empty log)"])[-1]
+
+
+def die_with_parent() -> None:
+    """In a child (``preexec_fn``): SIGTERM when its parent dies, even by SIGKILL (Linux).
+
+    The kernel sends it when the *thread* that forked the child exits, so start such servers
+    from the main thread.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
