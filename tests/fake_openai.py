@@ -3,7 +3,8 @@
 ``POST /v1/chat/completions`` answers in one ``mode``: ``ok`` (a completion with usage:
 ``reply(body)``'s message when a ``reply`` function is given, else a fixed text), ``hang``
 (no answer until the client gives up), ``http500``, ``malformed`` (200 with a broken JSON
-body), ``drop`` (headers and part of the body, then the connection is closed).
+body), ``drop`` (headers and part of the body, then the connection is closed). It also answers
+requests sent to it as an HTTP proxy (absolute-form targets, kept in ``targets``).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class FakeOpenAI(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.mode, self.reply = mode, reply
         self.requests = 0
+        self.targets: list[str] = []  # each request's target: absolute when sent via a proxy
         self.lock = threading.Lock()
         self.release = threading.Event()  # set on shutdown: hanging handlers return at once
 
@@ -82,6 +84,7 @@ class _Handler(BaseHTTPRequestHandler):
         server = self.server
         with server.lock:
             server.requests += 1
+            server.targets.append(self.path)
         model = body.get("model", "fake")
         if server.reply is not None:
             message, usage = server.reply(body), (len(json.dumps(body)) // 4, 10)

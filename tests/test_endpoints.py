@@ -9,7 +9,7 @@ from podium.graph import Context
 from podium.graph.graph import graph
 from podium.tools.endpoints import chat_model
 
-from .fake_openai import fake_openai
+from .fake_openai import OK_REPLY, fake_openai
 
 
 def test_the_graph_runs_from_one_asyncio_run_after_another(tmp_path):
@@ -34,3 +34,29 @@ def test_one_model_serves_loops_in_several_threads_at_once():
         for t in threads:
             t.join(timeout=60)
         assert len(replies) == 4 and server.requests == 4
+
+
+def test_a_proxied_endpoint_gets_a_pool_per_loop_too(monkeypatch):
+    """``HTTP_PROXY`` is honoured for remote endpoints, from one loop after another."""
+    with fake_openai("ok") as proxy:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        llm = chat_model(base_url="http://expert.invalid/v1", model="m", api_key="", max_tokens=8)
+        replies = [asyncio.run(llm.ainvoke("hi")).text for _ in range(3)]
+    assert replies == [OK_REPLY] * 3
+    assert proxy.targets == ["http://expert.invalid/v1/chat/completions"] * 3
+
+
+def test_loopback_servers_are_never_reached_through_a_proxy(monkeypatch):
+    """The embedded and ``podium serve`` servers are local: a proxy in the env must not matter."""
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with fake_openai("ok") as server:
+        llm = chat_model(
+            base_url=server.base_url, model="m", api_key="", max_tokens=8, max_retries=0
+        )
+        assert asyncio.run(llm.ainvoke("hi")).text == OK_REPLY
+    assert server.targets == ["/v1/chat/completions"]
