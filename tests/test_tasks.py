@@ -29,6 +29,16 @@ def test_math_checker_reads_common_answer_forms(form):
         assert verdict.correct and verdict.score == 1.0, (task.id, verdict)
 
 
+def test_math_checker_reads_a_whole_number_written_as_a_float():
+    """``-1515 / 5 + ...`` in Python prints 106475279601.0; reasoning-gym's gold is the integer."""
+    tasks = [t for t in T.load_suite("math", limit=8) if t.gold.lstrip("-").isdigit()]
+    assert tasks
+    for task in tasks:
+        for form in ("{g}.0", "The answer is {g}.00", "= {g}.0"):
+            assert T.check(task, form.format(g=task.gold)).correct, (task.id, form)
+        assert not T.check(task, f"{task.gold}.5").correct
+
+
 def test_math_checker_rejects_wrong_answers():
     for task in T.load_suite("math", limit=4):
         wrong = str(int(float(task.gold)) + 1)
