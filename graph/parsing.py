@@ -1,4 +1,4 @@
-"""Robust tool-call parsing: native ``tool_calls``, ``<tool_call>`` tags, fenced or bare JSON.
+"""Robust tool-call parsing: native calls, ``<tool_call>`` tags, JSON, calls written as code.
 
 Small policies served by llama.cpp or vLLM without a tool parser often write the call as
 text. Every engine goes through this one function, so the graph does not care which engine
@@ -7,6 +7,8 @@ served the turn.
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import json
 import re
 import uuid
@@ -24,6 +26,10 @@ _NAME_KEYS = ("name", "tool", "tool_name", "function")
 _ARG_KEYS = ("arguments", "parameters", "args", "input")
 # A completion that is nothing but a (broken) JSON call: `{"name": "python", "arguments": {...}`
 _BROKEN_CALL = re.compile(r'^[\[{]\s*"(?:name|tool|tool_name|function)"\s*:', re.DOTALL)
+# A completion that is nothing but a call written as code: `answer({text: "42"})`, `f(x=1)`
+_CALL_SYNTAX = re.compile(r"^([A-Za-z_]\w*)\s*\((.*)\)\s*;?$", re.DOTALL)
+_STRING = re.compile(r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')", re.DOTALL)
+_BARE_KEY = re.compile(r"([{,]\s*)([A-Za-z_]\w*)(\s*:)")
 
 NOT_JSON = (
     "tool call is not valid JSON ({error}): write one JSON object with 'name' and 'arguments'"
@@ -94,6 +100,53 @@ def _to_call(obj: Any, tools: Mapping[str, BaseTool]) -> ToolCall | str | None:
     if not isinstance(args, dict):
         return BAD_ARGS.format(name=name, args=args)
     return ToolCall(name=name, args=args, id=_call_id(), type="tool_call")
+
+
+def _object_literal(text: str) -> Any:
+    """A JSON, Python or JavaScript object literal (``{text: "42"}``), or None.
+
+    Strict on purpose: a value that is not a literal (``{x: 2+2}``) gives None rather than a
+    guess, so a call is never run with arguments the policy did not write.
+    """
+    parts = _STRING.split(text)  # quote bare keys outside string literals only
+    quoted = "".join(p if i % 2 else _BARE_KEY.sub(r'\1"\2"\3', p) for i, p in enumerate(parts))
+    for source in (text, quoted):
+        for read in (json.loads, ast.literal_eval):
+            try:
+                return read(source)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                continue
+    return None
+
+
+def _code_call(text: str, tools: Mapping[str, BaseTool]) -> ToolCall | str | None:
+    """A call written as code, ``name({...})``, ``name(key=value)`` or ``name("v")``.
+
+    Only for a known tool's name; arguments that are not literals are an error, not a guess.
+    """
+    match = _CALL_SYNTAX.match(text)
+    if match is None or match.group(1) not in tools:
+        return None
+    name, inner = match.group(1), match.group(2).strip()
+    args: Any = None
+    if inner.startswith("{"):
+        args = _object_literal(inner)
+    else:
+        try:
+            call = ast.parse(f"f({inner})", mode="eval").body
+        except (SyntaxError, ValueError, MemoryError, RecursionError):
+            return None  # prose in brackets, "python (the language)": an answer
+        field_name = _single_field(tools[name])
+        with contextlib.suppress(ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            if not isinstance(call, ast.Call):
+                pass
+            elif call.keywords and not call.args and all(k.arg for k in call.keywords):
+                args = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+            elif len(call.args) == 1 and not call.keywords and field_name is not None:
+                args = {field_name: ast.literal_eval(call.args[0])}
+    if not isinstance(args, dict):
+        return NOT_JSON.format(error=f"{name}(...) does not hold literal arguments")
+    return _to_call({"name": name, "arguments": args}, tools)
 
 
 def _json_objects(text: str) -> list[tuple[int, int, Any]]:
@@ -192,5 +245,11 @@ def parse_tool_calls(message: AIMessage, tools: Mapping[str, BaseTool]) -> Parse
 
         if _collect(json_repair.loads(text), tools, parsed):
             remaining = ""
+    if not parsed.calls and not parsed.errors and (code := _code_call(text, tools)) is not None:
+        if isinstance(code, str):
+            parsed.errors.append(code)
+        else:
+            parsed.calls.append(code)
+        remaining = ""
     parsed.text = _FENCE.sub(lambda m: m.group(0) if m.group(1).strip() else "", remaining).strip()
     return parsed

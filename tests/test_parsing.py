@@ -32,6 +32,11 @@ def parse(content, **kw):
         f"<think>I need a tool.</think>{CALL}",
         CALL[:-1],  # a bare call missing its last brace (seen from the 0.5B policy)
         CALL[:-1] + "]}",  # ... or with a stray bracket: json-repair recovers both
+        'calc({expression: "2+2"})',  # a call written as code (seen from the 0.5B policy)
+        "calc({'expression': '2+2'})",
+        'calc({"expression": "2+2"});',
+        'calc(expression="2+2")',
+        "calc('2+2')",  # one positional value for a one-field tool
     ],
 )
 def test_every_form_gives_the_same_call(content):
@@ -39,6 +44,11 @@ def test_every_form_gives_the_same_call(content):
     assert not parsed.errors
     assert [(c["name"], c["args"]) for c in parsed.calls] == [("calc", {"expression": "2+2"})]
     assert parsed.calls[0]["id"]
+
+
+def test_bare_keys_are_quoted_outside_strings_only():
+    parsed = parse('oracle({question: "x, note: y", })')
+    assert [c["args"] for c in parsed.calls] == [{"question": "x, note: y"}]
 
 
 def test_native_tool_calls_are_kept():
@@ -63,6 +73,9 @@ def test_parallel_calls_in_a_list_and_in_several_tags():
         ('<tool_call>{"name": "calc", "arguments": {"expr', "not valid JSON"),
         ('{"arguments": {"expression": "1"}}', "no tool name"),
         ('{"name": "calc", "arguments": [1, 2]}', "must be a JSON object"),
+        ("calc({expression: 2+2})", "does not hold literal arguments"),  # never a guess
+        ("calc(expression=x)", "does not hold literal arguments"),
+        ("calc(1, 2)", "does not hold literal arguments"),
     ],
 )
 def test_malformed_calls_are_errors_not_answers(content, error):
@@ -81,6 +94,8 @@ def test_unknown_native_tool_is_an_error():
         "The answer is 7006652.",
         'The result as JSON: {"answer": 4, "unit": "m"}',
         "Paris is the capital of France.",
+        "calc (a calculator)",  # prose in brackets after a tool's name
+        "sqrt(2)",  # not a tool
     ],
 )
 def test_plain_answers_are_not_calls(content):
