@@ -102,20 +102,25 @@ def _to_call(obj: Any, tools: Mapping[str, BaseTool]) -> ToolCall | str | None:
     return ToolCall(name=name, args=args, id=_call_id(), type="tool_call")
 
 
-def _object_literal(text: str) -> Any:
+def _object_literal(text: str, *, repair: bool = False) -> Any:
     """A JSON, Python or JavaScript object literal (``{text: "42"}``), or None.
 
-    Strict on purpose: a value that is not a literal (``{x: 2+2}``) gives None rather than a
-    guess, so a call is never run with arguments the policy did not write.
+    Strict unless ``repair``: a value that is not a literal (``{x: 2+2}``) gives None rather
+    than a guess, so a call is never run with arguments the policy did not write. With
+    ``repair``, JSON broken by a dropped or stray bracket gets json-repair's reading.
     """
     parts = _STRING.split(text)  # quote bare keys outside string literals only
     quoted = "".join(p if i % 2 else _BARE_KEY.sub(r'\1"\2"\3', p) for i, p in enumerate(parts))
     for source in (text, quoted):
-        for read in (json.loads, ast.literal_eval):
+        for read in (json.loads, ast.literal_eval):  # Python: triple quotes, True, 'single'
             try:
                 return read(source)
             except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
                 continue
+    if repair:
+        import json_repair
+
+        return json_repair.loads(text)
     return None
 
 
@@ -238,13 +243,14 @@ def parse_tool_calls(message: AIMessage, tools: Mapping[str, BaseTool]) -> Parse
         for start, end, value in _json_objects(text):
             if _collect(value, tools, parsed):
                 remaining = remaining.replace(text[start:end], "")
-    if not parsed.calls and not parsed.errors and _BROKEN_CALL.match(text):
-        # Small policies drop or add a closing bracket; json-repair recovers the call they meant
-        # (otherwise the broken JSON would be taken as the final answer).
-        import json_repair
-
-        if _collect(json_repair.loads(text), tools, parsed):
-            remaining = ""
+    if not parsed.calls and not parsed.errors:
+        # Small policies drop or add a closing bracket, or write Python's triple quotes in a
+        # call, bare or fenced; read it as they meant it (else it would be taken as the answer).
+        for body in [*_FENCE.findall(text), text]:
+            meant = _BROKEN_CALL.match(body.strip()) and _object_literal(body.strip(), repair=True)
+            if meant and _collect(meant, tools, parsed):
+                remaining = "" if body is text else remaining.replace(body, "")
+                break
     if not parsed.calls and not parsed.errors and (code := _code_call(text, tools)) is not None:
         if isinstance(code, str):
             parsed.errors.append(code)

@@ -32,6 +32,9 @@ def parse(content, **kw):
         f"<think>I need a tool.</think>{CALL}",
         CALL[:-1],  # a bare call missing its last brace (seen from the 0.5B policy)
         CALL[:-1] + "]}",  # ... or with a stray bracket: json-repair recovers both
+        '```json\n{"name": "calc", "arguments": {"expression": """2+2"""}}\n```',  # Python quotes
+        '{"name": "calc", "arguments": {"expression": """2+2"""}}',
+        "I will compute.\n```json\n" + CALL[:-1] + "\n```",  # a broken call in a fence
         'calc({expression: "2+2"})',  # a call written as code (seen from the 0.5B policy)
         "calc({'expression': '2+2'})",
         'calc({"expression": "2+2"});',
