@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -38,10 +39,19 @@ def _no_podium_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key)
 
 
-def kill_server() -> int:
-    """SIGKILL the running embedded server; its pid."""
+def server_pid() -> int:
+    """The pid of the running embedded server (started if needed).
+
+    Read while the server is idle: ``status()`` probes ``/models``, which a server busy
+    generating answers only when it is done.
+    """
     embedded_base_url()  # running, and known to this process
-    pid = EmbeddedServer().status()["pid"]  # type: ignore[index]
+    return EmbeddedServer().status()["pid"]  # type: ignore[index]
+
+
+def kill_server(pid: int | None = None) -> int:
+    """SIGKILL the embedded server (``pid``, else the running one); its pid."""
+    pid = server_pid() if pid is None else pid
     os.kill(pid, signal.SIGKILL)
     return pid
 
@@ -90,15 +100,19 @@ def test_killed_between_turns_the_server_is_restarted_and_the_expert_follows(
 
 
 class KillDuringRequest(BaseCallbackHandler):
-    """Kills the embedded server ``delay_s`` after the policy's first request starts."""
+    """Kills server ``pid`` ``delay_s`` after the policy's first request starts.
 
-    def __init__(self, delay_s: float) -> None:
-        self.delay_s, self.killed = delay_s, threading.Event()
+    The pid is taken beforehand: looking it up mid-request waits behind the busy server, and
+    the kill then lands after the request (a flaky CI failure, measured).
+    """
+
+    def __init__(self, pid: int, delay_s: float) -> None:
+        self.pid, self.delay_s, self.killed = pid, delay_s, threading.Event()
 
     def on_chat_model_start(self, *args: Any, **kwargs: Any) -> None:
         if not self.killed.is_set():
             self.killed.set()
-            threading.Timer(self.delay_s, kill_server).start()
+            threading.Timer(self.delay_s, kill_server, args=(self.pid,)).start()
 
 
 def test_killed_during_a_policy_request_the_run_ends_clearly_and_the_next_restarts_it(
@@ -107,8 +121,9 @@ def test_killed_during_a_policy_request_the_run_ends_clearly_and_the_next_restar
     tools = (calc_tool(),)
     monkeypatch.setattr(resources, "_pool", lambda *a, **k: tools)
     ctx = Context(trajectory_db=str(tmp_path / "traj.sqlite"), max_turns=2, budget_usd=1.0)
-    question = {"question": "What is 1234 * 5678? Use the calc tool."}
-    killer = KillDuringRequest(delay_s=0.3)  # prefill of the first prompt takes seconds
+    # A new question each time: no cached prompt prefix, so prefill alone takes a while.
+    question = {"question": f"Run {uuid.uuid4().hex}: what is 1234 * 5678? Use the calc tool."}
+    killer = KillDuringRequest(server_pid(), delay_s=0.2)
     start = time.monotonic()
     out = graph.invoke(question, context=ctx, config={"callbacks": [killer]})
     assert killer.killed.is_set() and time.monotonic() - start < 60
