@@ -142,7 +142,7 @@ def routing_tools() -> list[Any]:
 
 def _check(task: Any, answer: str, record: Any) -> Any:
     """reasoning-gym's own scorer, as the ``math`` suite applies it."""
-    from podium.training import tasks as suites
+    from podium.training.eval import suites as suites
 
     return suites.check(dataclasses.replace(task, suite="math"), answer, record)
 
@@ -151,7 +151,7 @@ def register_routing_suites(setup: Setup) -> tuple[str, str]:
     """Register the training and held-out suites (disjoint questions); returns their names."""
     import reasoning_gym
 
-    from podium.training import tasks as suites
+    from podium.training.eval import suites as suites
 
     size = setup.train_tasks + setup.heldout_tasks
     data = reasoning_gym.create_dataset("basic_arithmetic", size=3 * size, seed=setup.seed)
@@ -186,14 +186,14 @@ def policy_dir(alias: str) -> Path:
     """A packaged GGUF policy as a float32 Hugging Face folder, converted once and cached.
 
     SmolLM2's own template has no tools; it speaks ChatML, so it gets the Hermes-style tool
-    template of ``training/tiny.py`` (the conventions the graph's parser reads).
+    template of ``training/grpo/tiny.py`` (the conventions the graph's parser reads).
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from podium.tools.models import PACKAGED_MODELS
+    from podium.tools.model_files import PACKAGED_MODELS
     from podium.tools.paths import cache_dir
-    from podium.training.tiny import CHAT_TEMPLATE
+    from podium.training.grpo.tiny import CHAT_TEMPLATE
 
     target = cache_dir("hf") / alias
     if (target / "config.json").is_file():
@@ -226,9 +226,9 @@ def run_heldout(model: Any, tok: Any, tasks: list[Any], setup: Setup, store: Any
     """Run each held-out task once through the graph, greedy; returns judged records."""
     from podium.graph import graph
     from podium.graph.resources import policy_override
-    from podium.training.collect import context_for, finish_record
-    from podium.training.local_policy import LocalPolicy
-    from podium.training.preferences import make_preference
+    from podium.training.grpo.collect import context_for, finish_record
+    from podium.training.grpo.local_policy import LocalPolicy
+    from podium.training.grpo.preferences import make_preference
 
     tools = {t.name: "local" for t in routing_tools()}
     pref = make_preference(setup.preference, tools)
@@ -257,8 +257,8 @@ def summarize(before: list[Any], after: list[Any], setup: Setup) -> dict[str, di
     The reward is the training reward: per task, the two policies' runs form one group,
     min-max normalised together, so a point of reward means "better than the other policy".
     """
-    from podium.training.preferences import make_preference
-    from podium.training.rewards import combined_rewards, measure
+    from podium.training.grpo.preferences import make_preference
+    from podium.training.grpo.rewards import combined_rewards, measure
 
     names = [t.name for t in routing_tools()]
     pref = make_preference(setup.preference, dict.fromkeys(names, "local")).vector
@@ -313,7 +313,7 @@ def train_config(setup: Setup, model: Path, out: Path, train_suite: str) -> Any:
     """The ``podium train`` configuration of this benchmark (online mode)."""
     from transformers import AutoConfig
 
-    from podium.training.grpo_config import TrainConfig
+    from podium.training.grpo.config import TrainConfig
 
     layers = AutoConfig.from_pretrained(model).num_hidden_layers
 
@@ -359,8 +359,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from podium.graph import TrajectoryStore
     from podium.graph.resources import tools_override
-    from podium.training import tasks as suites
-    from podium.training.trainer import build_trainer
+    from podium.training.eval import suites as suites
+    from podium.training.grpo.trainer import build_trainer
 
     torch.manual_seed(setup.seed)
     out = args.out or Path(tempfile.mkdtemp(prefix="podium-learning-"))
@@ -414,8 +414,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def cli(argv: list[str] | None = None) -> int:
     """:func:`main` with user mistakes (a model not installed, a bad config) as one line, exit 2."""
-    from podium.tools.models import ModelFilesError
-    from podium.training.collect import CollectError
+    from podium.tools.model_files import ModelFilesError
+    from podium.training.grpo.collect import CollectError
 
     try:
         return main(argv)

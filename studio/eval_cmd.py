@@ -73,8 +73,8 @@ def register(app: typer.Typer) -> None:
         quiet: Annotated[bool, typer.Option(help="No progress bar or table.")] = False,
     ) -> None:
         from podium.graph import Context
-        from podium.training.evaluate import EvalConfig, evaluate
-        from podium.training.tasks import SuiteSkipped
+        from podium.training.eval.runner import EvalConfig, evaluate
+        from podium.training.eval.suites import SuiteSkipped
 
         from .report import write_report
 
@@ -89,7 +89,7 @@ def register(app: typer.Typer) -> None:
         )  # fmt: skip
         try:
             if langsmith:
-                from podium.training.langsmith_eval import evaluate_langsmith
+                from podium.training.eval.langsmith_eval import evaluate_langsmith
 
                 summary = evaluate_langsmith(cfg)
             else:
@@ -126,9 +126,9 @@ def register(app: typer.Typer) -> None:
 
 def user_errors() -> tuple[type[Exception], ...]:
     """The user-error classes of evaluation and viewing."""
-    from podium.training.evaluate import EvalError
-    from podium.training.routers import RouterError
-    from podium.training.tasks import SuiteError
+    from podium.training.eval.routers import RouterError
+    from podium.training.eval.runner import EvalError
+    from podium.training.eval.suites import SuiteError
 
     from .viewer import ViewError
 

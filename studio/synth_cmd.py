@@ -22,7 +22,7 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the generators.")]
 def user_errors() -> tuple[type[Exception], ...]:
     """The synthesis mistakes a user fixes: one line, exit code 2."""
     from podium.tools.environment import EnvError
-    from podium.training.synth_tasks import SynthError
+    from podium.training.synth.tasks import SynthError
 
     return (SynthError, EnvError)
 
@@ -56,12 +56,12 @@ def env_cmd(
 ) -> None:
     """Build the environment of DOMAIN: a SQLite database with its tools."""
     from podium.tools.environment import load_spec
-    from podium.training import toolscale
+    from podium.training.synth import toolscale
 
     start = time.perf_counter()
     if llm_base_url:
         from podium.tools.endpoints import chat_model
-        from podium.training.toolscale_llm import build_llm_env
+        from podium.training.synth.llm import build_llm_env
 
         llm = chat_model(base_url=llm_base_url, model=llm_model, api_key="", max_tokens=4096)
         path = build_llm_env(llm, domain, out_path or toolscale.env_path(domain, seed), seed)
@@ -85,8 +85,8 @@ def tasks_cmd(
     out_path: Annotated[Path | None, typer.Option("--out", help="JSONL file to write.")] = None,
 ) -> None:
     """Synthesize N tasks for ENV, verified by execution, as JSONL."""
-    from podium.training import toolscale
-    from podium.training.synth_tasks import SynthError
+    from podium.training.synth import toolscale
+    from podium.training.synth.tasks import SynthError
 
     if n < 1:
         raise SynthError(f"-n must be at least 1, got {n}")
@@ -109,13 +109,14 @@ def verify_cmd(
     import tempfile
 
     from podium.tools.environment import call_tool, db_hash
-    from podium.training import toolscale
+    from podium.training.eval.suites import toolscale as toolscale_suite
+    from podium.training.synth import toolscale
 
     tasks = toolscale.read_tasks(tasks_file)
     bad = 0
     with tempfile.TemporaryDirectory() as tmp:
         for task in tasks:
-            copy = Path(toolscale.prepare(task, Path(tmp))["environment"])
+            copy = Path(toolscale_suite.prepare(task, Path(tmp))["environment"])
             ok = all(call_tool(copy, a["tool"], a["args"]).ok for a in task.data["actions"])
             if not ok or db_hash(copy) != task.data["gold_hash"]:
                 bad += 1
@@ -134,7 +135,7 @@ def all_cmd(
     """Build all ten environments and their tasks; print and write the summary table."""
     from podium.tools.environment import load_spec
     from podium.tools.paths import atomic_path, cache_dir
-    from podium.training import toolscale
+    from podium.training.synth import toolscale
 
     folder = out_dir or cache_dir(toolscale.SUITE)
     table = Table(

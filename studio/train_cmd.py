@@ -12,7 +12,7 @@ import typer
 
 def user_errors() -> tuple[type[Exception], ...]:
     """The exceptions of these commands that are user mistakes (one line, exit code 2)."""
-    from podium.training.collect import CollectError
+    from podium.training.grpo.collect import CollectError
 
     return (CollectError,)  # TrainConfigError is a CollectError
 
@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
         """Run every task GROUP_SIZE times (temperature > 0) and store the judged trajectories."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-        from podium.training.collect import CollectConfig, CollectError, collect
+        from podium.training.grpo.collect import CollectConfig, CollectError, collect
 
         if temperature <= 0:
             raise CollectError(f"--temperature must be above 0 for GRPO groups, got {temperature}")
@@ -75,8 +75,8 @@ def register(app: typer.Typer) -> None:
         config: Annotated[Path, typer.Option("--config", help="Training config (TOML).")],
     ) -> None:
         """GRPO-train a LoRA adapter of the policy with TRL (offline or with the graph online)."""
-        from podium.training.grpo_config import load_train_config
-        from podium.training.trainer import train
+        from podium.training.grpo.config import load_train_config
+        from podium.training.grpo.trainer import train
 
         result = train(load_train_config(config))
         typer.echo(

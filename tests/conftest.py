@@ -45,6 +45,6 @@ def _stop_the_embedded_server_we_started():
 @pytest.fixture(scope="session")
 def tiny_policy_dir(tmp_path_factory):
     """A tiny random Qwen3 policy with a tools chat template, built once per session."""
-    from podium.training.tiny import build_tiny_policy
+    from podium.training.grpo.tiny import build_tiny_policy
 
     return build_tiny_policy(tmp_path_factory.mktemp("tiny") / "policy", seed=0)

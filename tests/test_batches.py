@@ -5,7 +5,7 @@ from langchain_core.messages import AIMessage, messages_from_dict
 
 from podium.graph import Context, TrajectoryStore, graph
 from podium.graph.render import policy_tools, render
-from podium.training.batches import (
+from podium.training.grpo.samples import (
     BatchError,
     chat_messages,
     group_samples,

@@ -18,7 +18,7 @@ from podium.graph.trajectory import TrajectoryStore
 from podium.studio.report import write_report
 from podium.studio.viewer import write_view
 from podium.tools.paths import cache_dir
-from podium.training.evaluate import EvalConfig, evaluate
+from podium.training.eval.runner import EvalConfig, evaluate
 
 from .fakes import calc_tool
 from .test_evaluate import _expert

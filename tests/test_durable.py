@@ -15,7 +15,7 @@ from langchain_core.messages import AIMessage
 
 from podium.graph import Context
 from podium.studio import cli
-from podium.studio.threads import ThreadError, load_context
+from podium.studio.durable import ThreadError, load_context
 
 from .fakes import calc_tool
 

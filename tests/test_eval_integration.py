@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from podium.training.metrics import summarize
+from podium.training.eval.metrics import summarize
 
 pytestmark = pytest.mark.integration
 

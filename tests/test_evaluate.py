@@ -9,10 +9,10 @@ import pytest
 from langchain_core.tools import StructuredTool
 
 from podium.tools.cost import ToolCost, Usage, with_cost
-from podium.training import tasks as T
-from podium.training.evaluate import RESULTS, SUMMARY, EvalConfig, EvalError, evaluate
-from podium.training.metrics import summarize, wilson
-from podium.training.routers import RouterError, llm_experts, router_for
+from podium.training.eval import suites as T
+from podium.training.eval.metrics import summarize, wilson
+from podium.training.eval.routers import RouterError, llm_experts, router_for
+from podium.training.eval.runner import RESULTS, SUMMARY, EvalConfig, EvalError, evaluate
 
 from .fakes import calc_tool
 

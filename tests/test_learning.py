@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from podium.graph import Context, TrajectoryStore, graph
-from podium.training import tasks as suites
-from podium.training.collect import finish_record
-from podium.training.grpo_config import TrainConfigError
-from podium.training.preferences import make_preference
+from podium.training.eval import suites as suites
+from podium.training.grpo.collect import finish_record
+from podium.training.grpo.config import TrainConfigError
+from podium.training.grpo.preferences import make_preference
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "learning.py"
 
@@ -103,7 +103,7 @@ def test_summary_prefers_the_cheap_right_route(learning, fake_graph, tmp_path):
 
 def test_unknown_fixed_preference_is_one_line(learning, tmp_path, tiny_policy_dir):
     from podium.graph.resources import tools_override
-    from podium.training.trainer import build_trainer
+    from podium.training.grpo.trainer import build_trainer
 
     setup = learning.Setup(**SETUP_KW, preference="be_cheap")
     train, _ = learning.register_routing_suites(setup)

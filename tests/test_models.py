@@ -1,4 +1,4 @@
-"""Locating, assembling and verifying packaged model files (podium.tools.models)."""
+"""Locating, assembling and verifying packaged model files (podium.tools.model_files)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from podium.tools import models
-from podium.tools.models import PACKAGED_MODELS, ModelFilesError, PackagedModel
+from podium.tools import model_files as models
+from podium.tools.model_files import PACKAGED_MODELS, ModelFilesError, PackagedModel
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from podium.graph import Context, graph
 from podium.graph.trajectory import TrajectoryStore
 from podium.studio.report import REPORT, pareto_front, write_report
 from podium.studio.viewer import render_trajectory, write_view
-from podium.training.evaluate import RESULTS, SUMMARY, EvalConfig, evaluate
+from podium.training.eval.runner import RESULTS, SUMMARY, EvalConfig, evaluate
 
 from .fakes import calc_tool
 from .test_evaluate import _expert
@@ -92,7 +92,7 @@ def test_viewer_marks_the_budget_guard_and_errors(fake_graph, tmp_path):
 
 
 def test_langsmith_offline_writes_the_same_files(fake_graph, tmp_path, monkeypatch):
-    from podium.training import langsmith_eval
+    from podium.training.eval import langsmith_eval
 
     monkeypatch.delenv("LANGSMITH_API_KEY", raising=False)
     calls: list[str] = []
@@ -154,7 +154,7 @@ def test_report_of_a_run_where_nothing_is_solved(tmp_path):
              "correct": False, "score": 0.0, "detail": "", "answer": "", "cost_usd": 1e-6,
              "latency_s": 1.0, "tool_calls": [], "trajectory_id": "", "preferred_calls": None}
             for r in ("policy", "oracle") for i in range(3)]  # fmt: skip
-    from podium.training.metrics import summarize
+    from podium.training.eval.metrics import summarize
 
     (tmp_path / RESULTS).write_text("".join(json.dumps(r) + "\n" for r in rows))
     summary = {"suite": "math", "seed": 0, "limit": 3, "tasks": 3, "prefer": [],

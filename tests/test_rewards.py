@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from podium.training.preferences import (
+from podium.training.grpo.preferences import (
     as_list,
     make_preference,
     preference_kinds,
     sample_preference,
 )
-from podium.training.rewards import (
+from podium.training.grpo.rewards import (
     GroupReward,
     Measure,
     RewardConfig,

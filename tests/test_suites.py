@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from podium.training import tasks as T
-from podium.training.evaluate import RESULTS, EvalConfig, evaluate
+from podium.training.eval import suites as T
+from podium.training.eval.runner import RESULTS, EvalConfig, evaluate
 
 
 def _record(*calls):
@@ -14,7 +14,7 @@ def _record(*calls):
 
 def test_wiki_questions_are_answerable_from_the_corpus():
     from podium.tools.retrieval import corpus_file
-    from podium.training.suite_wiki import normalise
+    from podium.training.eval.suites.wiki import normalise
 
     tasks = T.load_suite("wiki")
     assert len(tasks) >= 50 and len({t.question for t in tasks}) == len(tasks)

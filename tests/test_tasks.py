@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from podium.training import tasks as T
+from podium.training.eval import suites as T
+from podium.training.eval.suites.math import MATH_DATASETS
 
 
 def test_math_is_seeded_stable_and_mixed():
@@ -16,7 +17,7 @@ def test_math_is_seeded_stable_and_mixed():
     assert a == b
     assert [t.question for t in a] != [t.question for t in c]
     assert [t.id for t in a] == [f"math-{i:04d}" for i in range(6)]
-    assert {t.data["dataset"] for t in a} == set(T.MATH_DATASETS)
+    assert {t.data["dataset"] for t in a} == set(MATH_DATASETS)
     json.dumps([dict(t.data) for t in a])  # JSON-serialisable
     # Some gsm_symbolic metadata holds Fractions: the whole default sample must load.
     json.dumps([dict(t.data) for t in T.load_suite("math", limit=60)])

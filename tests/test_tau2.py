@@ -7,9 +7,9 @@ import json
 import pytest
 from langchain_core.messages import AIMessage
 
-from podium.training import suite_tau2 as S
-from podium.training import tasks as T
-from podium.training.evaluate import RESULTS, EvalConfig, EvalError, evaluate
+from podium.training.eval import suites as T
+from podium.training.eval.runner import RESULTS, EvalConfig, EvalError, evaluate
+from podium.training.eval.suites import tau2 as S
 
 from .fakes import FakePolicy
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from podium.training.tiny import TOOL_TOKENS, build_tiny_lora, build_tiny_policy
+from podium.training.grpo.tiny import TOOL_TOKENS, build_tiny_lora, build_tiny_policy
 
 TOOLS = [
     {

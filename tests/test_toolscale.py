@@ -10,10 +10,11 @@ import pytest
 from langgraph.graph.state import CompiledStateGraph
 
 from podium.tools.environment import call_tool, db_hash, environment_tools, load_spec, touched
-from podium.training import toolscale
-from podium.training.domains import DOMAINS
-from podium.training.synth_tasks import mentioned
-from podium.training.tasks import Task, load_suite
+from podium.training.eval.suites import Task, load_suite
+from podium.training.eval.suites import toolscale as toolscale_suite
+from podium.training.synth import toolscale
+from podium.training.synth.domains import DOMAINS
+from podium.training.synth.tasks import mentioned
 
 
 @pytest.fixture(autouse=True)
@@ -68,7 +69,7 @@ def bank(tmp_path):
 
 
 def _run(task: Task, workdir: Path, actions: list[dict]) -> dict:
-    env = toolscale.prepare(task, workdir)["environment"]
+    env = toolscale_suite.prepare(task, workdir)["environment"]
     for a in actions:
         call_tool(env, a["tool"], a["args"])
     return {"context": {"environment": env}}
@@ -79,7 +80,7 @@ def test_checker_accepts_the_gold_trajectory(bank, tmp_path):
     task = _task(tasks, lambda t: t.data["writes"] and t.data["required"])
     record = _run(task, tmp_path / "run", task.data["actions"])
     answer = "Done. " + " and ".join(task.data["required"])
-    verdict = toolscale.check(task, answer, record)
+    verdict = toolscale_suite.check(task, answer, record)
     assert verdict.correct and verdict.score == 1.0, verdict.detail
 
 
@@ -87,14 +88,16 @@ def test_checker_rejects_a_wrong_database_change(bank, tmp_path):
     _, tasks = bank
     task = _task(tasks, lambda t: [a["tool"] for a in t.data["actions"]] == ["transfer"])
     wrong = [{"tool": "transfer", "args": {**task.data["actions"][0]["args"], "amount": 1.0}}]
-    verdict = toolscale.check(task, " ".join(task.data["required"]), _run(task, tmp_path, wrong))
+    verdict = toolscale_suite.check(
+        task, " ".join(task.data["required"]), _run(task, tmp_path, wrong)
+    )
     assert not verdict.correct and "database differs" in verdict.detail
 
 
 def test_checker_rejects_an_answer_missing_the_information(bank, tmp_path):
     _, tasks = bank
     task = _task(tasks, lambda t: t.data["required"])
-    verdict = toolscale.check(task, "All done!", _run(task, tmp_path, task.data["actions"]))
+    verdict = toolscale_suite.check(task, "All done!", _run(task, tmp_path, task.data["actions"]))
     assert not verdict.correct and "answer lacks" in verdict.detail
     assert verdict.score == pytest.approx(2 / 3)
 
@@ -103,7 +106,7 @@ def test_checker_rejects_a_guess_that_never_touched_the_record(bank, tmp_path):
     _, tasks = bank
     task = _task(tasks, lambda t: not t.data["writes"] and len(t.data["actions"]) == 1)
     record = _run(task, tmp_path, [])  # right answer, database untouched, nothing looked up
-    verdict = toolscale.check(task, " ".join(task.data["required"]), record)
+    verdict = toolscale_suite.check(task, " ".join(task.data["required"]), record)
     assert not verdict.correct and "never touched" in verdict.detail
 
 
@@ -134,13 +137,13 @@ def test_the_graph_runs_a_task_through_its_environment(bank, tmp_path, fake_grap
         json.dumps({"name": "answer", "arguments": {"text": f"New balance {task.gold}"}}),
     ]
     _, base = fake_graph(script, [])
-    overrides = toolscale.prepare(task, tmp_path / "work")
+    overrides = toolscale_suite.prepare(task, tmp_path / "work")
     assert isinstance(graph, CompiledStateGraph)
     out = graph.invoke({"question": task.question}, context=Context(**{**base, **overrides}))
     record = TrajectoryStore(base["trajectory_db"]).get(out["trajectory_id"])
     assert record["context"]["environment"] == overrides["environment"]
     assert "deposit" in record["tools"]
-    assert toolscale.check(task, out["answer"], record).correct
+    assert toolscale_suite.check(task, out["answer"], record).correct
 
 
 def test_suite_interleaves_domains(tmp_path):

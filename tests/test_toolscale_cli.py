@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from podium.training import toolscale
-from podium.training.domains import DOMAINS
-from podium.training.synth_tasks import SynthError
-from podium.training.toolscale_llm import build_llm_env
+from podium.training.synth import toolscale
+from podium.training.synth.domains import DOMAINS
+from podium.training.synth.llm import build_llm_env
+from podium.training.synth.tasks import SynthError
 
 from .fakes import FakePolicy
 
@@ -84,7 +84,7 @@ def test_a_task_naming_a_missing_tool_is_refused(tmp_path):
 
 
 def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
-    from podium.training import toolscale as ts
+    from podium.training.synth import toolscale as ts
 
     def boom(*a, **k):
         raise RuntimeError("disk full")

@@ -6,7 +6,8 @@ import pytest
 
 from podium.graph import Context, graph
 from podium.graph.trajectory import TrajectoryStore
-from podium.training import toolscale
+from podium.training.eval.suites import toolscale as toolscale_suite
+from podium.training.synth import toolscale
 
 pytestmark = pytest.mark.integration
 
@@ -18,11 +19,11 @@ def test_the_embedded_policy_solves_some_tasks_end_to_end(tmp_path):
     easy = [t for t in tasks if t.data["difficulty"] == "easy"][:3]
     solved = []
     for task in easy:
-        overrides = toolscale.prepare(task, tmp_path / "work")
+        overrides = toolscale_suite.prepare(task, tmp_path / "work")
         ctx = Context(**overrides, max_turns=4, trajectory_db=str(tmp_path / "traj.sqlite"))
         out = graph.invoke({"question": task.question}, context=ctx)
         record = TrajectoryStore(ctx.trajectory_db).get(out["trajectory_id"])
-        verdict = toolscale.check(task, out["answer"], record)
+        verdict = toolscale_suite.check(task, out["answer"], record)
         print(task.id, task.question, "->", out["answer"], verdict)
         solved.append(verdict.correct)
     print(f"solved {sum(solved)}/{len(solved)}")

@@ -5,10 +5,10 @@ import json
 import pytest
 
 from podium.graph import Context, TrajectoryStore, graph
-from podium.training import tasks as suites
-from podium.training.collect import finish_record, stored_groups
-from podium.training.grpo_config import TrainConfigError, load_train_config
-from podium.training.preferences import make_preference
+from podium.training.eval import suites as suites
+from podium.training.grpo.collect import finish_record, stored_groups
+from podium.training.grpo.config import TrainConfigError, load_train_config
+from podium.training.grpo.preferences import make_preference
 
 from .fakes import calc_tool
 
@@ -58,7 +58,7 @@ def _lora_weights(model):
 def test_two_offline_grpo_steps_from_stored_trajectories(
     fake_graph, tmp_path, tiny_policy_dir, calc_pool
 ):
-    from podium.training.trainer import build_trainer
+    from podium.training.grpo.trainer import build_trainer
 
     store = tmp_path / "rollouts.sqlite"
     for task in suites.load_suite("math", limit=2, seed=0):
@@ -105,7 +105,7 @@ def _parity_check(task, answer, record):
 
 @pytest.mark.integration
 def test_two_online_grpo_steps_with_the_graph_in_the_loop(tmp_path, tiny_policy_dir, calc_pool):
-    from podium.training.trainer import build_trainer
+    from podium.training.grpo.trainer import build_trainer
 
     # A suite whose checker the random tiny policy passes about half the time (even-length
     # answers), so groups have reward spread; everything else is the real loop.
@@ -155,7 +155,7 @@ def test_paper_defaults(tmp_path):
 
 
 def test_missing_store_and_empty_store(tmp_path, tiny_policy_dir, calc_pool):
-    from podium.training.trainer import build_trainer
+    from podium.training.grpo.trainer import build_trainer
 
     body = f'model = "{tiny_policy_dir}"\noutput_dir = "{tmp_path}/o"\nstore = "{tmp_path}/s.db"\n'
     with pytest.raises(TrainConfigError, match="run podium collect"):
@@ -169,7 +169,7 @@ def test_podium_collect_stores_judged_groups(fake_graph, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     from podium.studio.cli import app
-    from podium.training import collect
+    from podium.training.grpo import collect
 
     probed = []
     monkeypatch.setattr(collect, "check_endpoint", probed.append)  # the fake needs no server

@@ -24,7 +24,7 @@ import pytest
 
 from podium.studio.serve import ServeError, vllm_python
 from podium.tools.localhost import free_port
-from podium.training.tiny import build_tiny_lora, build_tiny_policy
+from podium.training.grpo.tiny import build_tiny_lora, build_tiny_policy
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from .config import ExpertConfig
 from .cost import ToolCost, Usage, token_bound, with_cost
 from .endpoints import chat_model
-from .models import PACKAGED_MODELS
+from .model_files import PACKAGED_MODELS
 from .pricing import Prices
 
 EMBEDDED = "embedded"

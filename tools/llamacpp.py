@@ -1,9 +1,10 @@
 """The embedded model server: llama.cpp's OpenAI-compatible server on 127.0.0.1.
 
 One detached ``python -m llama_cpp.server`` process serves the packaged models
-(``podium.tools.models``) under their aliases from one port, so the graph talks to it as it talks
-to vLLM: ``ChatOpenAI(base_url=embedded_base_url(), model="policy", api_key="embedded")``. It
-outlives the process that started it; a state file lets later processes find and reuse it, and an
+(``podium.tools.model_files``) under their aliases from one port, so the graph talks to it as
+it talks to vLLM:
+``ChatOpenAI(base_url=embedded_base_url(), model="policy", api_key="embedded")``. It outlives
+the process that started it; a state file lets later processes find and reuse it, and an
 ``fcntl`` lock makes concurrent ``ensure()`` calls start only one.
 
 Facts about llama-cpp-python 0.3.36's server that callers must know:
@@ -47,7 +48,7 @@ from podium.tools.localhost import (
     served_models,
     telling_line,
 )
-from podium.tools.models import default_aliases, get_model
+from podium.tools.model_files import default_aliases, get_model
 from podium.tools.paths import atomic_path, cache_dir
 
 __all__ = ["EmbeddedServer", "ServerError", "embedded_base_url", "is_server"]

@@ -1,1 +1,1 @@
-"""podium.training."""
+"""GRPO training (:mod:`.grpo`), evaluation (:mod:`.eval`), synthesis (:mod:`.synth`)."""

@@ -28,7 +28,7 @@ from podium.graph.resources import policy_override, resolve, tools_override
 from podium.graph.trajectory import TrajectoryStore
 from podium.tools.paths import atomic_path
 
-from . import tasks as suites
+from . import suites
 from .metrics import summarize
 from .routers import ROUTERS, RouterError, fixed_router, router_for
 

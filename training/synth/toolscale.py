@@ -1,28 +1,24 @@
-"""The ``toolscale`` suite: synthetic tool environments, their verified tasks, and the checker.
+"""ToolScale-style data: synthetic tool environments and their verified tasks, cached.
 
 An environment is built once per (domain, seed) under ``cache_dir("toolscale")``; its tasks
-are synthesized from it (:mod:`podium.training.synth_tasks`). A run acts on a fresh copy of the
-environment (``prepare``), and the checker reads that copy back: the run solves the task when
-(1) the database hashes equal to the gold actions' result, (2) every required piece of
-information is in the answer, (3) every record the gold actions touched was touched.
+are synthesized from it (:mod:`podium.training.synth.tasks`) and written as JSONL. The
+``toolscale`` suite that runs and checks them is :mod:`podium.training.eval.suites.toolscale`.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from podium.tools.environment import EnvError, create_environment, db_hash, load_spec, touched
+from podium.tools.environment import EnvError, create_environment, db_hash, load_spec
 from podium.tools.paths import atomic_path, cache_dir
+from podium.training.eval.suites import Task
 
 from .domains import DOMAINS
-from .synth_tasks import SynthError, Synthesizer, Verified, mentioned
-from .tasks import CheckerError, Task, Verdict, register_suite
+from .tasks import SynthError, Synthesizer, Verified
 
 SUITE = "toolscale"
 VERSION = 1  # bump when generators change: cached tasks are then rebuilt
@@ -155,47 +151,6 @@ def read_tasks(path: Path) -> list[Task]:
     return tasks
 
 
-def _pristine(task: Task) -> Path:
-    """The untouched environment of ``task``, rebuilt in the cache if missing or changed."""
-    data = task.data
-    env = Path(data["env"])
-    if env.is_file() and db_hash(env) == data["env_hash"]:
-        return env
-    rebuilt = resolve_env(data["domain"], int(data["env_seed"]))
-    if db_hash(rebuilt) != data["env_hash"]:
-        raise CheckerError(f"{task.id}: its environment changed; regenerate the tasks")
-    return rebuilt
-
-
-def prepare(task: Task, workdir: Path) -> dict[str, Any]:
-    """Copy the task's pristine environment into ``workdir``; the run acts on the copy.
-
-    The run gets only the environment's tools (profile ``environment``), as in ToolScale.
-    """
-    copy = workdir / f"{task.id}.sqlite"
-    copy.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(copy) as tmp:
-        shutil.copyfile(_pristine(task), tmp)
-    return {"environment": str(copy), "profile": "environment"}
-
-
-def check(task: Task, answer: str, record: Mapping[str, Any] | None) -> Verdict:
-    """Judge a run of ``task`` by the environment it left, its answer and what it touched."""
-    env = (record or {}).get("context", {}).get("environment") or (record or {}).get("environment")
-    if not env or not Path(env).is_file():
-        raise CheckerError(f"{task.id}: the run's environment is unknown (no trajectory record)")
-    same_db = db_hash(env) == task.data["gold_hash"]
-    missing = [r for r in task.data["required"] if not mentioned(r, answer)]
-    untouched = sorted(set(task.data["touched"]) - touched(env))
-    parts = [same_db, not missing, not untouched]
-    problems = [
-        *([] if same_db else ["the database differs from the gold result"]),
-        *([f"answer lacks {', '.join(missing)}"] if missing else []),
-        *([f"never touched {', '.join(untouched)}"] if untouched else []),
-    ]
-    return Verdict(all(parts), sum(parts) / 3, "; ".join(problems) or "solved")
-
-
 def domain_tasks(domain: str, seed: int = 0, n: int = TASKS_PER_DOMAIN) -> list[Task]:
     """The cached tasks of ``domain`` for ``seed`` (synthesized on first use)."""
     path = tasks_path(domain, seed)
@@ -204,15 +159,3 @@ def domain_tasks(domain: str, seed: int = 0, n: int = TASKS_PER_DOMAIN) -> list[
     tasks, _ = synthesize(resolve_env(domain, seed), n, seed)
     write_tasks(tasks, path)
     return tasks
-
-
-def load(limit: int | None = None, seed: int = 0) -> list[Task]:
-    """Tasks of every domain, interleaved (task 1 of each domain, then task 2, …)."""
-    per = TASKS_PER_DOMAIN
-    if limit is not None:
-        per = min(per, -(-limit // len(DOMAINS)))
-    lists = [domain_tasks(d, seed)[:per] for d in DOMAINS]
-    return [t for row in zip(*lists, strict=False) for t in row]
-
-
-register_suite(SUITE, load, check, prepare)

@@ -11,8 +11,8 @@ import os
 import uuid
 from typing import Any
 
-from .evaluate import EvalConfig, plan_eval, run_unit, write_summary
-from .tasks import Task
+from .runner import EvalConfig, plan_eval, run_unit, write_summary
+from .suites import Task
 
 OFFLINE_URL = "http://127.0.0.1:9"  # nothing listens there; the client is never asked to send
 

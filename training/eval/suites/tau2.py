@@ -29,7 +29,7 @@ from pydantic_core import to_jsonable_python
 
 from podium.tools.cost import ToolCost, Usage, with_cost
 
-from .tasks import (
+from . import (
     CheckerError,
     SuiteError,
     SuiteSkipped,

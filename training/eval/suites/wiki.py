@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .tasks import Task, Verdict, register_suite, suite_error
+from . import Task, Verdict, register_suite, suite_error
 
 DEV_FILE = "fanoutqa/data/fanout-final-dev.json"
 _PUNCT = re.compile(r"[^\w\s.]")

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from podium.graph import Context, TrajectoryStore
+from podium.training.eval import suites
 
-from . import tasks as suites
 from .preferences import Preference, pool_localities, sample_preference
 from .rewards import TRAINING_KEY
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, create_model
 
 from podium.tools.cost import ToolCost, Usage, with_cost
 
-from .tasks import Task, Verdict, register_suite, suite_error
+from . import Task, Verdict, register_suite, suite_error
 
 CATEGORIES = ("simple_python", "multiple", "parallel")
 CHECKER_MODEL = "podium"  # our tool names replace "." by "_", as OpenAI-style names must

@@ -28,7 +28,7 @@ from podium.tools.envspec import DomainSpec, SpecError
 from podium.tools.paths import atomic_path
 
 from .domains import DOMAINS
-from .synth_tasks import SynthError, Synthesizer, sample_value, table_rows
+from .tasks import SynthError, Synthesizer, sample_value, table_rows
 
 MIN_TOOLS = 8
 ATTEMPTS = 3

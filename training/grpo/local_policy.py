@@ -2,7 +2,7 @@
 
 Inside :func:`podium.graph.resources.policy_override` the graph's policy node calls this model
 instead of an endpoint (online GRPO). It applies the tokenizer's chat template with the bound
-tools to the rendered conversation (``training/batches.py`` — the same function the batches
+tools to the rendered conversation (``training/grpo/samples.py`` — the same function the batches
 re-tokenise with), samples at temperature > 0, and returns the raw completion text (the
 graph's parser finds the ``<tool_call>`` tags) with real ``usage_metadata``. Every turn's
 prompt ids, generated ids and their log-probabilities are kept in :attr:`turns` for the
@@ -20,7 +20,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from .batches import template_ids
+from .samples import template_ids
 
 
 @dataclass

@@ -9,7 +9,7 @@ rewards; TRL computes group advantages and does the clipped, KL-regularised upda
   the model being trained as its policy (``policy_override`` + :class:`LocalPolicy`), the
   run is judged and stored, and its generated token ids and log-probs are returned.
 
-Several GPUs: ``accelerate launch -m podium.training.trainer --config FILE`` (keep
+Several GPUs: ``accelerate launch -m podium.training.grpo.trainer --config FILE`` (keep
 ``per_device_train_batch_size`` a multiple of ``num_generations`` so groups stay whole).
 """
 
@@ -27,14 +27,14 @@ from typing import Any
 from podium.graph import Context, TrajectoryStore
 from podium.graph.resources import policy_override, resolve
 from podium.tools import cost_of
+from podium.training.eval import suites
 
-from . import tasks as suites
-from .batches import BatchError, GRPOSample, trajectory_sample
 from .collect import context_for, finish_record, load_tasks, stored_groups
-from .grpo_config import TrainConfig, TrainConfigError, load_train_config
+from .config import TrainConfig, TrainConfigError, load_train_config
 from .local_policy import LocalPolicy
 from .preferences import make_preference, sample_preference
 from .rewards import TRAINING_KEY, GroupReward, measure
+from .samples import BatchError, GRPOSample, trajectory_sample
 
 RolloutFunc = Callable[[list[Any], Any], dict[str, Any]]
 # Preference kinds that need no tool name, so one can be set for every task (``preference``).
@@ -234,7 +234,7 @@ def train(cfg: TrainConfig) -> TrainResult:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m podium.training.trainer --config FILE`` (what ``accelerate launch`` runs)."""
+    """``python -m podium.training.grpo.trainer --config FILE``, what ``accelerate launch`` runs."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True)
     result = train(load_train_config(parser.parse_args(argv).config))

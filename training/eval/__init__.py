@@ -1,0 +1,1 @@
+"""Evaluation: task suites and checkers, routers, the runner and its metrics."""

@@ -1,0 +1,1 @@
+"""ToolScale-style synthesis: procedural tool environments and their verified tasks."""
