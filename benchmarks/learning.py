@@ -51,7 +51,7 @@ class Setup:
     steps: int = 5
     tasks_per_step: int = 1  # prompts per step; each is run `group` times
     group: int = 4  # GRPO group size (paper: 8; halved for CPU time)
-    lora_r: int = 16  # paper: 64 on every layer; r=16 timed here (docs/training.md)
+    lora_r: int = 16  # paper: 64 on every layer; r=16 is what DESIGN §6 timed here
     lora_alpha: int = 32
     # LoRA on the last layers only: the backward pass stops there, so an update costs about
     # one forward pass instead of three (2 shared cores prefill only ~50 tokens/s of 0.5B).

@@ -25,7 +25,7 @@ OFFLINE_ENV = {
     "LANGGRAPH_NO_VERSION_CHECK": "true",
     "LANGSMITH_TRACING": "false",
 }
-"""Offline dev server environment (docs/running.md); tracing stays on only with a LangSmith key."""
+"""Environment of an offline dev server (DESIGN §5); tracing stays on only with a LangSmith key."""
 STUDIO_URL = "https://smith.langchain.com/studio/?baseUrl=http://{host}:{port}"
 
 

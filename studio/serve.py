@@ -32,7 +32,7 @@ from podium.tools.paths import cache_dir
 
 VLLM_PYTHON_ENV = "PODIUM_VLLM_PYTHON"
 DEFAULT_PORT = 8000
-# Offline, no usage reports; the CPU backend's KV cache in GiB (tiny by default). docs/serving.md
+# DESIGN §3: offline, no usage reports; the CPU backend's KV cache in GiB (tiny by default).
 VLLM_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
 VLLM_ENV |= {"DO_NOT_TRACK": "1"}
 CPU_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1"}
