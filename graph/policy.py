@@ -29,7 +29,7 @@ from .context import Context, context_of
 from .ledger import bill, policy_cost, prompt_bound
 from .ledger import entry as ledger_entry
 from .parsing import parse_tool_calls
-from .render import ANSWER, policy_tools, render
+from .render import ANSWER, OFFERED_KEY, policy_tools, render, tool_schemas
 from .resources import Resources, resolve
 from .state import State, StopReason, spent, with_cost
 from .tool_calls import call_key
@@ -42,6 +42,19 @@ def _unique(calls: list[ToolCall]) -> list[ToolCall]:
     for call in calls:
         kept.setdefault(call_key(call), call)
     return list(kept.values())
+
+
+def _final_call(calls: list[ToolCall], bundled: int) -> ToolCall | None:
+    """The ``answer`` call that ends the run: only one the turn made alone.
+
+    An ``answer`` bundled with other calls in one turn (``bundled`` counts the malformed
+    ones) was written before their results existed: taking it would end the run on a guess
+    and reward guessing. It is dropped instead; the other calls run (or the malformed ones
+    are fed back) and the policy answers in a later turn, with their results.
+    """
+    if calls and not bundled and all(c["name"] == ANSWER for c in calls):
+        return calls[0]
+    return None
 
 
 def _fallback_answer(messages: list[AnyMessage]) -> str:
@@ -103,7 +116,7 @@ class _Turn:
         """
         llm = self.res.chat_model()
         choice = ANSWER if self.forced else None
-        return llm.bind_tools(list(self.tools.values()), tool_choice=choice)
+        return llm.bind_tools(tool_schemas(self.tools.values()), tool_choice=choice)
 
 
 def _begin_turn(state: State, runtime: Runtime[Context]) -> _Turn | dict[str, Any]:
@@ -199,26 +212,24 @@ def _end_turn(
         "content": content,
         "id": reply.id,
         "usage_metadata": usage,
-        "response_metadata": reply.response_metadata,
+        # The tools this turn offered: training renders the turn with them (samples.py).
+        "response_metadata": {**reply.response_metadata, OFFERED_KEY: list(t.tools)},
     }
-    final = next((c for c in parsed.calls if c["name"] == ANSWER), None)
+    final = _final_call(parsed.calls, bundled=0 if t.forced else len(parsed.errors))
     if final is not None:
         return update | {
             "messages": [*t.new, AIMessage(**keep)],
             "stopped_by": t.forced or "answer",
             "answer": str(final["args"].get("text", "")).strip(),
         }
+    parsed.calls = [c for c in parsed.calls if c["name"] != ANSWER]  # bundled: dropped
     if parsed.calls and not t.forced:  # the valid calls run; broken ones beside them are counted
         return update | {
             "messages": [*t.new, AIMessage(**keep, tool_calls=parsed.calls)],
             "malformed_calls": state.malformed_calls + len(parsed.errors),
         }
     if parsed.errors and not t.forced:
-        feedback = HumanMessage(
-            prompts.MALFORMED.format(
-                errors="; ".join(parsed.errors), example=next(iter(t.tools), "python")
-            )
-        )
+        feedback = HumanMessage(prompts.MALFORMED.format(errors="; ".join(parsed.errors)))
         return update | {
             "messages": [*t.new, AIMessage(**keep), feedback],
             "malformed_calls": state.malformed_calls + len(parsed.errors),

@@ -69,6 +69,45 @@ def test_answer_tool_ends_the_run_with_its_text(fake_graph):
     assert "call answer" in second[3].content
 
 
+def _bundle(*calls):
+    return AIMessage(
+        content="",
+        tool_calls=[{"name": n, "args": a, "id": f"c{i}"} for i, (n, a) in enumerate(calls)],
+    )
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        _bundle(("calc", {"expression": "6*7"}), ("answer", {"text": "41"})),
+        '<tool_call>\n{"name": "answer", "arguments": {"text": "41"}}\n</tool_call>\n'
+        '<tool_call>\n{"name": "calc", "arguments": {"expression": "6*7"}}\n</tool_call>',
+    ],
+)
+def test_an_answer_bundled_with_calls_waits_for_their_results(fake_graph, first):
+    answer = '{"name": "answer", "arguments": {"text": "42"}}'
+    policy, out = run(fake_graph, [first, answer], [calc_tool()])
+    # The guess written beside the call is dropped; the call runs; the policy answers after it.
+    assert [e["name"] for e in out["ledger"] if e["kind"] == "tool"] == ["calc"]
+    assert out["answer"] == "42" and out["turns"] == 2 and out["malformed_calls"] == 0
+    second = policy.prompts[1]
+    assert "<tool_response>\n42\n</tool_response>" in second[-1].content
+    assert '"answer"' not in second[2].content  # its turn is shown with the calls that ran
+
+
+def test_an_answer_bundled_with_a_malformed_call_is_not_taken(fake_graph):
+    first = '{"name": "answer", "arguments": {"text": "41"}}\n{"name": "nope", "arguments": {}}'
+    policy, out = run(fake_graph, [first, "42"], [calc_tool()])
+    assert out["answer"] == "42" and out["malformed_calls"] == 1 and out["turns"] == 2
+    assert "no tool named 'nope'" in policy.prompts[1][-1].content
+
+
+def test_a_forced_turn_takes_its_answer_even_beside_a_broken_call(fake_graph):
+    script = [call("calc", expression="1+1"), '{"name": "answer", "arguments": {"text": "2"}} {']
+    _, out = run(fake_graph, script, [calc_tool()], max_turns=2)
+    assert out["stopped_by"] == "max_turns" and out["answer"] == "2"
+
+
 def test_token_priced_tool_bills_reported_usage(fake_graph):
     _, out = run(fake_graph, [call("oracle", question="q"), "42"], [expert_tool(1.25, 10.0)])
     (entry,) = [e for e in out["ledger"] if e["kind"] == "tool"]
@@ -149,6 +188,10 @@ def test_trajectory_is_stored_with_raw_completions(fake_graph):
     assert record["answer"] == "42" and record["stopped_by"] == "answer"
     assert record["policy_turns"][0]["raw"] == text
     assert record["policy_turns"][0]["calls"][0]["tool"] == "calc"
+    # The tools the run offered are stored as bound, so training renders them, not a new pool.
+    assert [t["tools"] for t in record["policy_turns"]] == [["answer", "calc"]] * 2
+    assert [s["function"]["name"] for s in record["tool_schemas"]] == ["answer", "calc"]
+    assert record["tool_schemas"][1]["function"]["parameters"]["required"] == ["expression"]
     assert math.isclose(record["cost_usd"], sum(e["cost_usd"] for e in record["ledger"]))
     assert "policy_base_url" not in record["context"]
 

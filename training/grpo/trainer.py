@@ -140,11 +140,16 @@ def online_rollouts(
             seen[task.id] += 1
             generated = [t.completion_ids for t in policy.turns]
             try:
-                sample = trajectory_sample(record, tok, pool, generated=generated)
+                sample = trajectory_sample(
+                    record,
+                    tok,
+                    pool,
+                    generated=generated,
+                    logprobs=[t.logprobs for t in policy.turns],
+                )
             except BatchError:
                 sample = _empty_sample(tok, record)
-            turn_logps = iter([lp for t in policy.turns for lp in t.logprobs])
-            logprobs.append([next(turn_logps) if m else 0.0 for m in sample.env_mask])
+            logprobs.append(sample.logprobs or [0.0] * len(sample.env_mask))
             samples.append(sample)
             records.append(record)
         return _outputs(samples, records, logprobs, cfg)
