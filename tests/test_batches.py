@@ -96,10 +96,12 @@ def test_online_logprobs_follow_the_trained_tokens(fake_graph, tokenizer):
     bare = '{"name": "calc", "arguments": {"expression": "2+2"}}'
     record, _, _ = _run(fake_graph, [bare, ANSWER])
     written = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in (bare, ANSWER)]
-    generated = [[*ids, tokenizer.eos_token_id] for ids in written]
+    # The last turn was cut at max_new_tokens (no EOS): no prompt shows it, so it stays as written.
+    generated = [[*written[0], tokenizer.eos_token_id], written[1][:-2]]
     logps = [[-float(i + 1)] * len(g) for i, g in enumerate(generated)]
     sample = trajectory_sample(record, tokenizer, generated=generated, logprobs=logps)
     assert len(sample.logprobs) == len(sample.completion_ids)
+    assert sample.completion_ids[-len(generated[1]) :] == generated[1]
     trained = [lp for lp, m in zip(sample.logprobs, sample.env_mask, strict=True) if m]
     assert trained == logps[1]  # the answer's own log-probs; the rewritten call has none
     assert set(sample.logprobs) == {0.0, -2.0}

@@ -11,10 +11,11 @@ sends. Two layouts:
   prompts render it back (the canonical ``<tool_call>`` form), interleaved with the template's
   tool results and notes (``env_mask`` 0), with a per-token advantage. Turn k+1 is therefore
   conditioned on the text the policy was shown, not on what it wrote. A turn is trained as
-  written (``env_mask`` 1) when its written tokens are that canonical text and it was offered
-  the sequence's tools; otherwise (a bare-JSON call re-rendered, a forced turn offered only
-  ``answer``) it is context only — ``exact`` is then False — unless ``train_rewritten`` asks to
-  train its canonical form too (supervised fine-tuning: teach the form the graph writes back).
+  written (``env_mask`` 1) when its written tokens are that canonical text (the last turn, which
+  no prompt shows, always is) and it was offered the sequence's tools; otherwise (a bare-JSON
+  call re-rendered, a forced turn offered only ``answer``) it is context only — ``exact`` is
+  then False — unless ``train_rewritten`` asks to train the canonical form of every turn
+  (supervised fine-tuning: teach the form the graph writes back).
 """
 
 from __future__ import annotations
@@ -239,12 +240,15 @@ def trajectory_sample(
         said, cut = _said(tokenizer, t, tools, ids)
         own = said[len(ids) : cut]  # the turn as every later prompt shows it
         written = list(generated[k]) if generated is not None else _completion(tokenizer, t.raw)
+        last = k + 1 == len(turns)
+        if last and not train_rewritten:
+            own = written  # no later prompt shows the last turn: it stays as written
         as_written = own == written and t.tools == tools
         exact = exact and as_written
         mask += [int(as_written or train_rewritten)] * len(own)
         logps += list(logprobs[k]) if logprobs is not None and as_written else [0.0] * len(own)
-        if k + 1 == len(turns):
-            ids = said[:cut]  # the policy stopped at EOS
+        if last:
+            ids = ids + own
             break
         ids = template_ids(tokenizer, turns[k + 1].prompt, tools, generation_prompt=True)
         if not _is_prefix(said, ids):
