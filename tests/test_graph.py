@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 
 import pytest
 from langchain_core.messages import AIMessage, ToolMessage
@@ -248,3 +249,28 @@ def test_policy_override_routes_the_policy_node_in_sync_and_async_runs(fake_grap
         out = asyncio.run(graph.ainvoke({"question": "q"}, context=Context(**ctx)))
         assert out["answer"] == "again"
     assert graph.invoke({"question": "q"}, context=Context(**ctx))["answer"] == "from the endpoint"
+
+
+# A sample call or value in what the policy reads gets copied into unrelated answers (the 0.5B
+# policy answered a question about mountains with the python description's example product).
+_EXAMPLE = re.compile(
+    r"e\.g\.|for example|for instance|print\(|\d\s*[*/]\s*\d|\d\s+[+-]\s+\d", re.IGNORECASE
+)
+
+
+def test_no_copyable_example_in_a_tool_schema_or_a_prompt():
+    from podium.graph import prompts
+    from podium.graph.render import answer_tool, tool_schemas
+    from podium.tools import load_pool
+
+    tools = [answer_tool, *load_pool("local"), *load_pool("hosted")]
+    for schema in tool_schemas(tools):
+        text = re.sub(r"\[[^\]]*\]$", "", schema["function"]["description"])  # the price tag
+        params = schema["function"]["parameters"].get("properties", {}).values()
+        for said in [text, *(p.get("description", "") for p in params)]:
+            assert not _EXAMPLE.search(said), (schema["function"]["name"], said)
+    for name in dir(prompts):
+        value = getattr(prompts, name)
+        if isinstance(value, str):
+            assert not _EXAMPLE.search(value), name
+    assert "python" in {t.name for t in tools}
