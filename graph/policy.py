@@ -28,7 +28,7 @@ from . import prompts
 from .context import Context, context_of
 from .ledger import bill, policy_cost, prompt_bound
 from .ledger import entry as ledger_entry
-from .parsing import parse_tool_calls
+from .parsing import Parsed, parse_tool_calls
 from .render import ANSWER, OFFERED_KEY, policy_tools, render, tool_schemas
 from .resources import Resources, resolve
 from .state import State, StopReason, spent, with_cost
@@ -44,17 +44,20 @@ def _unique(calls: list[ToolCall]) -> list[ToolCall]:
     return list(kept.values())
 
 
-def _final_call(calls: list[ToolCall], bundled: int) -> ToolCall | None:
-    """The ``answer`` call that ends the run: only one the turn made alone.
+def _refuse_bundle(parsed: Parsed, forced: bool) -> None:
+    """Make an ``answer`` called together with other calls a malformed call: nothing runs.
 
-    An ``answer`` bundled with other calls in one turn (``bundled`` counts the malformed
-    ones) was written before their results existed: taking it would end the run on a guess
-    and reward guessing. It is dropped instead; the other calls run (or the malformed ones
-    are fed back) and the policy answers in a later turn, with their results.
+    An answer written in the same turn as calls was written before their results existed:
+    taking it would end the run on a guess and reward guessing. Running the calls and dropping
+    the answer instead spends them after the policy had already answered — a small policy lists
+    every tool, arguments copied from their descriptions, after its answer. So the turn is fed
+    back: answer alone, or call what is still needed. A forced turn keeps its answer.
     """
-    if calls and not bundled and all(c["name"] == ANSWER for c in calls):
-        return calls[0]
-    return None
+    if forced or not any(c["name"] == ANSWER for c in parsed.calls):
+        return
+    if parsed.errors or any(c["name"] != ANSWER for c in parsed.calls):
+        parsed.calls = []
+        parsed.errors.insert(0, prompts.BUNDLED)
 
 
 def _fallback_answer(messages: list[AnyMessage]) -> str:
@@ -215,14 +218,14 @@ def _end_turn(
         # The tools this turn offered: training renders the turn with them (samples.py).
         "response_metadata": {**reply.response_metadata, OFFERED_KEY: list(t.tools)},
     }
-    final = _final_call(parsed.calls, bundled=0 if t.forced else len(parsed.errors))
+    _refuse_bundle(parsed, bool(t.forced))
+    final = next((c for c in parsed.calls if c["name"] == ANSWER), None)
     if final is not None:
         return update | {
             "messages": [*t.new, AIMessage(**keep)],
             "stopped_by": t.forced or "answer",
             "answer": str(final["args"].get("text", "")).strip(),
         }
-    parsed.calls = [c for c in parsed.calls if c["name"] != ANSWER]  # bundled: dropped
     if parsed.calls and not t.forced:  # the valid calls run; broken ones beside them are counted
         return update | {
             "messages": [*t.new, AIMessage(**keep, tool_calls=parsed.calls)],

@@ -30,6 +30,11 @@ MALFORMED = (
     "the final answer."
 )
 
+BUNDLED = (
+    "answer was called together with other tools, so nothing was run: call answer alone, "
+    "or call only the tools you still need"
+)
+
 BLOCKED = "Not run: its worst-case cost ${bound:.6f} exceeds the ${left:.6f} left of the budget."
 
 REPEATED = (

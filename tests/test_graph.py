@@ -85,22 +85,24 @@ def _bundle(*calls):
         '<tool_call>\n{"name": "calc", "arguments": {"expression": "6*7"}}\n</tool_call>',
     ],
 )
-def test_an_answer_bundled_with_calls_waits_for_their_results(fake_graph, first):
+def test_an_answer_bundled_with_calls_is_a_malformed_call(fake_graph, first):
+    again = call("calc", expression="6*7")
     answer = '{"name": "answer", "arguments": {"text": "42"}}'
-    policy, out = run(fake_graph, [first, answer], [calc_tool()])
-    # The guess written beside the call is dropped; the call runs; the policy answers after it.
-    assert [e["name"] for e in out["ledger"] if e["kind"] == "tool"] == ["calc"]
-    assert out["answer"] == "42" and out["turns"] == 2 and out["malformed_calls"] == 0
-    second = policy.prompts[1]
-    assert "<tool_response>\n42\n</tool_response>" in second[-1].content
-    assert '"answer"' not in second[2].content  # its turn is shown with the calls that ran
+    policy, out = run(fake_graph, [first, again, answer], [calc_tool()])
+    # Neither the guess nor the calls beside it were taken: the policy is told to choose.
+    assert out["malformed_calls"] == 1 and out["turns"] == 3 and out["answer"] == "42"
+    assert [e["name"] for e in out["ledger"] if e["kind"] == "tool"] == ["calc"]  # turn 2's
+    feedback = policy.prompts[1][-1].content
+    assert "answer was called together with other tools" in feedback
+    assert "<tool_response>\n42\n</tool_response>" in policy.prompts[2][-1].content
 
 
 def test_an_answer_bundled_with_a_malformed_call_is_not_taken(fake_graph):
     first = '{"name": "answer", "arguments": {"text": "41"}}\n{"name": "nope", "arguments": {}}'
     policy, out = run(fake_graph, [first, "42"], [calc_tool()])
-    assert out["answer"] == "42" and out["malformed_calls"] == 1 and out["turns"] == 2
-    assert "no tool named 'nope'" in policy.prompts[1][-1].content
+    assert out["answer"] == "42" and out["malformed_calls"] == 2 and out["turns"] == 2
+    feedback = policy.prompts[1][-1].content
+    assert "together with other tools" in feedback and "no tool named 'nope'" in feedback
 
 
 def test_a_forced_turn_takes_its_answer_even_beside_a_broken_call(fake_graph):
