@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from podium.graph import Context, TrajectoryStore
+from podium.tools.errors import UserError
 from podium.training.eval import suites
 
 from .preferences import Preference, pool_localities, sample_preference
 from .rewards import TRAINING_KEY
 
 
-class CollectError(ValueError):
+class CollectError(UserError, ValueError):
     """A user mistake in a collection or training request (one line naming the fix)."""
 
 

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .collect import CollectError
+from podium.tools.errors import UserError
+
 from .rewards import RewardConfig
 
 PAPER_GRPO: dict[str, Any] = {
@@ -62,7 +63,7 @@ RUNTIME_GRPO: dict[str, Any] = {
 }
 
 
-class TrainConfigError(CollectError):
+class TrainConfigError(UserError, ValueError):
     """A bad ``podium train`` config (one line naming the fix)."""
 
 
