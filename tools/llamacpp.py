@@ -40,6 +40,7 @@ from typing import Any
 
 from filelock import FileLock
 
+from podium.tools.errors import UserError
 from podium.tools.localhost import (
     base_url,
     die_with_parent,
@@ -70,7 +71,7 @@ _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 _STATE = (("pid", int), ("host", str), ("port", int), ("models", list))
 
 
-class ServerError(RuntimeError):
+class ServerError(UserError, RuntimeError):
     """The embedded server could not be started or reached."""
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from podium.tools.errors import UserError
 from podium.tools.paths import atomic_path, cache_dir
 
 __all__ = [
@@ -47,7 +48,7 @@ _CHUNK = re.compile(r"(?:^|/)data/part(\d+)\.bin$")
 _BLOCK = 8 << 20
 
 
-class ModelFilesError(RuntimeError):
+class ModelFilesError(UserError, RuntimeError):
     """A packaged model's files are missing, incomplete or fail their checksum."""
 
 

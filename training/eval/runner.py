@@ -26,6 +26,7 @@ from langchain_core.tools import BaseTool
 from podium.graph.context import Context
 from podium.graph.resources import policy_override, resolve
 from podium.graph.trajectory import TrajectoryStore
+from podium.tools.errors import UserError
 from podium.tools.paths import atomic_path
 
 from . import suites
@@ -37,7 +38,7 @@ RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
 
 
-class EvalError(ValueError):
+class EvalError(UserError, ValueError):
     """A user mistake in an evaluation request (output dir in use, bad router, …)."""
 
 

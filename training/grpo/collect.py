@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from podium.graph import TrajectoryStore
+from podium.tools.errors import UserError
 from podium.training.eval import suites
 from podium.training.eval.run_context import BUDGET_USD, MAX_TURNS, task_context, task_tools
 
@@ -28,7 +29,7 @@ from .preferences import NO_PREFERENCE, Preference, pool_localities, sample_pref
 from .rewards import TRAINING_KEY
 
 
-class CollectError(ValueError):
+class CollectError(UserError, ValueError):
     """A user mistake in a collection or training request (one line naming the fix)."""
 
 

@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from podium.tools.errors import UserError
 from podium.training.eval.run_context import BUDGET_USD, MAX_TURNS
 
-from .collect import CollectError
 from .rewards import RewardConfig
 
 PAPER_GRPO: dict[str, Any] = {  # learning_rate is the preset's
@@ -92,7 +92,7 @@ RUNTIME_GRPO: dict[str, Any] = {
 }
 
 
-class TrainConfigError(CollectError):
+class TrainConfigError(UserError, ValueError):
     """A bad ``podium train`` config (one line naming the fix)."""
 
 

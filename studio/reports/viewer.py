@@ -12,9 +12,10 @@ import webbrowser
 from pathlib import Path
 from typing import Any
 
+from podium.tools.errors import UserError
 from podium.tools.paths import atomic_path, cache_dir
 
-from .report import STYLE, esc, redact
+from .page import STYLE, esc, redact
 
 STOPS = {
     "answer": "the policy answered",
@@ -32,7 +33,7 @@ border-color:#b42318}
 """
 
 
-class ViewError(ValueError):
+class ViewError(UserError, ValueError):
     """No such trajectory (or none at all)."""
 
 
