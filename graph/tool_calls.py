@@ -17,10 +17,11 @@ from langgraph.types import interrupt
 
 from podium.tools import cost_of
 from podium.tools.cost import token_bound
+from podium.tools.redact import redact
 
 from . import prompts
 from .context import Context, context_of
-from .ledger import bill, policy_cost, prompt_bound
+from .ledger import bill_report, policy_cost, prompt_bound
 from .ledger import entry as ledger_entry
 from .resources import Resources, resolve
 from .state import LedgerEntry, State, spent, with_cost
@@ -49,15 +50,16 @@ def _attach_ledger(request: ToolCallRequest, msg: Any, seconds: float) -> Any:
     if not isinstance(msg, ToolMessage) or request.tool is None:
         return msg
     usage = msg.artifact if isinstance(msg.artifact, dict) else {}
-    error = usage.get("error", "") or (str(msg.content)[:500] if msg.status == "error" else "")
+    msg.content = redact(str(msg.content))  # an echoed key never reaches the state
+    error = str(usage.get("error", "")) or (str(msg.content) if msg.status == "error" else "")
+    error = redact(error)[:500]
     if error:
         msg.status = "error"
-    in_tok, out_tok = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
+        if "error" in usage:
+            msg.artifact = {**usage, "error": error}
     price = cost_of(request.tool)
     worst = price.worst_case(token_bound(json.dumps(request.tool_call["args"])))
-    cost = bill(
-        request.tool.name, price, worst, in_tok, out_tok, usage.get("compute_seconds", seconds)
-    )
+    in_tok, out_tok, cost = bill_report(request.tool.name, price, worst, usage, seconds)
     msg.response_metadata[LEDGER_KEY] = ledger_entry(
         "tool",
         request.tool.name,

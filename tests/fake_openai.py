@@ -26,22 +26,30 @@ Reply = Callable[[dict[str, Any]], dict[str, Any]]
 """Builds the assistant message (``{"role": "assistant", ...}``) for a request body."""
 
 
-def completion(message: dict[str, Any], model: str, usage: tuple[int, int] = OK_USAGE) -> bytes:
-    """The JSON body of a chat completion holding ``message``."""
-    return json.dumps(
-        {
-            "id": "chatcmpl-fake",
-            "object": "chat.completion",
-            "created": 0,
-            "model": model,
-            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-            "usage": {
-                "prompt_tokens": usage[0],
-                "completion_tokens": usage[1],
-                "total_tokens": sum(usage),
-            },
+def completion(
+    message: dict[str, Any], model: str, usage: tuple[int, int] | dict[str, Any] | None = OK_USAGE
+) -> bytes:
+    """The JSON body of a chat completion holding ``message``.
+
+    ``usage`` as ``(prompt, completion)`` tokens, or a raw ``usage`` block as the endpoint
+    sends it (lying counts, missing fields), or ``None`` for a reply without one.
+    """
+    body: dict[str, Any] = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+    }
+    if isinstance(usage, tuple):
+        usage = {
+            "prompt_tokens": usage[0],
+            "completion_tokens": usage[1],
+            "total_tokens": sum(usage),
         }
-    ).encode()
+    if usage is not None:
+        body["usage"] = usage
+    return json.dumps(body).encode()
 
 
 class FakeOpenAI(ThreadingHTTPServer):
@@ -54,6 +62,7 @@ class FakeOpenAI(ThreadingHTTPServer):
     def __init__(self, mode: str = "ok", reply: Reply | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.mode, self.reply = mode, reply
+        self.usage: dict[str, Any] | tuple[int, int] | None = OK_USAGE  # what "ok" replies report
         self.requests = 0
         self.targets: list[str] = []  # each request's target: absolute when sent via a proxy
         self.lock = threading.Lock()
@@ -89,7 +98,7 @@ class _Handler(BaseHTTPRequestHandler):
         if server.reply is not None:
             message, usage = server.reply(body), (len(json.dumps(body)) // 4, 10)
         else:
-            message, usage = {"role": "assistant", "content": OK_REPLY}, OK_USAGE
+            message, usage = {"role": "assistant", "content": OK_REPLY}, server.usage
         ok = completion(message, model, usage)
         if server.mode == "hang":
             server.release.wait(HANG_S)
