@@ -72,9 +72,11 @@ def bill_report(
     ``trusted_seconds`` (``seconds``, the measured wall time, when none is reported). A
     token-priced step without valid counts, or with invalid seconds, is billed ``worst_usd``:
     what the guard admitted it at, so a lying or lost report can neither refund the budget
-    nor spend past it.
+    nor spend past it. A failed call its tool marks ``unbilled`` costs nothing.
     """
     report = usage if isinstance(usage, dict) else {}
+    if report.get("unbilled") is True and report.get("error"):
+        return 0, 0, 0.0
     tokens = trusted_tokens(report)
     wall = trusted_seconds(report.get("compute_seconds", seconds))
     if (tokens is None and cost.token_priced) or wall is None:

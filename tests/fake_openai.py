@@ -3,8 +3,10 @@
 ``POST /v1/chat/completions`` answers in one ``mode``: ``ok`` (a completion with usage:
 ``reply(body)``'s message when a ``reply`` function is given, else a fixed text), ``hang``
 (no answer until the client gives up), ``http500``, ``malformed`` (200 with a broken JSON
-body), ``drop`` (headers and part of the body, then the connection is closed). It also answers
-requests sent to it as an HTTP proxy (absolute-form targets, kept in ``targets``).
+body), ``drop`` (headers and part of the body, then the connection is closed), ``echo401``
+and ``echo`` (a 401 error, or a completion, quoting the request's ``Authorization``
+header). It also answers requests sent to it as an HTTP proxy (absolute-form targets, kept
+in ``targets``).
 """
 
 from __future__ import annotations
@@ -105,6 +107,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         elif server.mode == "http500":
             self._send(500, b'{"error": {"message": "internal failure", "type": "server_error"}}')
+        elif server.mode == "echo401":
+            auth = self.headers.get("Authorization", "")
+            error = {"message": f"Incorrect API key provided: {auth}", "type": "invalid_request"}
+            self._send(401, json.dumps({"error": error}).encode())
+        elif server.mode == "echo":
+            echo = {"role": "assistant", "content": f"you sent {self.headers.get('Authorization')}"}
+            self._send(200, completion(echo, model, server.usage))
         elif server.mode == "malformed":
             self._send(200, b'{"id": "chatcmpl-fake", "choices": [{"index": 0, "mess')
         elif server.mode == "drop":

@@ -20,13 +20,16 @@ class Usage(TypedDict, total=False):
     artifact. Counts are untrusted input (:func:`trusted_tokens`): a tool with token prices
     that reports no valid ``input_tokens`` and ``output_tokens`` is billed its worst case (a
     lost reply is reported that way); seconds default to wall time. ``error`` marks a call
-    that ran (and may be billed) but failed.
+    that ran (and may be billed) but failed; ``unbilled`` one that no provider can bill (the
+    request never left this host, or the provider refused it with an error status), set by
+    podium's own code from the exception, never from what an endpoint reported.
     """
 
     input_tokens: int
     output_tokens: int
     compute_seconds: float
     error: str
+    unbilled: bool
 
 
 class ToolCost(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import socket
 import time
 import urllib.request
 import weakref
@@ -18,7 +19,9 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult
 from langchain_openai import ChatOpenAI
 
+from podium.tools.cost import Usage
 from podium.tools.localhost import is_loopback
+from podium.tools.redact import redact
 
 _OPENAI_HOST = "api.openai.com"
 RETRIES = 2  # extra attempts after a failure the provider cannot have billed
@@ -26,11 +29,22 @@ _RETRY_STATUS = frozenset({408, 409, 429})  # and every 5xx: what the OpenAI cli
 
 
 def _not_sent_errors() -> tuple[type[BaseException], ...]:
-    """Transport errors raised before a request left: httpx's, and httpx2's (openai >= 3)."""
-    modules = [httpx]
-    with contextlib.suppress(ImportError):
-        modules.append(importlib.import_module("httpx2"))
-    return tuple(getattr(m, n) for m in modules for n in ("ConnectError", "ConnectTimeout"))
+    """Errors raised before a request left this host: no provider can have billed it.
+
+    A refused connection, a failed name lookup, and the connect errors of the HTTP clients
+    podium's tools use (httpx, and httpx2 for openai >= 3; urllib3 under requests; aiohttp).
+    """
+    found: list[type[BaseException]] = [socket.gaierror, ConnectionRefusedError]
+    names = {
+        "httpx": ("ConnectError", "ConnectTimeout"),
+        "httpx2": ("ConnectError", "ConnectTimeout"),
+        "urllib3.exceptions": ("NewConnectionError", "ConnectTimeoutError"),
+        "aiohttp": ("ClientConnectorError",),
+    }
+    for module, classes in names.items():
+        with contextlib.suppress(ImportError):
+            found += [getattr(importlib.import_module(module), c) for c in classes]
+    return tuple(found)
 
 
 _NOT_SENT = _not_sent_errors()
@@ -75,6 +89,17 @@ def reported_usage(message: BaseMessage) -> Mapping[str, Any] | None:
             "output_tokens": raw.get("completion_tokens"),
         }
     return getattr(message, "usage_metadata", None)
+
+
+def failed_call(exc: Exception) -> tuple[str, Usage]:
+    """A tool call whose request failed, as its observation and usage (see :func:`billable`).
+
+    A lost reply reports no tokens (the ledger bills the worst case); a failure no provider
+    bills is marked ``unbilled``. Configured keys an endpoint echoed are redacted here,
+    before the text reaches the state.
+    """
+    error = redact(f"{type(exc).__name__}: {exc}")[:500]
+    return f"Error: {error}", Usage(error=error, unbilled=not billable(exc))
 
 
 class BilledChatOpenAI(ChatOpenAI):

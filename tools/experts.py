@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from .config import ExpertConfig
 from .cost import ToolCost, Usage, token_bound, trusted_tokens, with_cost
-from .endpoints import billable, chat_model, reported_usage
+from .endpoints import chat_model, failed_call, reported_usage
 from .model_files import PACKAGED_MODELS
 from .pricing import Prices
 from .redact import redact, register_key_env
@@ -85,20 +85,6 @@ def usage_of(reply: Any) -> Usage:
     return Usage(input_tokens=tokens[0], output_tokens=tokens[1]) if tokens else Usage()
 
 
-def failed(exc: Exception) -> tuple[str, Usage]:
-    """A failed request as an error observation, billed as :func:`billable` says.
-
-    A lost reply reports no tokens (the ledger bills the worst case); a failure no provider
-    bills reports zero. Configured keys an endpoint echoed are redacted here, before the text
-    reaches the state.
-    """
-    error = redact(f"{type(exc).__name__}: {exc}")[:500]
-    usage = Usage(error=error)
-    if not billable(exc):
-        usage |= Usage(input_tokens=0, output_tokens=0)
-    return f"Error: {error}", usage
-
-
 def expert_tool(name: str, cfg: ExpertConfig, prices: Prices) -> BaseTool:
     """Build the tool ``name`` that forwards a question to the expert model of ``cfg``."""
     price = prices.model(cfg.price)
@@ -117,14 +103,14 @@ def expert_tool(name: str, cfg: ExpertConfig, prices: Prices) -> BaseTool:
         try:
             reply = llm().invoke([("system", EXPERT_SYSTEM), ("human", question)])
         except Exception as exc:
-            return failed(exc)
+            return failed_call(exc)
         return redact(str(reply.content)), usage_of(reply)
 
     async def aask(question: str) -> tuple[str, Usage]:
         try:
             reply = await llm().ainvoke([("system", EXPERT_SYSTEM), ("human", question)])
         except Exception as exc:
-            return failed(exc)
+            return failed_call(exc)
         return redact(str(reply.content)), usage_of(reply)
 
     tool = StructuredTool.from_function(
