@@ -191,7 +191,7 @@ def _plan_calls(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     reserve = policy_cost(res).worst_case(
         prompt_bound(state.messages, {}) + OBSERVATION_RESERVE_TOKENS
     )
-    admitted: list[PendingCall] = []
+    admitted: list[tuple[ToolCall, float]] = []
     messages: list[AnyMessage] = []
     entries: list[LedgerEntry] = []
     committed = 0.0
@@ -214,12 +214,14 @@ def _plan_calls(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             if asks and not _ask_approval(call, bound, ctx.approve_above_usd, left - committed):
                 _not_run(call, state.turns, prompts.REJECTED, REJECTED_ERROR, messages, entries)
                 continue
-            admitted.append(_lease(call, bound))
+            admitted.append((call, bound))
             committed += bound
             continue
         note = prompts.BLOCKED.format(bound=bound, left=max(left - committed, 0.0))
         _not_run(call, state.turns, note, BLOCKED_ERROR, messages, entries)
-    update: dict[str, Any] = {"messages": messages, "ledger": entries, "pending": admitted}
+    # Leased only now: an approval interrupt above re-runs this node, discarding this run.
+    pending = [_lease(call, bound) for call, bound in admitted]
+    update: dict[str, Any] = {"messages": messages, "ledger": entries, "pending": pending}
     if any(e["error"] == BLOCKED_ERROR for e in entries):
         update["force_final"] = "budget"
     elif any(e["error"] == REPEATED_ERROR for e in entries):
