@@ -23,6 +23,9 @@ from langgraph.errors import GraphBubbleUp
 from langgraph.runtime import Runtime
 
 from podium.tools import ToolCost
+from podium.tools.cost import trusted_tokens
+from podium.tools.endpoints import billable, reported_usage
+from podium.tools.redact import redact
 
 from . import prompts
 from .context import Context, context_of
@@ -178,10 +181,13 @@ def _end_turn(
 ) -> dict[str, Any]:
     """Bill the turn and turn the reply into tool calls, error feedback or the answer."""
     if isinstance(reply, Exception):  # endpoint down, 5xx after retries: end, keep the record
-        error = f"{type(reply).__name__}: {reply}"[:500]
+        error = redact(f"{type(reply).__name__}: {reply}")[:500]
+        lost = billable(reply)  # a lost reply may be billed: its worst case, as admitted
         entry = ledger_entry(
-            "policy", t.res.policy_model, turn=t.turn, seconds=seconds, ok=False, error=error
-        )
+            "policy", t.res.policy_model, turn=t.turn, seconds=seconds, ok=False, error=error,
+            input_tokens=prompt_bound(t.prompt, t.tools) if lost else 0,
+            output_tokens=t.res.max_tokens if lost else 0, cost_usd=t.worst_usd if lost else 0.0,
+        )  # fmt: skip
         return t.update | {
             "messages": t.new,
             "ledger": [entry],
@@ -189,9 +195,9 @@ def _end_turn(
             "stopped_by": "error",
             "answer": "",
         }
-    usage = reply.usage_metadata
-    in_tok = usage["input_tokens"] if usage else prompt_bound(t.prompt, t.tools)
-    out_tok = usage["output_tokens"] if usage else t.res.max_tokens
+    tokens = trusted_tokens(reported_usage(reply))  # missing or invalid: the worst case
+    usage = reply.usage_metadata if tokens else None  # an invalid report is not kept
+    in_tok, out_tok = tokens or (prompt_bound(t.prompt, t.tools), t.res.max_tokens)
     entry = ledger_entry(
         "policy",
         t.res.policy_model,

@@ -17,6 +17,7 @@ from podium.tools import PodiumConfig, load_config, pool_entries
 from podium.tools.endpoints import chat_model
 from podium.tools.environment import environment_tools
 from podium.tools.pricing import Prices, TokenPrice
+from podium.tools.redact import register_key_env
 
 from .context import Context
 
@@ -86,6 +87,7 @@ class Resources:
 def _chat_model(
     base_url: str, model: str, api_key_env: str, temperature: float, max_tokens: int
 ) -> BaseChatModel:
+    register_key_env(api_key_env)
     api_key = os.environ.get(api_key_env, "")
     return chat_model(
         base_url=base_url,

@@ -214,7 +214,7 @@ async def test_graph_is_a_runnable(fake_graph):
 
 def test_graph_structure_snapshot():
     g = graph.get_graph()
-    assert sorted(g.nodes) == ["__end__", "__start__", "finish", "policy", "tools"]
+    assert sorted(g.nodes) == ["__end__", "__start__", "execute", "finish", "policy", "tools"]
     assert sorted((e.source, e.target, e.conditional) for e in g.edges) == SNAPSHOT
 
 
@@ -229,11 +229,14 @@ def test_bad_context_values_raise_one_line_errors(kwargs):
 
 SNAPSHOT = [
     ("__start__", "policy", False),
+    ("execute", "policy", True),
+    ("execute", "tools", True),  # a call interrupted by a kill goes back to the guard
     ("finish", "__end__", False),
     ("policy", "finish", True),
     ("policy", "policy", True),
     ("policy", "tools", True),
-    ("tools", "policy", False),
+    ("tools", "execute", True),  # the guard admitted calls (pending, checkpointed)
+    ("tools", "policy", True),  # it admitted none
 ]
 
 
