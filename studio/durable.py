@@ -157,8 +157,10 @@ async def run_thread(
     async with durable_graph(path) as graph:
         step = await next_step(graph, path, thread_id, question, ctx, decision)
         config = {"configurable": {"thread_id": thread_id}}
+        # "sync": the guard's checkpoint (calls admitted at their worst case, leased) is on disk
+        # before ``execute`` sends them, so a run killed mid-call is billed on resume.
         async for chunk in graph.astream(
-            step.input, config, context=step.context, stream_mode="updates"
+            step.input, config, context=step.context, stream_mode="updates", durability="sync"
         ):
             on_step(chunk)
         snapshot = await graph.aget_state(config)

@@ -144,6 +144,8 @@ def _describe_step(chunk: dict[str, Any]) -> str:
         turn = update.get("turns", "?")
         return f"turn {turn}: calling {', '.join(calls)}" if calls else f"turn {turn}: answering"
     if node == "tools":
+        return "admitting the calls against the budget"
+    if node == "execute":
         return "reading tool results"
     return "saving the trajectory"
 

@@ -18,7 +18,9 @@ def tools(
 ) -> None:
     """List the active tool pool with its cost metadata."""
     from podium.tools import cost_of, pool_entries
+    from podium.tools.sandbox import isolation
 
+    sandbox = isolation()
     entries = pool_entries(profile, config=config or None, local_only=local_only)
     rows = [
         {
@@ -30,7 +32,7 @@ def tools(
         for e in entries
     ]
     if json_out:
-        print(json.dumps({"profile": profile, "tools": rows}, indent=2))
+        print(json.dumps({"profile": profile, "tools": rows, "sandbox": sandbox}, indent=2))
         return
     table = Table(
         "tool",
@@ -40,6 +42,8 @@ def tools(
         "capability / why absent",
         title=f"profile {profile}",
         title_justify="left",
+        caption="python sandbox: " + ", ".join(f"{k} {v}" for k, v in sandbox.items()),
+        caption_justify="left",
     )
     for e in entries:
         if e.tool is None:

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from podium.tools.paths import atomic_path
+from podium.tools.redact import redact
 
-from .page import STYLE, esc, redact
+from .page import STYLE, esc
 
 REPORT = "report.html"
 PARETO_PNG = "pareto.png"

@@ -1,13 +1,11 @@
-"""What every podium HTML page shares: escaping, secret redaction and the base style sheet.
+"""What every podium HTML page shares: escaping and the base style sheet.
 
-Pages are self-contained files a person mails or opens offline, so each is redacted as a
-whole before it is written: no API key or token read from the environment can end up in one.
+Pages are redacted as a whole before they are written (``podium.tools.redact``).
 """
 
 from __future__ import annotations
 
 import html
-import os
 from typing import Any
 
 STYLE = """
@@ -18,14 +16,6 @@ text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:
 .muted{color:#666;font-size:90%}#tasks td{text-align:left}
 .dialogue div{margin:2px 0}.dialogue .tool{color:#666;font-family:monospace;font-size:85%}
 """
-
-
-def redact(text: str) -> str:
-    """``text`` with the value of every ``*_API_KEY`` / ``*_TOKEN`` variable replaced."""
-    for name, value in os.environ.items():
-        if (name.endswith(("_API_KEY", "_TOKEN")) or "SECRET" in name) and len(value) >= 8:
-            text = text.replace(value, f"[{name}]")
-    return text
 
 
 def esc(value: Any) -> str:

@@ -14,8 +14,9 @@ from typing import Any
 
 from podium.tools.errors import UserError
 from podium.tools.paths import atomic_path, cache_dir
+from podium.tools.redact import redact
 
-from .page import STYLE, esc, redact
+from .page import STYLE, esc
 
 STOPS = {
     "answer": "the policy answered",
