@@ -11,7 +11,7 @@ keys. Hand the graph a scripted policy and priced fake tools through the public 
     policy = FakePolicy(script=[tool_call("calc", expression="6*7"), "42"])
     with policy_override(policy), tools_override([calc_tool()]):
         out = graph.invoke({"question": "6*7?"}, context=Context(trajectory_db="t.sqlite"))
-    assert out["answer"] == "42" and policy.bound[0] == ["calc", "answer"]
+    assert out["answer"] == "42" and policy.bound[0] == ["answer", "calc"]
 
 To exercise the real OpenAI client instead (timeouts, retries, malformed replies), point
 ``Context.policy_base_url`` or an expert's ``base_url`` at :func:`fake_openai`.
@@ -22,12 +22,12 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable
@@ -95,9 +95,16 @@ class FakePolicy(BaseChatModel):
         }
         return ChatResult(generations=[ChatGeneration(message=msg)])
 
-    def bind_tools(self, tools: Any, **kwargs: Any) -> Runnable[Any, BaseMessage]:
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
         """Bind ``tools`` in OpenAI format, as the real clients do."""
-        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
+        tools_ = [convert_to_openai_tool(t) for t in tools]
+        return self.bind(tools=tools_, tool_choice=tool_choice, **kwargs)
 
 
 def tool_call(name: str, **args: Any) -> AIMessage:

@@ -208,7 +208,7 @@ def _merge_results(state: State, update: dict[str, Any], results: Any) -> dict[s
     if isinstance(results, dict):
         results = results["messages"]
     for msg in results:
-        entry = msg.response_metadata.get(LEDGER_KEY)
+        entry: LedgerEntry | None = msg.response_metadata.get(LEDGER_KEY)
         if entry is not None:
             update["ledger"].append(LedgerEntry(**{**entry, "turn": state.turns}))
         update["messages"].append(msg)

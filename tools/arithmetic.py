@@ -25,7 +25,7 @@ def _exact(node: ast.AST) -> Fraction:
     """Evaluate an arithmetic AST exactly (rationals); anything else is refused."""
     if isinstance(node, ast.Expression):
         return _exact(node.body)
-    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
         return Fraction(node.value)
     if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
         return _OPS[type(node.op)](_exact(node.left), _exact(node.right))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import threading
 import time
@@ -33,6 +34,17 @@ def _wiki_index(limit: int | None):
         if limit not in _indexes:
             _indexes[limit] = WikiIndex.load_or_build(limit=limit)
         return _indexes[limit]
+
+
+SEARCH_EXTRA = "local_search needs {module}: run `make install` (or pip install 'podium[search]')"
+
+
+def local_search_unavailable() -> str | None:
+    """Why ``local_search`` cannot be offered here (its engine is an extra), or None."""
+    for module in ("faiss", "sentence_transformers"):
+        if importlib.util.find_spec(module) is None:
+            return SEARCH_EXTRA.format(module=module)
+    return None
 
 
 def local_search_tool(cfg: SearchConfig, prices: Prices) -> BaseTool:

@@ -27,6 +27,7 @@ def _checkpointed_ledger(db, thread):
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(1300)  # up to 600 s to a checkpoint, 600 s to resume
 def test_a_run_killed_mid_way_resumes_from_its_last_checkpoint(tmp_path):
     db = tmp_path / "cp.sqlite"
     env = os.environ | {

@@ -12,7 +12,7 @@ import pytest
 
 from podium.graph import TrajectoryStore
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1000)]  # a run may take 900 s
 QUESTION = "What is 1234 * 5678? Use the python tool."
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from podium.training.eval.metrics import summarize
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(3700)]  # an eval may take ~1 h
 
 
 def _eval(suite: str, limit: int, out: Path, env: dict[str, str] | None = None) -> dict:

@@ -12,6 +12,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "embed.py"
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(1000)  # the example may take up to 900 s
 def test_the_example_runs_on_the_embedded_default():
     done = subprocess.run(
         [sys.executable, str(EXAMPLE)], capture_output=True, text=True, timeout=900

@@ -6,18 +6,15 @@ import asyncio
 import math
 
 import pytest
-from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.messages import ToolMessage
 
 from podium.graph import Context, ContextError, TrajectoryStore, graph
+from podium.graph.resources import policy_override, tools_override
 from podium.graph.state import spent
-from podium.graph.testing import broken_tool, calc_tool, expert_tool
+from podium.graph.testing import FakePolicy, broken_tool, calc_tool, expert_tool, tool_call
 
 POLICY_IN, POLICY_OUT = 0.02, 0.02  # default policy price per M tokens (prices.toml)
 TURN_COST = (100 * POLICY_IN + 20 * POLICY_OUT) / 1e6
-
-
-def call(name, **args):
-    return AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": f"c_{name}"}])
 
 
 def run(fake_graph, script, tools, **ctx):
@@ -34,7 +31,7 @@ def test_direct_answer_bills_the_policy_turn(fake_graph):
 
 
 def test_native_tool_call_is_run_and_billed(fake_graph):
-    policy, out = run(fake_graph, [call("calc", expression="6*7"), "42"], [calc_tool(0.001)])
+    policy, out = run(fake_graph, [tool_call("calc", expression="6*7"), "42"], [calc_tool(0.001)])
     tool_msgs = [m for m in out["messages"] if isinstance(m, ToolMessage)]
     assert [m.content for m in tool_msgs] == ["42"]
     kinds = [(e["kind"], e["name"]) for e in out["ledger"]]
@@ -58,7 +55,10 @@ def test_text_tool_calls_run_like_native_ones(fake_graph, text):
 
 
 def test_answer_tool_ends_the_run_with_its_text(fake_graph):
-    script = [call("calc", expression="6*7"), '{"name": "answer", "arguments": {"text": "42"}}']
+    script = [
+        tool_call("calc", expression="6*7"),
+        '{"name": "answer", "arguments": {"text": "42"}}',
+    ]
     policy, out = run(fake_graph, script, [calc_tool()])
     assert out["answer"] == "42" and out["stopped_by"] == "answer" and out["turns"] == 2
     # The policy sees calls as text and results in a user turn with the nudge to answer.
@@ -69,7 +69,7 @@ def test_answer_tool_ends_the_run_with_its_text(fake_graph):
 
 
 def test_token_priced_tool_bills_reported_usage(fake_graph):
-    _, out = run(fake_graph, [call("oracle", question="q"), "42"], [expert_tool(1.25, 10.0)])
+    _, out = run(fake_graph, [tool_call("oracle", question="q"), "42"], [expert_tool(1.25, 10.0)])
     (entry,) = [e for e in out["ledger"] if e["kind"] == "tool"]
     assert (entry["input_tokens"], entry["output_tokens"]) == (300, 50)
     assert math.isclose(entry["cost_usd"], (300 * 1.25 + 50 * 10.0) / 1e6)
@@ -84,7 +84,7 @@ def test_malformed_call_goes_back_to_the_policy_and_is_counted(fake_graph):
 
 
 def test_tool_error_becomes_error_message_and_run_goes_on(fake_graph):
-    _, out = run(fake_graph, [call("boom", x="1"), "sorry"], [broken_tool()])
+    _, out = run(fake_graph, [tool_call("boom", x="1"), "sorry"], [broken_tool()])
     (msg,) = [m for m in out["messages"] if isinstance(m, ToolMessage)]
     assert msg.status == "error" and "kaboom" in msg.content
     (entry,) = [e for e in out["ledger"] if e["kind"] == "tool"]
@@ -100,7 +100,7 @@ def test_budget_zero_stops_before_anything_is_spent(fake_graph):
 
 def test_call_over_budget_is_blocked_and_answer_forced(fake_graph):
     expensive = expert_tool(1.25, 10.0, max_out=100_000)  # worst case ~ $1
-    script = [call("oracle", question="q"), "my best guess is 42"]
+    script = [tool_call("oracle", question="q"), "my best guess is 42"]
     policy, out = run(fake_graph, script, [expensive, calc_tool()], budget_usd=0.01)
     (entry,) = [e for e in out["ledger"] if e["kind"] == "tool"]
     assert entry["ok"] is False and entry["cost_usd"] == 0 and "budget" in entry["error"]
@@ -110,7 +110,7 @@ def test_call_over_budget_is_blocked_and_answer_forced(fake_graph):
 
 
 def test_max_turns_forces_a_final_answer(fake_graph):
-    script = [call("calc", expression=f"{i}+{i}") for i in range(3)]
+    script = [tool_call("calc", expression=f"{i}+{i}") for i in range(3)]
     policy, base = fake_graph(script, [calc_tool()])
     out = graph.invoke({"question": "loop"}, context=Context(**base, max_turns=3))
     assert out["turns"] == 3 and out["stopped_by"] == "max_turns"
@@ -119,7 +119,7 @@ def test_max_turns_forces_a_final_answer(fake_graph):
 
 
 def test_a_repeated_call_is_answered_from_the_record_not_run_again(fake_graph):
-    script = [call("calc", expression="6*7"), call("calc", expression="6*7"), "42"]
+    script = [tool_call("calc", expression="6*7"), tool_call("calc", expression="6*7"), "42"]
     policy, out = run(fake_graph, script, [calc_tool(0.001)])
     tool_entries = [e for e in out["ledger"] if e["kind"] == "tool"]
     assert [e["ok"] for e in tool_entries] == [True, False]
@@ -191,10 +191,6 @@ SNAPSHOT = [
 
 
 def test_policy_override_routes_the_policy_node_in_sync_and_async_runs(fake_graph):
-    from podium.graph import Context, graph
-    from podium.graph.resources import policy_override
-    from podium.graph.testing import FakePolicy
-
     _, ctx = fake_graph(["from the endpoint", "from the endpoint"], [])
     inner = FakePolicy(script=["from the override", "again"])
     with policy_override(inner):
@@ -203,3 +199,14 @@ def test_policy_override_routes_the_policy_node_in_sync_and_async_runs(fake_grap
         out = asyncio.run(graph.ainvoke({"question": "q"}, context=Context(**ctx)))
         assert out["answer"] == "again"
     assert graph.invoke({"question": "q"}, context=Context(**ctx))["answer"] == "from the endpoint"
+
+
+def test_an_overridden_policy_needs_no_endpoint(no_podium_env, private_cache, tmp_path):
+    """The documented embedding test: overrides only, no endpoint, no embedded server."""
+    policy = FakePolicy(script=[tool_call("calc", expression="6*7"), "42"])
+    with policy_override(policy), tools_override([calc_tool(0.001)]):
+        ctx = Context(trajectory_db=str(tmp_path / "t.sqlite"))
+        out = graph.invoke({"question": "6*7?"}, context=ctx)
+    assert out["answer"] == "42" and out["cost_usd"] > 0.001
+    assert policy.bound[0] == ["answer", "calc"]
+    assert not (private_cache / "server").exists()  # no llama.cpp server was started
