@@ -6,7 +6,6 @@ Model files stay in the default cache (assembled once); each test's server state
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -51,14 +50,6 @@ def listening(port: int) -> set[str]:
     return found
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def test_serves_chat_with_real_usage_on_loopback(server: EmbeddedServer) -> None:
     from langchain_openai import ChatOpenAI
 
@@ -82,7 +73,7 @@ def test_second_instance_reuses_the_server(server: EmbeddedServer) -> None:
     assert again.status()["pid"] == before["pid"]
 
 
-def test_concurrent_ensure_starts_one_server(small: EmbeddedServer) -> None:
+def test_concurrent_ensure_starts_one_server(small: EmbeddedServer, processes) -> None:
     urls: list[str] = []
     twins = [EmbeddedServer(state_dir=small.state_path.parent, models=["smollm2"]) for _ in "ab"]
     threads = [threading.Thread(target=lambda s=s: urls.append(s.ensure())) for s in twins]
@@ -96,14 +87,14 @@ def test_concurrent_ensure_starts_one_server(small: EmbeddedServer) -> None:
     cmdlines = [p.read_bytes() for p in Path("/proc").glob("[0-9]*/cmdline") if p.exists()]
     config = str(small.state_path.with_suffix(".config.json")).encode()
     assert sum(config in line for line in cmdlines) == 1
-    assert alive(pid)
+    assert processes.alive(pid)
 
 
-def test_stop_kills_the_server_and_removes_its_state(small: EmbeddedServer) -> None:
+def test_stop_kills_the_server_and_removes_its_state(small: EmbeddedServer, processes) -> None:
     small.ensure()
     pid = small.status()["pid"]
     assert small.stop() is True
-    assert not alive(pid)
+    assert not processes.alive(pid)
     assert not small.state_path.exists()
     assert small.status() is None
     assert small.stop() is False

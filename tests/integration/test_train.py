@@ -25,16 +25,29 @@ def _collect_group(fake_graph, store_path, task, group_id, scripts):
         finish_record(store, state["trajectory_id"], task, group_id, i, pref)
 
 
-def _lora_weights(model):
-    return {k: v.detach().clone() for k, v in model.named_parameters() if "lora_" in k}
+def _two_steps_that_move_the_lora(cfg):
+    """Build the trainer, train two steps: finite losses, LoRA weights changed."""
+    from podium.training.grpo.trainer import build_trainer
+
+    trainer, reward = build_trainer(cfg)
+
+    def lora() -> dict:
+        return {k: v.detach().clone() for k, v in trainer.model.named_parameters() if "lora_" in k}
+
+    before = lora()
+    trainer.train()
+    after = lora()
+    assert trainer.state.global_step == 2
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    assert len(losses) == 2 and all(loss == loss and abs(loss) < 1e6 for loss in losses)
+    assert any(not (before[k] == after[k]).all() for k in before)
+    return trainer, reward
 
 
 @pytest.mark.integration
 def test_two_offline_grpo_steps_from_stored_trajectories(
     fake_graph, tmp_path, tiny_policy_dir, calc_pool, train_config
 ):
-    from podium.training.grpo.trainer import build_trainer
-
     store = tmp_path / "rollouts.sqlite"
     for task in suites.load_suite("math", limit=2, seed=0):
         gold = task.gold
@@ -64,14 +77,7 @@ def test_two_offline_grpo_steps_from_stored_trajectories(
         "[grpo]\nnum_generations = 4\nper_device_train_batch_size = 4\nmax_steps = 2\n"
         "learning_rate = 0.01\n[lora]\nr = 8\nlora_alpha = 16\n",
     )
-    trainer, reward = build_trainer(cfg)
-    before = _lora_weights(trainer.model)
-    trainer.train()
-    after = _lora_weights(trainer.model)
-    assert trainer.state.global_step == 2
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    assert len(losses) == 2 and all(loss == loss and abs(loss) < 1e6 for loss in losses)
-    assert any(not (before[k] == after[k]).all() for k in before)
+    trainer, reward = _two_steps_that_move_the_lora(cfg)
     assert reward.groups == 2 and reward.dropped == 0
     trainer.model.save_pretrained(cfg.output_dir)
     assert (tmp_path / "out" / "adapter_config.json").is_file()
@@ -87,8 +93,6 @@ def _parity_check(task, answer, record):
 def test_two_online_grpo_steps_with_the_graph_in_the_loop(
     tmp_path, tiny_policy_dir, calc_pool, train_config
 ):
-    from podium.training.grpo.trainer import build_trainer
-
     # A suite whose checker the random tiny policy passes about half the time (even-length
     # answers), so groups have reward spread; everything else is the real loop.
     tasks = [suites.Task(f"even-{i}", "even", f"Say something, take {i}.") for i in range(2)]
@@ -100,14 +104,7 @@ def test_two_online_grpo_steps_with_the_graph_in_the_loop(
         "[grpo]\nnum_generations = 4\nper_device_train_batch_size = 8\nmax_steps = 2\n"
         "learning_rate = 0.01\n[lora]\nr = 8\nlora_alpha = 16\n",
     )
-    trainer, reward = build_trainer(cfg)
-    before = _lora_weights(trainer.model)
-    trainer.train()
-    after = _lora_weights(trainer.model)
-    assert trainer.state.global_step == 2
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    assert len(losses) == 2 and all(loss == loss and abs(loss) < 1e6 for loss in losses)
-    assert any(not (before[k] == after[k]).all() for k in before)
+    _, reward = _two_steps_that_move_the_lora(cfg)
     # Every rollout went through the graph and was judged and stored.
     records = TrajectoryStore(store).records("training")
     assert len(records) == 16

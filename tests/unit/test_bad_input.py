@@ -1,6 +1,6 @@
 """Bad input sweep: every mistake gets one line on stderr, exit code 2 and no traceback.
 
-The cases of tests/test_cli.py are not repeated. Each case is its own process with its own
+The cases of tests/unit/test_cli.py are not repeated. Each case is its own process with its own
 stdout, stderr and exit code. Usage errors (and one long question) run as real
 ``python -m podium.studio.cli`` commands; the others run ``main()`` in a child forked from
 one interpreter that has done podium's imports once, because a fresh interpreter spends
