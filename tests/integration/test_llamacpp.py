@@ -169,19 +169,30 @@ def test_server_contract_the_graph_relies_on(server: EmbeddedServer) -> None:
     assert policy.bind_tools([python]).invoke(turns).usage_metadata["input_tokens"] > 100
 
 
-def test_embedded_base_url_restarts_a_stopped_server(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Only the server's files go to tmp; the model files stay in the shared cache.
-    monkeypatch.setattr(llamacpp, "cache_dir", lambda *parts: tmp_path.joinpath(*parts))
-    monkeypatch.setattr(llamacpp, "_default", {})
-    url = llamacpp.embedded_base_url()
-    assert llamacpp.embedded_base_url() == url
-    default = EmbeddedServer()
-    first = default.status()["pid"]
-    try:
-        default.stop()
-        assert llamacpp.embedded_base_url().startswith("http://127.0.0.1:")
-        assert default.status()["pid"] != first
-    finally:
-        default.stop()
+RESTART = """
+import json, pathlib, sys
+from podium.tools import llamacpp
+
+root = pathlib.Path(sys.argv[1])  # the server's files go there; models stay in the shared cache
+llamacpp.cache_dir = lambda *parts: root.joinpath(*parts)
+url = llamacpp.embedded_base_url()
+same = llamacpp.embedded_base_url() == url
+default = llamacpp.EmbeddedServer()
+first = default.status()["pid"]
+try:
+    default.stop()
+    again = llamacpp.embedded_base_url()
+    print(json.dumps([same, again, default.status()["pid"] != first]))
+finally:
+    default.stop()
+"""
+
+
+def test_embedded_base_url_restarts_a_stopped_server(tmp_path: Path) -> None:
+    """In a fresh process, whose remembered default server is its own."""
+    done = subprocess.run(
+        [sys.executable, "-c", RESTART, str(tmp_path)], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    same, again, restarted = json.loads(done.stdout)
+    assert same and again.startswith("http://127.0.0.1:") and restarted

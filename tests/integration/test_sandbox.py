@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -119,13 +123,35 @@ def test_forced_fallback_runs_and_warns(monkeypatch: pytest.MonkeyPatch) -> None
     assert result.error == "Traceback: ZeroDivisionError: division by zero"
 
 
-def test_missing_bwrap_warns_or_raises(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sandbox, "_bwrap_problem", lambda: sandbox.NO_BWRAP)
-    with pytest.warns(RuntimeWarning, match="apt-get install bubblewrap"):
-        assert not run_python("1").isolated
-    monkeypatch.setenv(sandbox.ENV_MODE, "bwrap")
-    with pytest.raises(RuntimeError, match="bubblewrap not found"):
-        run_python("1")
+MISSING_BWRAP = """
+import warnings
+from podium.tools.sandbox import run_python
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    try:
+        result = run_python("1")
+    except RuntimeError as exc:
+        print("raised:", exc)
+    else:
+        print("isolated:", result.isolated, [str(w.message) for w in caught])
+"""
+
+
+@pytest.mark.parametrize(
+    ("mode", "says"),
+    [
+        ("", ["isolated: False", "apt-get install bubblewrap"]),  # auto: warn, run unisolated
+        ("bwrap", ["raised: ", "bubblewrap not found"]),  # the jail required: refuse
+    ],
+)
+def test_missing_bwrap_warns_or_raises(tmp_path: Path, mode: str, says: list[str]) -> None:
+    """On a host without bwrap (here: a PATH without it), in a fresh process."""
+    env = {**os.environ, "PATH": str(tmp_path), sandbox.ENV_MODE: mode}
+    done = subprocess.run(
+        [sys.executable, "-c", MISSING_BWRAP], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert all(s in done.stdout for s in says), done.stdout
 
 
 def test_concurrent_calls_are_all_correct() -> None:

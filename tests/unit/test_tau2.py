@@ -35,10 +35,10 @@ def tau2(monkeypatch, fake_graph, tmp_path):
         policy, ctx = fake_graph(script, [])
         customer = FakePolicy(script=list(customer_says))
         monkeypatch.setattr(S, "user_simulator_model", lambda: customer)
-        monkeypatch.setattr(T, "_SUITES", dict(T._SUITES))  # the registration below is undone
-        monkeypatch.setattr(S, "_load", lambda limit=None, seed=0: [_task()])
-        T.register_suite("tau2", S._load, S._check, dialogue=S.Tau2Dialogue)
-        cfg = EvalConfig("tau2", tmp_path / "out", context=ctx, progress=False)
+        # One task of tau2 as its own suite: tau2's checker and dialogue, tau2 itself untouched.
+        T.register_suite("tau2-one", lambda limit=None, seed=0: [_task()], S._check,
+                         dialogue=S.Tau2Dialogue)  # fmt: skip
+        cfg = EvalConfig("tau2-one", tmp_path / "out", context=ctx, progress=False)
         return cfg, customer, policy
 
     return setup
@@ -131,7 +131,7 @@ def test_tool_errors_come_from_tau2_and_are_marked(tau2):
 def test_fixed_routers_cannot_hold_a_conversation(tau2):
     cfg, *_ = tau2([], [])
     cfg.routers = ["policy", "strongest"]
-    with pytest.raises(EvalError, match="cannot hold a tau2 conversation"):
+    with pytest.raises(EvalError, match="cannot hold a tau2-one conversation"):
         evaluate(cfg)
 
 
