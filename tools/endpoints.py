@@ -159,7 +159,9 @@ class PerLoopTransport(httpx.AsyncBaseTransport):
         if url.host == "localhost" or is_loopback(url.host):
             return None
         proxies = urllib.request.getproxies_environment()
-        if urllib.request.proxy_bypass_environment(url.host, proxies):
+        # NO_PROXY as urllib reads it; typeshed omits this stable helper (on Linux it is
+        # proxy_bypass, elsewhere that one also asks the OS).
+        if urllib.request.proxy_bypass_environment(url.host, proxies):  # type: ignore[attr-defined]
             return None
         return proxies.get(url.scheme) or proxies.get("all")
 

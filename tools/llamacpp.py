@@ -55,7 +55,9 @@ from podium.tools.redact import secrets
 
 __all__ = ["EmbeddedServer", "ServerError", "embedded_base_url", "is_server"]
 
-NOT_INSTALLED = "llama-cpp-python[server] is not installed; run `make install`"
+NOT_INSTALLED = (
+    "llama-cpp-python[server] is not installed: run `make install` (or pip install 'podium[serve]')"
+)
 NOT_LOOPBACK = "the embedded server binds a loopback address only, not {host!r}"
 DIED = "llama.cpp server exited with code {code} while starting: {line} (log: {log})"
 TIMED_OUT = "llama.cpp server did not answer on {url} within {timeout:.0f} s (log: {log})"

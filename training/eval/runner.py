@@ -16,6 +16,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextvars import copy_context
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -326,7 +327,8 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     plan = plan_eval(cfg)
     tasks, tools, todo, results = plan.tasks, plan.tools, plan.todo, plan.results
     with _progress(len(todo), cfg.progress) as advance, ThreadPoolExecutor(cfg.concurrency) as ex:
-        futures = [ex.submit(run_unit, r, t, cfg, tools) for r, t in todo]
+        # Each unit runs in a copy of this context: a caller's policy/tools override holds there.
+        futures = [ex.submit(copy_context().run, run_unit, r, t, cfg, tools) for r, t in todo]
         for future in as_completed(futures):
             results.append(future.result())
             advance()
