@@ -14,6 +14,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 
 from podium.tools import PodiumConfig, load_config, pool_entries
+from podium.tools.adapters import adapter_identity
 from podium.tools.endpoints import chat_model
 from podium.tools.environment import environment_tools
 from podium.tools.pricing import Prices, TokenPrice
@@ -67,6 +68,11 @@ class Resources:
     policy_price: TokenPrice
     max_tokens: int
     temperature: float
+    policy_adapter: dict[str, str] | None = None  # path + sha256 of the embedded policy's LoRA
+
+    def active_adapter(self) -> dict[str, str] | None:
+        """The adapter the policy answers with: none when an in-process policy overrides it."""
+        return None if _POLICY_OVERRIDE.get() is not None else self.policy_adapter
 
     def chat_model(self) -> BaseChatModel:
         """The policy behind its OpenAI-compatible endpoint (one seam for every engine)."""
@@ -102,7 +108,14 @@ def _policy_url(ctx: Context, config: PodiumConfig) -> str:
         return url
     from podium.tools.llamacpp import embedded_base_url
 
-    return embedded_base_url()
+    return embedded_base_url(config.policy.adapter)
+
+
+def _adapter(ctx: Context, config: PodiumConfig) -> dict[str, str] | None:
+    """``[policy] adapter``'s path and sha256 when the embedded server applies it, else None."""
+    if not config.policy.adapter or ctx.policy_base_url or config.policy.base_url:
+        return None
+    return adapter_identity(config.policy.adapter)
 
 
 @lru_cache(maxsize=32)
@@ -131,4 +144,5 @@ def resolve(ctx: Context) -> Resources:
         policy_api_key_env=policy.api_key_env,
         max_tokens=policy.max_tokens,
         temperature=ctx.temperature if ctx.temperature >= 0 else policy.temperature,
+        policy_adapter=_adapter(ctx, config),
     )

@@ -52,11 +52,14 @@ def default_db() -> Path:
     return Path(os.environ.get("PODIUM_TRAJECTORY_DB") or cache_dir() / "trajectories.sqlite")
 
 
-def build_record(ctx: Context, state: State, tools: list[str]) -> dict[str, Any]:
+def build_record(
+    ctx: Context, state: State, tools: list[str], adapter: dict[str, str] | None = None
+) -> dict[str, Any]:
     """The full, JSON-ready record of a finished run.
 
     It holds every policy turn's raw completion and parsed calls, every tool call with its
-    arguments, observation, tokens, dollars and seconds, the answer and why the run stopped.
+    arguments, observation, tokens, dollars and seconds, the answer and why the run stopped,
+    and the LoRA adapter the policy answered with (path and sha256; None for the base model).
     No endpoint URL or key is recorded.
     """
     turns = []
@@ -77,6 +80,7 @@ def build_record(ctx: Context, state: State, tools: list[str]) -> dict[str, Any]
         "preference": state.preference or ctx.preference,
         "context": {k: getattr(ctx, k) for k in _CONTEXT_FIELDS},
         "tools": tools,
+        "policy_adapter": adapter,
         "answer": state.answer,
         "stopped_by": state.stopped_by,
         "turns": state.run_turns(),
@@ -167,9 +171,11 @@ class TrajectoryStore:
             return int(db.execute("SELECT COUNT(*) FROM trajectories").fetchone()[0])
 
 
-def save_trajectory(ctx: Context, state: State, tools: list[str]) -> dict[str, Any]:
+def save_trajectory(
+    ctx: Context, state: State, tools: list[str], adapter: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Build the record of ``state`` (run with the pool ``tools``) and store it."""
-    record = build_record(ctx, state, tools)
+    record = build_record(ctx, state, tools, adapter)
     TrajectoryStore(ctx.trajectory_db or None).save(record)
     return record
 
@@ -183,6 +189,7 @@ def finish(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "answer": state.answer,
         "latency_s": now - state.started_at if state.started_at else 0.0,
     }
-    tools = sorted(resolve(ctx).tools)
-    save_trajectory(ctx, State(**{**state.__dict__, **update}), tools)
+    resources = resolve(ctx)
+    tools = sorted(resources.tools)
+    save_trajectory(ctx, State(**{**state.__dict__, **update}), tools, resources.active_adapter())
     return update

@@ -55,12 +55,16 @@ def unavailable_reason(cfg: ExpertConfig) -> str | None:
     return None
 
 
-def _base_url(cfg: ExpertConfig) -> str:
-    """The expert's endpoint; the embedded server's is started (or restarted) as needed."""
+def _base_url(cfg: ExpertConfig, adapter: str = "") -> str:
+    """The expert's endpoint; the embedded server's is started (or restarted) as needed.
+
+    ``adapter`` is the policy's (``[policy] adapter``): the experts then ask the server that
+    serves the adapted policy, so one server holds every local model.
+    """
     if cfg.base_url == EMBEDDED:
         from .llamacpp import embedded_base_url
 
-        return embedded_base_url()
+        return embedded_base_url(adapter)
     return cfg.base_url
 
 
@@ -78,7 +82,7 @@ def _chat_model(cfg: ExpertConfig, base_url: str) -> BaseChatModel:
     )
 
 
-def expert_tool(name: str, cfg: ExpertConfig, prices: Prices) -> BaseTool:
+def expert_tool(name: str, cfg: ExpertConfig, prices: Prices, adapter: str = "") -> BaseTool:
     """Build the tool ``name`` that forwards a question to the expert model of ``cfg``."""
     price = prices.model(cfg.price)
     state: dict[str, Any] = {}
@@ -86,7 +90,7 @@ def expert_tool(name: str, cfg: ExpertConfig, prices: Prices) -> BaseTool:
     def llm() -> BaseChatModel:
         # Resolved at first use (listing a pool starts nothing) and on every call after: an
         # embedded server that died is restarted on another port, and the client follows it.
-        url = _base_url(cfg)
+        url = _base_url(cfg, adapter)
         if state.get("url") != url:
             state["llm"], state["url"] = _chat_model(cfg, url), url
         return state["llm"]

@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock
 
@@ -77,3 +78,34 @@ def _convert(gguf: Path, target: Path, *, tool_template: bool) -> None:
         os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_policy(model_dir: Path, init_adapter: str = "") -> tuple[Any, Any]:
+    """The model to train (float32) and its tokenizer; with ``init_adapter``, that adapter on it.
+
+    A started adapter stays trainable, so offline GRPO can continue from an RFT adapter.
+
+    Raises:
+        ValueError: the adapter does not fit this model (one line).
+    """
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    if init_adapter:
+        try:
+            model = PeftModel.from_pretrained(model, init_adapter, is_trainable=True)
+        except (RuntimeError, ValueError, KeyError) as exc:
+            why = " ".join(str(exc).split())[:200]
+            raise ValueError(
+                f"init_adapter {init_adapter} does not fit model {model_dir} ({why}): "
+                "use an adapter trained on this model"
+            ) from None
+    return model, tokenizer
+
+
+def num_layers(model: Any) -> int:
+    """Transformer layers of a (PEFT-wrapped or plain) causal LM, from its config."""
+    return int(getattr(model.config, "num_hidden_layers", 0) or 0)

@@ -29,6 +29,7 @@ from podium.graph.resources import policy_override, resolve
 from podium.tools import cost_of
 from podium.training.eval import suites
 
+from .base_model import load_policy, num_layers
 from .collect import context_for, finish_record, load_tasks, stored_groups
 from .config import TrainConfig, TrainConfigError, load_train_config
 from .local_policy import LocalPolicy
@@ -172,13 +173,11 @@ def build_trainer(cfg: TrainConfig) -> tuple[Any, GroupReward]:
     import os
 
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOTrainer
 
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is by design
 
-    if not (Path(cfg.model) / "config.json").is_file():
-        raise TrainConfigError(f"model {cfg.model} is not a Hugging Face model folder: fix model")
+    model_dir = cfg.model_dir()
     try:
         args = cfg.grpo_args()
     except ValueError as exc:
@@ -206,8 +205,10 @@ def build_trainer(cfg: TrainConfig) -> tuple[Any, GroupReward]:
         tasks = {t.id: t for t in load_tasks(cfg.tasks, cfg.limit, cfg.seed)}
         rows = [{"prompt": tid} for tid in tasks]
         rollout = online_rollouts(cfg, tasks, pool)
-    tokenizer = AutoTokenizer.from_pretrained(cfg.model)
-    model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype="float32")
+    try:
+        model, tokenizer = load_policy(model_dir, cfg.init_adapter)
+    except ValueError as exc:
+        raise TrainConfigError(str(exc)) from None
     reward = GroupReward(list(pool), cfg.reward)
     trainer = GRPOTrainer(
         model=model,
@@ -215,7 +216,7 @@ def build_trainer(cfg: TrainConfig) -> tuple[Any, GroupReward]:
         args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
-        peft_config=cfg.lora_config(),
+        peft_config=None if cfg.init_adapter else cfg.lora_config(num_layers(model)),
         rollout_func=rollout,
     )
     return trainer, reward
