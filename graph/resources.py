@@ -14,7 +14,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 
 from podium.tools import PodiumConfig, load_config, pool_entries
-from podium.tools.adapters import adapter_identity
+from podium.tools.adapters import active_adapter
 from podium.tools.endpoints import chat_model
 from podium.tools.environment import environment_tools
 from podium.tools.pricing import Prices, TokenPrice
@@ -111,13 +111,6 @@ def _policy_url(ctx: Context, config: PodiumConfig) -> str:
     return embedded_base_url(config.policy.adapter)
 
 
-def _adapter(ctx: Context, config: PodiumConfig) -> dict[str, str] | None:
-    """``[policy] adapter``'s path and sha256 when the embedded server applies it, else None."""
-    if not config.policy.adapter or ctx.policy_base_url or config.policy.base_url:
-        return None
-    return adapter_identity(config.policy.adapter)
-
-
 @lru_cache(maxsize=32)
 def _pool(profile: str, config_path: str, local_only: bool, _stamp: Any) -> tuple[BaseTool, ...]:
     entries = pool_entries(profile, config=config_path or None, local_only=local_only)
@@ -144,5 +137,5 @@ def resolve(ctx: Context) -> Resources:
         policy_api_key_env=policy.api_key_env,
         max_tokens=policy.max_tokens,
         temperature=ctx.temperature if ctx.temperature >= 0 else policy.temperature,
-        policy_adapter=_adapter(ctx, config),
+        policy_adapter=active_adapter(config, ctx.policy_base_url),
     )

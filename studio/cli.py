@@ -39,6 +39,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     """Exceptions that mean the user must fix something: printed as one line, exit code 2."""
     from podium.graph import ContextError
     from podium.tools import ConfigError
+    from podium.tools.adapters import AdapterError
     from podium.tools.llamacpp import ServerError
     from podium.tools.model_files import ModelFilesError
     from podium.tools.retrieval import RetrievalError
@@ -54,6 +55,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
         *_train_errors(),
         *_synth_errors(),
         UsageError,
+        AdapterError,
         ConfigError,
         ContextError,
         ModelFilesError,
@@ -240,10 +242,12 @@ def tools(
     config: ConfigOpt = "",
     local_only: LocalOpt = False,
 ) -> None:
-    """List the active tool pool with its cost metadata."""
-    from podium.tools import cost_of, pool_entries
+    """List the active tool pool with its cost metadata, and the policy's adapter."""
+    from podium.tools import cost_of, load_config, pool_entries
+    from podium.tools.adapters import active_adapter
 
     entries = pool_entries(profile, config=config or None, local_only=local_only)
+    adapter = active_adapter(load_config(config or None))
     rows = [
         {
             "name": e.name,
@@ -254,7 +258,7 @@ def tools(
         for e in entries
     ]
     if json_out:
-        print(json.dumps({"profile": profile, "tools": rows}, indent=2))
+        print(json.dumps({"profile": profile, "tools": rows, "adapter": adapter}, indent=2))
         return
     table = Table(
         "tool",
@@ -278,6 +282,10 @@ def tools(
                 c.capability,
             )
     out.print(table)
+    if adapter is not None:
+        out.print(f"policy adapter: {adapter['path']} (sha256 {adapter['sha256']})")
+    else:
+        out.print("policy adapter: none (the base model)")
 
 
 @app.command()

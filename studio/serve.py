@@ -46,6 +46,10 @@ PORT_BUSY = "port {port} on {host} is already in use: stop what listens there or
 BAD_LORA = "--lora {value!r}: expected NAME=PATH of a PEFT adapter directory"
 NO_ADAPTER = "--lora {name}: {path} has no adapter_config.json (save it with save_pretrained)"
 NO_MODEL = "--model {model}: no such directory (a hub id must already be in the HF cache)"
+LLAMACPP_LORA = (
+    "--lora {value}: llama.cpp applies one GGUF LoRA, to the policy: pass --lora PATH "
+    "(from podium export)"
+)
 DIED = "{engine} exited with code {code} while starting: {line} (log: {log})"
 TIMED_OUT = "{engine} did not answer on {url} within {timeout:.0f} s (log: {log})"
 
@@ -306,7 +310,24 @@ def serve_vllm(spec: ServeSpec, announce: Callable[[str, list[str], Path], None]
                 stop_group(process)
 
 
-def serve_llamacpp(spec: ServeSpec, announce: Callable[[str, list[str], Path], None]) -> int:
+def llamacpp_adapter(values: Sequence[str]) -> str:
+    """The GGUF LoRA of ``--lora PATH`` (or ``policy=PATH``), else ``[policy] adapter``.
+
+    llama.cpp applies one adapter, to the policy model.
+    """
+    from podium.tools import load_config
+
+    if not values:
+        return load_config().policy.adapter
+    name, sep, path = values[0].rpartition("=")
+    if len(values) > 1 or (sep and name != "policy"):
+        raise ServeError(LLAMACPP_LORA.format(value=" ".join(values)))
+    return path
+
+
+def serve_llamacpp(
+    spec: ServeSpec, announce: Callable[[str, list[str], Path], None], adapter: str = ""
+) -> int:
     """Run the embedded llama.cpp server (its own state files, so the shared one is untouched)."""
     from podium.tools.llamacpp import EmbeddedServer, ServerError
 
@@ -317,6 +338,7 @@ def serve_llamacpp(spec: ServeSpec, announce: Callable[[str, list[str], Path], N
             port=spec.port,
             state_dir=cache_dir("serve", f"llamacpp-{spec.port}"),
             owned=True,
+            adapter=adapter or None,
         )
     except ValueError as exc:
         raise ServeError(str(exc)) from None
@@ -350,7 +372,11 @@ def register(app: typer.Typer) -> None:
             str, typer.Option(help="vLLM: the name clients ask for.")
         ] = "policy",
         lora: Annotated[
-            list[str] | None, typer.Option(help="vLLM: NAME=PATH of a LoRA adapter; repeatable.")
+            list[str] | None,
+            typer.Option(
+                help="vLLM: NAME=PATH of a PEFT adapter, repeatable; llamacpp: PATH of a GGUF "
+                "LoRA (podium export) applied to the policy, default [policy] adapter."
+            ),
         ] = None,
         host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
         port: Annotated[int, typer.Option(help="Port to bind.")] = DEFAULT_PORT,
@@ -360,23 +386,31 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Serve the policy on an OpenAI-compatible endpoint; extra flags go to vLLM."""
+        adapter = ""
 
         def announce(url: str, models: list[str], log: Path) -> None:
             if json_out:
                 info = {"engine": engine, "base_url": url, "models": models, "log": str(log)}
+                if adapter:
+                    from podium.tools.adapters import adapter_identity
+
+                    info["adapter"] = adapter_identity(adapter)
                 print(json.dumps(info), flush=True)
             else:
                 print(endpoint_text(engine, url, models, log), flush=True)
+                if adapter:
+                    print(f"the policy answers with the LoRA {adapter}", flush=True)
 
         if engine not in ("vllm", "llamacpp"):
             raise ServeError(f"--engine {engine!r}: choose vllm or llamacpp")
         if not 0 < port < 65536:
             raise ServeError(f"--port {port}: choose a port between 1 and 65535")
         if engine == "llamacpp":
-            if model or lora or ctx.args:
-                raise ServeError("--model, --lora and extra flags are for --engine vllm only")
+            if model or ctx.args:
+                raise ServeError("--model and extra flags are for --engine vllm only")
+            adapter = llamacpp_adapter(lora or [])
             code = serve_llamacpp(
-                ServeSpec(model="", host=host, port=port, timeout=timeout), announce
+                ServeSpec(model="", host=host, port=port, timeout=timeout), announce, adapter
             )
         else:
             if not model:

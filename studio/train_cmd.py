@@ -74,11 +74,17 @@ def register(app: typer.Typer) -> None:
     def train_(
         config: Annotated[Path, typer.Option("--config", help="Training config (TOML).")],
     ) -> None:
-        """GRPO-train a LoRA adapter of the policy with TRL (offline or with the graph online)."""
+        """Train a LoRA adapter of the policy with TRL: GRPO (offline, online) or RFT."""
         from podium.training.grpo.config import load_train_config
         from podium.training.grpo.trainer import train
 
-        result = train(load_train_config(config))
+        cfg = load_train_config(config)
+        if cfg.mode == "rft":
+            from podium.training.grpo.rft import train_rft
+
+            typer.echo(train_rft(cfg).summary())
+            return
+        result = train(cfg)
         typer.echo(
             f"{result.steps} steps · final loss {result.losses[-1] if result.losses else 'n/a'}"
             f" · {result.dropped_groups}/{result.groups} groups dropped (low spread)"

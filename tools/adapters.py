@@ -30,7 +30,14 @@ from typing import Any
 
 from podium.tools.paths import atomic_path
 
-__all__ = ["AdapterError", "AdapterInfo", "adapter_identity", "check_adapter", "write_gguf_lora"]
+__all__ = [
+    "AdapterError",
+    "AdapterInfo",
+    "active_adapter",
+    "adapter_identity",
+    "check_adapter",
+    "write_gguf_lora",
+]
 
 OUTTYPES = ("f16", "f32")
 _PEFT_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<ab>[AB])\.weight$")
@@ -253,3 +260,17 @@ def adapter_identity(path: str | Path) -> dict[str, str]:
     stat = path.stat()
     resolved = str(path.resolve())
     return {"path": resolved, "sha256": _sha256(resolved, (stat.st_size, stat.st_mtime_ns))}
+
+
+def active_adapter(config: Any, policy_base_url: str = "") -> dict[str, str] | None:
+    """The adapter the policy answers with under ``config`` (a ``PodiumConfig``), or None.
+
+    ``[policy] adapter`` applies only where the embedded server serves the policy: not when
+    a run or the config points the policy at another endpoint (``policy_base_url``).
+
+    Raises:
+        AdapterError: the configured adapter file does not exist.
+    """
+    if not config.policy.adapter or policy_base_url or config.policy.base_url:
+        return None
+    return adapter_identity(config.policy.adapter)

@@ -1,0 +1,1 @@
+"""One module per ``podium`` command: plain Typer-annotated functions the CLI registers."""
