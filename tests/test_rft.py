@@ -186,3 +186,41 @@ def test_rft_preset_last_layers_and_config_checks(tmp_path):
         )
     with pytest.raises(TrainConfigError, match="nor a packaged model"):
         cfg.model_dir()
+
+
+@pytest.mark.integration
+def test_offline_grpo_starts_from_an_rft_adapter(fake_graph, tmp_path, tiny_policy_dir, calc_pool):
+    from safetensors.torch import load_file
+
+    from podium.training.grpo.tiny import build_tiny_lora
+    from podium.training.grpo.trainer import build_trainer
+
+    start = build_tiny_lora(tiny_policy_dir, tmp_path / "rft-adapter", r=8)
+    store = tmp_path / "runs.sqlite"
+    _store(fake_graph, store, [[_answer("4")], [_answer("5")]])
+    cfg = _config(
+        tmp_path,
+        f'model = "{tiny_policy_dir}"\noutput_dir = "{tmp_path / "out"}"\nstore = "{store}"\n'
+        f'init_adapter = "{start}"\n[grpo]\nnum_generations = 2\n'
+        "per_device_train_batch_size = 2\nmax_steps = 1\nlearning_rate = 0.01\n",
+    )
+    trainer, _ = build_trainer(cfg)
+    saved = load_file(str(start / "adapter_model.safetensors"))
+    params = trainer.model.named_parameters()
+    live = {
+        k: v.detach().clone() for k, v in params if ".default." in k
+    }  # TRL adds "ref": the KL anchor
+    assert len(live) == len(saved)
+    for key, value in saved.items():  # the run starts from the adapter's weights
+        name = key.replace(".weight", ".default.weight")
+        assert (live[name] == value).all(), key
+    trainer.train()
+    after = {k: v.detach() for k, v in trainer.model.named_parameters() if ".default." in k}
+    assert any(not (after[k] == live[k]).all() for k in live)
+    bad = build_tiny_lora(tiny_policy_dir, tmp_path / "r4", r=4)
+    (bad / "adapter_config.json").write_text(
+        (bad / "adapter_config.json").read_text().replace('"r": 4', '"r": 2')
+    )
+    cfg.init_adapter = str(bad)
+    with pytest.raises(TrainConfigError, match="does not fit model"):
+        build_trainer(cfg)
