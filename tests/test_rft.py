@@ -150,6 +150,33 @@ def test_the_loss_covers_the_policys_tokens_and_not_the_tool_output(
     assert trainer.args.completion_only_loss
 
 
+def test_a_run_the_graph_re_rendered_is_trained_turn_by_turn_on_exact_prompts(
+    fake_graph, tmp_path, tiny_policy_dir, calc_pool
+):
+    from transformers import AutoTokenizer
+
+    from podium.graph.render import policy_tools
+    from podium.training.grpo.rft import record_rows
+    from podium.training.grpo.samples import template_ids, tool_schemas
+
+    bare = '{"name": "calc", "arguments": {"expression": "2+2"}}'  # as Qwen 0.5B writes calls
+    store = tmp_path / "runs.sqlite"
+    (prompts,) = _store(fake_graph, store, [[bare, _answer("4")]])
+    (record,) = TrajectoryStore(store).records("training")
+    tok = AutoTokenizer.from_pretrained(tiny_policy_dir)
+    pool = {"calc": calc_tool()}
+    rows = record_rows(record, tok, pool)
+    tools = tool_schemas(list(policy_tools(pool, forced=False).values()))
+    assert len(rows) == 2  # the second prompt showed the call in <tool_call> form: not exact
+    for row, shown, wrote in zip(rows, prompts, [bare, _answer("4")], strict=True):
+        prompt = template_ids(tok, shown, tools, generation_prompt=True)
+        assert row["input_ids"][: len(prompt)] == prompt
+        assert row["completion_mask"] == [0] * len(prompt) + [1] * (
+            len(row["input_ids"]) - len(prompt)
+        )
+        assert tok.decode(row["input_ids"][len(prompt) :]) == wrote + "<|im_end|>"
+
+
 def test_missing_store_and_store_without_a_correct_run(
     fake_graph, tmp_path, tiny_policy_dir, calc_pool
 ):

@@ -6,10 +6,13 @@ one that best follows the user's tool preference (``rewards.py``: :func:`measure
 :func:`preference_rewards`), then the fastest. Tasks with no correct run teach nothing and
 are left out. Each kept run becomes one sequence (``samples.trajectory_sample``: the first
 prompt exactly as the policy saw it, then every turn's completion, with the tool results and
-notes in between) whose loss covers the policy's own tokens only: TRL's ``SFTTrainer`` builds
-the labels from the ``completion_mask`` column (``completion_only_loss``) and trains a PEFT
-LoRA. No optimiser loop of ours. RAFT (arXiv 2504.11343) reports this competitive with GRPO;
-ReST-EM gets most of its gain in one round.
+notes in between) — or, when a later turn's prompt is not that sequence (``exact`` false: a
+completion the graph re-rendered, a forced answer's shorter tool list), one sequence per turn
+with its exact prompt (``samples.turn_samples``). The loss covers the policy's own tokens
+only: TRL's ``SFTTrainer`` builds the labels from the ``completion_mask`` column
+(``completion_only_loss``) and trains a PEFT LoRA. No optimiser loop of ours. RAFT
+(arXiv 2504.11343) reports this competitive with GRPO; ReST-EM gets most of its gain in one
+round.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from podium.graph import TrajectoryStore
 from .base_model import load_policy, num_layers
 from .config import TrainConfig, TrainConfigError
 from .rewards import TRAINING_KEY, RewardConfig, measure, preference_rewards
-from .samples import BatchError, trajectory_sample
+from .samples import BatchError, trajectory_sample, turn_samples
 
 RECIPE_FILE = "podium_rft.json"
 """Written beside the adapter: the store, the runs kept, the settings and the step times."""
@@ -89,17 +92,30 @@ def select_best(records: Iterable[Mapping[str, Any]], cfg: RewardConfig | None =
     return out
 
 
-def sft_row(record: Mapping[str, Any], tokenizer: Any, pool: Mapping[str, Any]) -> dict[str, Any]:
-    """One pre-tokenised ``SFTTrainer`` row: the whole run, loss on the policy's tokens only.
+def _row(prompt: list[int], completion: list[int], mask: list[int]) -> dict[str, Any]:
+    return {"input_ids": prompt + completion, "completion_mask": [0] * len(prompt) + mask}
+
+
+def record_rows(
+    record: Mapping[str, Any], tokenizer: Any, pool: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """Pre-tokenised ``SFTTrainer`` rows of one run; the loss covers the policy's tokens only.
+
+    One row for the whole run when it is exact (every turn's prompt is the sequence so far,
+    as ``samples.trajectory_sample`` checks); otherwise one row per turn, each its exact prompt
+    and completion (``samples.turn_samples``), so no turn is trained on a context the policy
+    was not shown.
 
     Raises:
         BatchError: the run has no policy turn or the template is not prefix-consistent.
     """
-    sample = trajectory_sample(record, tokenizer, pool)
-    return {
-        "input_ids": sample.prompt_ids + sample.completion_ids,
-        "completion_mask": [0] * len(sample.prompt_ids) + sample.env_mask,
-    }
+    whole = trajectory_sample(record, tokenizer, pool)
+    if whole.exact:
+        return [_row(whole.prompt_ids, whole.completion_ids, whole.env_mask)]
+    return [
+        _row(s.prompt_ids, s.completion_ids, s.env_mask)
+        for s in turn_samples(record, tokenizer, pool, 0.0)
+    ]
 
 
 def sft_rows(
@@ -113,14 +129,14 @@ def sft_rows(
     rows, skipped = [], []
     for task_id in sorted(best):
         try:
-            row = sft_row(best[task_id], tokenizer, pool)
+            mine = record_rows(best[task_id], tokenizer, pool)
         except BatchError:
             skipped.append(task_id)
             continue
-        if max_length and len(row["input_ids"]) > max_length:
+        if max_length and max(len(r["input_ids"]) for r in mine) > max_length:
             skipped.append(task_id)
             continue
-        rows.append(row)
+        rows += mine
     return rows, skipped
 
 
