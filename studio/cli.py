@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -312,20 +313,29 @@ def setup(
         out.print(f"local_search: {len(wiki)} passages indexed")
 
 
-@server_app.command("status")
-def server_status() -> None:
-    """Show the embedded server, if one is running."""
+def _embedded_servers() -> list[Any]:
+    """The plain embedded server and, when the config sets ``[policy] adapter``, the adapted one."""
+    from podium.tools import load_config
     from podium.tools.llamacpp import EmbeddedServer
 
-    print(json.dumps(EmbeddedServer().status()))
+    adapter = load_config().policy.adapter
+    servers = [EmbeddedServer()]
+    if adapter and Path(adapter).is_file():  # a missing adapter file has no server to stop
+        servers.append(EmbeddedServer(adapter=adapter))
+    return servers
+
+
+@server_app.command("status")
+def server_status() -> None:
+    """Show the embedded server (the adapted one when [policy] adapter is set), if running."""
+    print(json.dumps(_embedded_servers()[-1].status()))
 
 
 @server_app.command("stop")
 def server_stop() -> None:
-    """Stop the embedded server."""
-    from podium.tools.llamacpp import EmbeddedServer
-
-    out.print("stopped" if EmbeddedServer().stop() else "no embedded server was running")
+    """Stop the embedded server (and the adapted one when [policy] adapter is set)."""
+    stopped = [server.stop() for server in _embedded_servers()]
+    out.print("stopped" if any(stopped) else "no embedded server was running")
 
 
 def _usage_error(exc: Exception) -> int:
