@@ -25,6 +25,11 @@ HIDDEN, KV = 16, 8  # q: 16→16, k: 16→8
 PREFIX = "base_model.model.model.layers"
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PODIUM_CACHE_DIR", str(tmp_path / "cache"))  # base layouts go there
+
+
 @pytest.fixture
 def base(tmp_path):
     """A two-block qwen2 GGUF holding only the attention weights (what the checks read)."""
@@ -66,6 +71,7 @@ def test_peft_lora_becomes_llama_cpp_tensor_pairs_with_the_scale_folded_in(tmp_p
     folder = peft_dir(tmp_path, {"1.self_attn.q_proj": q, "1.self_attn.k_proj": k})
     info = write_gguf_lora(folder, tmp_path / "a.gguf", base, outtype="f32")
     assert (info.arch, info.tensors, info.rank) == ("qwen2", 4, 2)
+    assert len(list((tmp_path / "cache" / "adapters").glob("layout-*.json"))) == 1
     assert info.sha256 == hashlib.sha256((tmp_path / "a.gguf").read_bytes()).hexdigest()
     reader = gguf.GGUFReader(tmp_path / "a.gguf")
     assert reader.get_field("general.type").contents() == "adapter"
