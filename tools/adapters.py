@@ -46,6 +46,7 @@ _BLOCK = 8 << 20
 MISSING = (
     "adapter file {path} does not exist: export one with `podium export ADAPTER_DIR` or fix {where}"
 )
+WHERE = "[policy] adapter or --lora"  # where an adapter path comes from, for messages
 MISMATCH = (
     "adapter {path} does not match the base model {base}: {why}; train and export it on that base"
 )
@@ -203,7 +204,7 @@ def _check_pair(
         raise AdapterError(MISMATCH.format(path=path, base=base, why=why))
 
 
-def check_adapter(path: str | Path, base_gguf: str | Path, where: str = "the path") -> AdapterInfo:
+def check_adapter(path: str | Path, base_gguf: str | Path, where: str = WHERE) -> AdapterInfo:
     """Check a GGUF LoRA against the model it will be applied to, as llama.cpp will.
 
     Args:
@@ -258,7 +259,7 @@ def _sha256(path: str, _stamp: tuple[int, int]) -> str:
     return digest.hexdigest()
 
 
-def adapter_identity(path: str | Path) -> dict[str, str]:
+def adapter_identity(path: str | Path, where: str = WHERE) -> dict[str, str]:
     """``{"path", "sha256"}`` of an adapter file: what trajectories and ``podium tools`` name.
 
     Raises:
@@ -266,7 +267,7 @@ def adapter_identity(path: str | Path) -> dict[str, str]:
     """
     path = Path(path).expanduser()
     if not path.is_file():
-        raise AdapterError(MISSING.format(path=path, where="the path"))
+        raise AdapterError(MISSING.format(path=path, where=where))
     stat = path.stat()
     resolved = str(path.resolve())
     return {"path": resolved, "sha256": _sha256(resolved, (stat.st_size, stat.st_mtime_ns))}

@@ -58,7 +58,6 @@ from podium.tools.paths import atomic_path, cache_dir
 __all__ = ["EmbeddedServer", "ServerError", "embedded_base_url", "is_server"]
 
 POLICY_ALIAS = "policy"
-ADAPTER_WHERE = "[policy] adapter or --lora"
 
 NOT_INSTALLED = "llama-cpp-python[server] is not installed; run `make install`"
 NOT_LOOPBACK = "the embedded server binds a loopback address only, not {host!r}"
@@ -157,7 +156,7 @@ class EmbeddedServer:
                 raise ServerError(NOT_INSTALLED)
             paths = {alias: str(get_model(alias).path()) for alias in self.models}
             if self.adapter is not None:
-                check_adapter(self.adapter["path"], paths[POLICY_ALIAS], where=ADAPTER_WHERE)
+                check_adapter(self.adapter["path"], paths[POLICY_ALIAS])
             return self._start(paths, deadline, timeout)
 
     def stop(self) -> bool:
