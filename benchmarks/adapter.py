@@ -50,7 +50,7 @@ def rft_steps(
     from datasets import Dataset
     from trl import SFTTrainer
 
-    from podium.training.grpo.base_model import load_policy, num_layers
+    from podium.training.grpo.base_model import load_policy
     from podium.training.grpo.config import TrainConfig
 
     cfg = TrainConfig(
@@ -67,7 +67,7 @@ def rft_steps(
         args=cfg.sft_args(),
         train_dataset=Dataset.from_list(_rows(tok, steps, length)),
         processing_class=tok,
-        peft_config=cfg.lora_config(num_layers(model)),
+        peft_config=cfg.lora_config(),
     )
     times: list[float] = []
 

@@ -414,12 +414,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def cli(argv: list[str] | None = None) -> int:
     """:func:`main` with user mistakes (a model not installed, a bad config) as one line, exit 2."""
-    from podium.tools.model_files import ModelFilesError
-    from podium.training.grpo.collect import CollectError
+    from podium.tools import UserError
 
     try:
         return main(argv)
-    except (ModelFilesError, CollectError) as exc:
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from podium.tools.errors import UserError
+
 ENV_PREFIX = "PODIUM_"
 BAD_NUMBER = "{name} must be {rule}, got {value!r}: fix --{flag} or ${env}"
 MAX_TEXT_CHARS = 100_000
@@ -14,7 +16,7 @@ MAX_TEXT_CHARS = 100_000
 TOO_LONG = "{name} is {size:,} characters, more than the {limit:,} podium accepts: {fix}"
 
 
-class ContextError(ValueError):
+class ContextError(UserError, ValueError):
     """An invalid context value; the message is one line naming the fix."""
 
 

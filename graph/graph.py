@@ -1,4 +1,4 @@
-"""The podium state graph: policy → tools → policy … → finish."""
+"""The podium state graph: policy → tools (the guard) → execute → policy … → finish."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from langgraph.graph.state import CompiledStateGraph
 from podium.graph.context import Context
 from podium.graph.policy import apolicy, policy, route_policy
 from podium.graph.state import InputState, State
-from podium.graph.tool_calls import atools, tools
+from podium.graph.tool_calls import aexecute, aguard, execute, guard, route_execute, route_guard
 from podium.graph.trajectory import finish
 
 
@@ -20,11 +20,14 @@ def build_graph() -> StateGraph:
     builder = StateGraph(State, input_schema=InputState, context_schema=Context)
     # Sync and async twins, so the graph works under invoke/stream and ainvoke/astream alike.
     builder.add_node("policy", RunnableCallable(policy, apolicy, name="policy"))
-    builder.add_node("tools", RunnableCallable(tools, atools, name="tools"))
+    # "tools" is the budget guard; "execute" runs what it admitted, after its checkpoint.
+    builder.add_node("tools", RunnableCallable(guard, aguard, name="tools"))
+    builder.add_node("execute", RunnableCallable(execute, aexecute, name="execute"))
     builder.add_node("finish", finish)
     builder.add_edge(START, "policy")
     builder.add_conditional_edges("policy", route_policy)
-    builder.add_edge("tools", "policy")
+    builder.add_conditional_edges("tools", route_guard)
+    builder.add_conditional_edges("execute", route_execute)
     builder.add_edge("finish", END)
     return builder
 

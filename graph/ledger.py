@@ -9,7 +9,7 @@ from typing import Any, Literal
 from langchain_core.messages import AnyMessage
 
 from podium.tools import ToolCost
-from podium.tools.cost import token_bound
+from podium.tools.cost import token_bound, trusted_seconds, trusted_tokens
 
 from .resources import Resources
 from .state import LedgerEntry
@@ -19,6 +19,7 @@ OVER_WORST_CASE = (
     "%s reported usage (%d in, %d out tokens) priced $%.6g, over the $%.6g worst case it was "
     "admitted under: billed the worst case (does the endpoint honour max_tokens?)"
 )
+UNTRUSTED_USAGE = "%s reported no valid usage (%s): billed its $%.6g worst case"
 
 
 def entry(kind: Literal["policy", "tool"], name: str, **values: Any) -> LedgerEntry:
@@ -60,6 +61,30 @@ def bill(
         return price
     logger.warning(OVER_WORST_CASE, name, input_tokens, output_tokens, price, worst_usd)
     return worst_usd
+
+
+def bill_report(
+    name: str, cost: ToolCost, worst_usd: float, usage: Any, seconds: float
+) -> tuple[int, int, float]:
+    """``(input_tokens, output_tokens, dollars)`` of a step from its untrusted usage report.
+
+    Counts are checked by :func:`podium.tools.cost.trusted_tokens`, seconds by
+    ``trusted_seconds`` (``seconds``, the measured wall time, when none is reported). A
+    token-priced step without valid counts, or with invalid seconds, is billed ``worst_usd``:
+    what the guard admitted it at, so a lying or lost report can neither refund the budget
+    nor spend past it. A failed call its tool marks ``unbilled`` costs nothing.
+    """
+    report = usage if isinstance(usage, dict) else {}
+    if report.get("unbilled") is True and report.get("error"):
+        return 0, 0, 0.0
+    tokens = trusted_tokens(report)
+    wall = trusted_seconds(report.get("compute_seconds", seconds))
+    if (tokens is None and cost.token_priced) or wall is None:
+        shown = {k: report.get(k) for k in ("input_tokens", "output_tokens", "compute_seconds")}
+        logger.warning(UNTRUSTED_USAGE, name, shown, worst_usd)
+        return (*(tokens or (0, 0)), worst_usd)
+    in_tok, out_tok = tokens or (0, 0)
+    return in_tok, out_tok, bill(name, cost, worst_usd, in_tok, out_tok, wall)
 
 
 def policy_cost(res: Resources) -> ToolCost:

@@ -23,13 +23,16 @@ from langgraph.errors import GraphBubbleUp
 from langgraph.runtime import Runtime
 
 from podium.tools import ToolCost
+from podium.tools.cost import trusted_tokens
+from podium.tools.endpoints import billable, reported_usage
+from podium.tools.redact import redact
 
 from . import prompts
 from .context import Context, context_of
 from .ledger import bill, policy_cost, prompt_bound
 from .ledger import entry as ledger_entry
-from .parsing import parse_tool_calls
-from .render import ANSWER, policy_tools, render
+from .parsing import Parsed, parse_tool_calls
+from .render import ANSWER, OFFERED_KEY, policy_tools, render, tool_schemas
 from .resources import Resources, resolve
 from .state import State, StopReason, spent, with_cost
 from .tool_calls import call_key
@@ -42,6 +45,22 @@ def _unique(calls: list[ToolCall]) -> list[ToolCall]:
     for call in calls:
         kept.setdefault(call_key(call), call)
     return list(kept.values())
+
+
+def _refuse_bundle(parsed: Parsed, forced: bool) -> None:
+    """Make an ``answer`` called together with other calls a malformed call: nothing runs.
+
+    An answer written in the same turn as calls was written before their results existed:
+    taking it would end the run on a guess and reward guessing. Running the calls and dropping
+    the answer instead spends them after the policy had already answered — a small policy lists
+    every tool, arguments copied from their descriptions, after its answer. So the turn is fed
+    back: answer alone, or call what is still needed. A forced turn keeps its answer.
+    """
+    if forced or not any(c["name"] == ANSWER for c in parsed.calls):
+        return
+    if parsed.errors or any(c["name"] != ANSWER for c in parsed.calls):
+        parsed.calls = []
+        parsed.errors.insert(0, prompts.BUNDLED)
 
 
 def _fallback_answer(messages: list[AnyMessage]) -> str:
@@ -103,7 +122,7 @@ class _Turn:
         """
         llm = self.res.chat_model()
         choice = ANSWER if self.forced else None
-        return llm.bind_tools(list(self.tools.values()), tool_choice=choice)
+        return llm.bind_tools(tool_schemas(self.tools.values()), tool_choice=choice)
 
 
 def _begin_turn(state: State, runtime: Runtime[Context]) -> _Turn | dict[str, Any]:
@@ -162,10 +181,13 @@ def _end_turn(
 ) -> dict[str, Any]:
     """Bill the turn and turn the reply into tool calls, error feedback or the answer."""
     if isinstance(reply, Exception):  # endpoint down, 5xx after retries: end, keep the record
-        error = f"{type(reply).__name__}: {reply}"[:500]
+        error = redact(f"{type(reply).__name__}: {reply}")[:500]
+        lost = billable(reply)  # a lost reply may be billed: its worst case, as admitted
         entry = ledger_entry(
-            "policy", t.res.policy_model, turn=t.turn, seconds=seconds, ok=False, error=error
-        )
+            "policy", t.res.policy_model, turn=t.turn, seconds=seconds, ok=False, error=error,
+            input_tokens=prompt_bound(t.prompt, t.tools) if lost else 0,
+            output_tokens=t.res.max_tokens if lost else 0, cost_usd=t.worst_usd if lost else 0.0,
+        )  # fmt: skip
         return t.update | {
             "messages": t.new,
             "ledger": [entry],
@@ -173,9 +195,9 @@ def _end_turn(
             "stopped_by": "error",
             "answer": "",
         }
-    usage = reply.usage_metadata
-    in_tok = usage["input_tokens"] if usage else prompt_bound(t.prompt, t.tools)
-    out_tok = usage["output_tokens"] if usage else t.res.max_tokens
+    tokens = trusted_tokens(reported_usage(reply))  # missing or invalid: the worst case
+    usage = reply.usage_metadata if tokens else None  # an invalid report is not kept
+    in_tok, out_tok = tokens or (prompt_bound(t.prompt, t.tools), t.res.max_tokens)
     entry = ledger_entry(
         "policy",
         t.res.policy_model,
@@ -199,8 +221,10 @@ def _end_turn(
         "content": content,
         "id": reply.id,
         "usage_metadata": usage,
-        "response_metadata": reply.response_metadata,
+        # The tools this turn offered: training renders the turn with them (samples.py).
+        "response_metadata": {**reply.response_metadata, OFFERED_KEY: list(t.tools)},
     }
+    _refuse_bundle(parsed, bool(t.forced))
     final = next((c for c in parsed.calls if c["name"] == ANSWER), None)
     if final is not None:
         return update | {
@@ -214,11 +238,7 @@ def _end_turn(
             "malformed_calls": state.malformed_calls + len(parsed.errors),
         }
     if parsed.errors and not t.forced:
-        feedback = HumanMessage(
-            prompts.MALFORMED.format(
-                errors="; ".join(parsed.errors), example=next(iter(t.tools), "python")
-            )
-        )
+        feedback = HumanMessage(prompts.MALFORMED.format(errors="; ".join(parsed.errors)))
         return update | {
             "messages": [*t.new, AIMessage(**keep), feedback],
             "malformed_calls": state.malformed_calls + len(parsed.errors),

@@ -18,6 +18,7 @@ from podium.tools.adapters import active_adapter
 from podium.tools.endpoints import chat_model
 from podium.tools.environment import environment_tools
 from podium.tools.pricing import Prices, TokenPrice
+from podium.tools.redact import register_key_env
 
 from .context import Context
 
@@ -92,6 +93,7 @@ class Resources:
 def _chat_model(
     base_url: str, model: str, api_key_env: str, temperature: float, max_tokens: int
 ) -> BaseChatModel:
+    register_key_env(api_key_env)
     api_key = os.environ.get(api_key_env, "")
     return chat_model(
         base_url=base_url,

@@ -27,6 +27,19 @@ class LedgerEntry(TypedDict):
     error: str
 
 
+class PendingCall(TypedDict):
+    """A tool call the guard admitted and the ledger has not settled yet.
+
+    Counted at its worst case until its result is billed; ``lease`` tells the process that
+    admitted it from one resuming a run killed while the call was in flight.
+    """
+
+    call_id: str
+    name: str
+    worst_usd: float
+    lease: str
+
+
 @dataclass(kw_only=True)
 class InputState:
     """What a caller gives a run."""
@@ -43,6 +56,7 @@ class State(InputState):
 
     messages: Annotated[list[AnyMessage], add_messages] = field(default_factory=list)
     ledger: Annotated[list[LedgerEntry], operator.add] = field(default_factory=list)
+    pending: list[PendingCall] = field(default_factory=list)
     turns: int = 0
     malformed_calls: int = 0
     force_final: StopReason | None = None
@@ -71,7 +85,12 @@ def spent(ledger: list[LedgerEntry]) -> float:
 
 
 def with_cost(state: State, update: dict[str, Any]) -> dict[str, Any]:
-    """``update`` plus the run's cost so far (``cost_usd``), so a state shows it at every step."""
+    """``update`` plus the run's cost so far (``cost_usd``), so a state shows it at every step.
+
+    Pending calls count at their worst case: a checkpoint taken while they are in flight
+    shows what they may cost.
+    """
     start = update.get("run_ledger_start", state.run_ledger_start)
     before = state.ledger[start:]
-    return update | {"cost_usd": spent(before) + spent(update.get("ledger", []))}
+    pending = sum(p["worst_usd"] for p in update.get("pending", state.pending))
+    return update | {"cost_usd": spent(before) + spent(update.get("ledger", [])) + pending}

@@ -1,12 +1,18 @@
-"""The tools node: LangGraph's ToolNode with a billing wrapper, behind the budget guard."""
+"""Tool calls: the budget guard admits them, then LangGraph's ToolNode runs them, billed.
+
+Two nodes, so that what was admitted is checkpointed before anything is sent: ``tools`` (the
+guard: admission, approval, pending entries at the worst case) and ``execute``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, AnyMessage, ToolCall, ToolMessage
 from langgraph.config import get_config
@@ -17,19 +23,21 @@ from langgraph.types import interrupt
 
 from podium.tools import cost_of
 from podium.tools.cost import token_bound
+from podium.tools.redact import redact
 
 from . import prompts
 from .context import Context, context_of
-from .ledger import bill, policy_cost, prompt_bound
+from .ledger import bill_report, policy_cost, prompt_bound
 from .ledger import entry as ledger_entry
 from .resources import Resources, resolve
-from .state import LedgerEntry, State, spent, with_cost
+from .state import LedgerEntry, PendingCall, State, spent, with_cost
 from .tracing import report_cost
 
 LEDGER_KEY = "podium_ledger"
 BLOCKED_ERROR = "blocked by the budget guard"
 REPEATED_ERROR = "repeated call, not run again"
 REJECTED_ERROR = "rejected by the user"
+INTERRUPTED_ERROR = "interrupted before its result was recorded: billed at its worst case"
 APPROVE_WORDS = frozenset({"approve", "approved", "yes", "y", "ok", "true", "run"})
 OBSERVATION_RESERVE_TOKENS = 4096  # room kept for tool results in the final-answer turn
 
@@ -49,15 +57,16 @@ def _attach_ledger(request: ToolCallRequest, msg: Any, seconds: float) -> Any:
     if not isinstance(msg, ToolMessage) or request.tool is None:
         return msg
     usage = msg.artifact if isinstance(msg.artifact, dict) else {}
-    error = usage.get("error", "") or (str(msg.content)[:500] if msg.status == "error" else "")
+    msg.content = redact(str(msg.content))  # an echoed key never reaches the state
+    error = str(usage.get("error", "")) or (str(msg.content) if msg.status == "error" else "")
+    error = redact(error)[:500]
     if error:
         msg.status = "error"
-    in_tok, out_tok = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
+        if "error" in usage:
+            msg.artifact = {**usage, "error": error}
     price = cost_of(request.tool)
     worst = price.worst_case(token_bound(json.dumps(request.tool_call["args"])))
-    cost = bill(
-        request.tool.name, price, worst, in_tok, out_tok, usage.get("compute_seconds", seconds)
-    )
+    in_tok, out_tok, cost = bill_report(request.tool.name, price, worst, usage, seconds)
     msg.response_metadata[LEDGER_KEY] = ledger_entry(
         "tool",
         request.tool.name,
@@ -156,24 +165,38 @@ def _ask_approval(call: ToolCall, bound: float, limit: float, left: float) -> bo
     return approved(decision)
 
 
-def _plan_calls(
-    state: State, runtime: Runtime[Context]
-) -> tuple[Resources, list[ToolCall], dict[str, Any]]:
+def _open_calls(state: State) -> tuple[list[ToolCall], int]:
+    """The calls of the policy's last turn that have no result yet, and that turn's index.
+
+    Normally all of them; after an interrupted execution (:func:`execute`) those the guard
+    answered with a note are left out, so only the interrupted ones are planned again.
+    """
+    at = next(
+        i
+        for i in range(len(state.messages) - 1, -1, -1)
+        if isinstance(state.messages[i], AIMessage) and state.messages[i].tool_calls  # type: ignore[union-attr]
+    )
+    ai = state.messages[at]
+    assert isinstance(ai, AIMessage)
+    answered = {m.tool_call_id for m in state.messages[at:] if isinstance(m, ToolMessage)}
+    return [c for c in ai.tool_calls if c["id"] not in answered], at
+
+
+def _plan_calls(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Admit the calls whose worst-case cost fits the budget; block the rest."""
     ctx = context_of(runtime)
     res = resolve(ctx)
-    ai = state.messages[-1]
-    assert isinstance(ai, AIMessage)
+    calls, at = _open_calls(state)
     left = ctx.budget_usd - spent(state.run_ledger())
     reserve = policy_cost(res).worst_case(
         prompt_bound(state.messages, {}) + OBSERVATION_RESERVE_TOKENS
     )
-    admitted: list[ToolCall] = []
+    admitted: list[tuple[ToolCall, float]] = []
     messages: list[AnyMessage] = []
     entries: list[LedgerEntry] = []
     committed = 0.0
-    earlier = _earlier_results(state.messages[:-1])
-    for call in ai.tool_calls:
+    earlier = _earlier_results(state.messages[:at])
+    for call in calls:
         previous = earlier.get(call_key(call))
         if previous is not None:  # the same call again: answer from the record, spend nothing
             _not_run(
@@ -191,22 +214,105 @@ def _plan_calls(
             if asks and not _ask_approval(call, bound, ctx.approve_above_usd, left - committed):
                 _not_run(call, state.turns, prompts.REJECTED, REJECTED_ERROR, messages, entries)
                 continue
-            admitted.append(call)
+            admitted.append((call, bound))
             committed += bound
             continue
         note = prompts.BLOCKED.format(bound=bound, left=max(left - committed, 0.0))
         _not_run(call, state.turns, note, BLOCKED_ERROR, messages, entries)
-    update: dict[str, Any] = {"messages": messages, "ledger": entries}
+    # Leased only now: an approval interrupt above re-runs this node, discarding this run.
+    pending = [_lease(call, bound) for call, bound in admitted]
+    update: dict[str, Any] = {"messages": messages, "ledger": entries, "pending": pending}
     if any(e["error"] == BLOCKED_ERROR for e in entries):
         update["force_final"] = "budget"
     elif any(e["error"] == REPEATED_ERROR for e in entries):
         update["force_final"] = "answer"  # a policy repeating itself has what it will get
-    return res, admitted, update
+    return update
 
 
-def _merge_results(state: State, update: dict[str, Any], results: Any) -> dict[str, Any]:
+# --- pending calls: admitted, at their worst case, before anything is sent -----------------
+
+_leases: set[str] = set()  # leases of pending calls this process admitted and has not started
+_leases_lock = threading.Lock()
+
+
+def _lease(call: ToolCall, worst_usd: float) -> PendingCall:
+    """Admit ``call``: a pending entry at its worst case, with a lease only this process holds.
+
+    The guard's update (with the entry) is checkpointed before :func:`execute` sends anything.
+    A run killed while the call was in flight resumes in a process that never held the lease,
+    which is how :func:`execute` knows the request may have been sent and billed.
+    """
+    lease = uuid.uuid4().hex
+    with _leases_lock:
+        _leases.add(lease)
+    return PendingCall(
+        call_id=call["id"] or "", name=call["name"], worst_usd=worst_usd, lease=lease
+    )
+
+
+def _claim(pending: PendingCall) -> bool:
+    """Take the lease of ``pending`` to send it: False if it was admitted elsewhere or taken."""
+    with _leases_lock:
+        if pending["lease"] in _leases:
+            _leases.discard(pending["lease"])
+            return True
+        return False
+
+
+def _interrupted(state: State, claimed: list[bool]) -> dict[str, Any]:
+    """Bill pending calls an earlier execution may have sent, and hand them back to the guard.
+
+    Each is a ledger entry at its admitted worst case (its reply is lost); the guard then
+    admits the calls again against what is left, with fresh leases, so every request that
+    may be billed is in the ledger, and a resumed run never sends a duplicate unbilled.
+    """
+    entries = [
+        ledger_entry(
+            "tool",
+            p["name"],
+            turn=state.turns,
+            call_id=p["call_id"],
+            cost_usd=p["worst_usd"],
+            ok=False,
+            error=INTERRUPTED_ERROR,
+        )
+        for p, live in zip(state.pending, claimed, strict=True)
+        if not live
+    ]
+    report_cost(entries)
+    return with_cost(state, {"ledger": entries, "pending": []})
+
+
+def guard(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """The budget guard: admit the calls that fit (pending, at their worst case), block the rest."""
+    return with_cost(state, _plan_calls(state, runtime))
+
+
+async def aguard(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Async twin of :func:`guard`."""
+    # Planning resolves the pool (file reads) off the event loop; interrupt() works there too,
+    # as the thread runs in a copy of this context.
+    return with_cost(state, await asyncio.to_thread(_plan_calls, state, runtime))
+
+
+def route_guard(state: State) -> Literal["execute", "policy"]:
+    """Run the admitted calls, or go back to the policy when the guard admitted none."""
+    return "execute" if state.pending else "policy"
+
+
+def _admitted(state: State) -> tuple[list[ToolCall], dict[str, Any] | None]:
+    """The pending calls to send now, or the update billing an interrupted execution."""
+    claimed = [_claim(p) for p in state.pending]
+    if not all(claimed):
+        return [], _interrupted(state, claimed)
+    ids = {p["call_id"] for p in state.pending}
+    return [c for c in _open_calls(state)[0] if (c["id"] or "") in ids], None
+
+
+def _merge_results(state: State, results: Any) -> dict[str, Any]:
     if isinstance(results, dict):
         results = results["messages"]
+    update: dict[str, Any] = {"messages": [], "ledger": [], "pending": []}
     for msg in results:
         entry = msg.response_metadata.get(LEDGER_KEY)
         if entry is not None:
@@ -216,17 +322,25 @@ def _merge_results(state: State, update: dict[str, Any], results: Any) -> dict[s
     return with_cost(state, update)
 
 
-def tools(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Run the policy's calls that the budget allows; block the rest and force an answer."""
-    res, admitted, update = _plan_calls(state, runtime)
-    results = tool_node(res).invoke(admitted, get_config()) if admitted else []
-    return _merge_results(state, update, results)
+def execute(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Run the calls the guard admitted; each is billed when its result is in."""
+    calls, interrupted = _admitted(state)
+    if interrupted is not None:
+        return interrupted
+    results = tool_node(resolve(context_of(runtime))).invoke(calls, get_config())
+    return _merge_results(state, results)
 
 
-async def atools(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Async twin of :func:`tools`."""
-    # Planning resolves the pool (file reads) off the event loop; interrupt() works there too,
-    # as the thread runs in a copy of this context.
-    res, admitted, update = await asyncio.to_thread(_plan_calls, state, runtime)
-    results = await tool_node(res).ainvoke(admitted, get_config()) if admitted else []
-    return _merge_results(state, update, results)
+async def aexecute(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Async twin of :func:`execute`."""
+    calls, interrupted = _admitted(state)
+    if interrupted is not None:
+        return interrupted
+    res = await asyncio.to_thread(resolve, context_of(runtime))
+    results = await tool_node(res).ainvoke(calls, get_config())
+    return _merge_results(state, results)
+
+
+def route_execute(state: State) -> Literal["tools", "policy"]:
+    """Back to the policy with the results; to the guard when an interrupted call is open."""
+    return "tools" if _open_calls(state)[0] else "policy"

@@ -6,17 +6,19 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import AIMessage, messages_to_dict
+from langchain_core.tools import BaseTool
 from langgraph.runtime import Runtime
 
 from podium.tools.paths import cache_dir
 
 from .context import Context, context_of
+from .render import OFFERED_KEY, policy_tools, tool_schemas
 from .resources import resolve
 from .state import State, spent
 
@@ -53,13 +55,18 @@ def default_db() -> Path:
 
 
 def build_record(
-    ctx: Context, state: State, tools: list[str], adapter: dict[str, str] | None = None
+    ctx: Context,
+    state: State,
+    tools: Mapping[str, BaseTool],
+    adapter: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The full, JSON-ready record of a finished run.
+    """The full, JSON-ready record of a finished run with the pool ``tools``.
 
-    It holds every policy turn's raw completion and parsed calls, every tool call with its
-    arguments, observation, tokens, dollars and seconds, the answer and why the run stopped,
-    and the LoRA adapter the policy answered with (path and sha256; None for the base model).
+    It holds every policy turn's raw completion, parsed calls and offered tool names, every
+    tool call with its arguments, observation, tokens, dollars and seconds, the answer and why
+    the run stopped, the schemas of the tools the run offered (``answer`` first, as bound):
+    training renders each turn with what it was offered, not with a pool rebuilt later — and
+    the LoRA adapter the policy answered with (path and sha256; None for the base model).
     No endpoint URL or key is recorded.
     """
     turns = []
@@ -72,6 +79,7 @@ def build_record(
                         {"id": c["id"], "tool": c["name"], "args": c["args"]}
                         for c in msg.tool_calls
                     ],
+                    "tools": msg.response_metadata.get(OFFERED_KEY),
                 }
             )
     return {
@@ -79,7 +87,8 @@ def build_record(
         "question": state.question,
         "preference": state.preference or ctx.preference,
         "context": {k: getattr(ctx, k) for k in _CONTEXT_FIELDS},
-        "tools": tools,
+        "tools": sorted(tools),
+        "tool_schemas": tool_schemas(policy_tools(dict(tools), forced=False).values()),
         "policy_adapter": adapter,
         "answer": state.answer,
         "stopped_by": state.stopped_by,
@@ -172,7 +181,10 @@ class TrajectoryStore:
 
 
 def save_trajectory(
-    ctx: Context, state: State, tools: list[str], adapter: dict[str, str] | None = None
+    ctx: Context,
+    state: State,
+    tools: Mapping[str, BaseTool],
+    adapter: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Build the record of ``state`` (run with the pool ``tools``) and store it."""
     record = build_record(ctx, state, tools, adapter)
@@ -190,6 +202,7 @@ def finish(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "latency_s": now - state.started_at if state.started_at else 0.0,
     }
     resources = resolve(ctx)
-    tools = sorted(resources.tools)
-    save_trajectory(ctx, State(**{**state.__dict__, **update}), tools, resources.active_adapter())
+    save_trajectory(
+        ctx, State(**{**state.__dict__, **update}), resources.tools, resources.active_adapter()
+    )
     return update

@@ -12,7 +12,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +23,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
 from podium.graph import Context, build_graph
+from podium.tools.errors import UserError
 from podium.tools.paths import cache_dir
 
 CONTEXTS = """
@@ -34,7 +35,7 @@ CREATE TABLE IF NOT EXISTS podium_thread_contexts (
 """
 
 
-class ThreadError(ValueError):
+class ThreadError(UserError, ValueError):
     """A thread cannot do what was asked; the message names the command that can."""
 
 
@@ -138,3 +139,29 @@ async def next_step(
         )
     save_context(path, thread_id, ctx)
     return Step({"question": question}, ctx, resumed=False)
+
+
+async def run_thread(
+    thread_id: str,
+    question: str,
+    ctx: Context,
+    decision: str | None,
+    on_step: Callable[[dict[str, Any]], None],
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Run (or resume) ``thread_id`` to its end or its next approval pause.
+
+    Returns the thread's final state and the approval it waits for (None when it finished);
+    ``on_step`` sees every node's update as it streams.
+    """
+    path = checkpoint_db()
+    async with durable_graph(path) as graph:
+        step = await next_step(graph, path, thread_id, question, ctx, decision)
+        config = {"configurable": {"thread_id": thread_id}}
+        # "sync": the guard's checkpoint (calls admitted at their worst case, leased) is on disk
+        # before ``execute`` sends them, so a run killed mid-call is billed on resume.
+        async for chunk in graph.astream(
+            step.input, config, context=step.context, stream_mode="updates", durability="sync"
+        ):
+            on_step(chunk)
+        snapshot = await graph.aget_state(config)
+        return dict(snapshot.values), pending_approval(snapshot)

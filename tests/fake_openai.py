@@ -3,8 +3,10 @@
 ``POST /v1/chat/completions`` answers in one ``mode``: ``ok`` (a completion with usage:
 ``reply(body)``'s message when a ``reply`` function is given, else a fixed text), ``hang``
 (no answer until the client gives up), ``http500``, ``malformed`` (200 with a broken JSON
-body), ``drop`` (headers and part of the body, then the connection is closed). It also answers
-requests sent to it as an HTTP proxy (absolute-form targets, kept in ``targets``).
+body), ``drop`` (headers and part of the body, then the connection is closed), ``echo401``
+and ``echo`` (a 401 error, or a completion, quoting the request's ``Authorization``
+header). It also answers requests sent to it as an HTTP proxy (absolute-form targets, kept
+in ``targets``).
 """
 
 from __future__ import annotations
@@ -26,22 +28,30 @@ Reply = Callable[[dict[str, Any]], dict[str, Any]]
 """Builds the assistant message (``{"role": "assistant", ...}``) for a request body."""
 
 
-def completion(message: dict[str, Any], model: str, usage: tuple[int, int] = OK_USAGE) -> bytes:
-    """The JSON body of a chat completion holding ``message``."""
-    return json.dumps(
-        {
-            "id": "chatcmpl-fake",
-            "object": "chat.completion",
-            "created": 0,
-            "model": model,
-            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-            "usage": {
-                "prompt_tokens": usage[0],
-                "completion_tokens": usage[1],
-                "total_tokens": sum(usage),
-            },
+def completion(
+    message: dict[str, Any], model: str, usage: tuple[int, int] | dict[str, Any] | None = OK_USAGE
+) -> bytes:
+    """The JSON body of a chat completion holding ``message``.
+
+    ``usage`` as ``(prompt, completion)`` tokens, or a raw ``usage`` block as the endpoint
+    sends it (lying counts, missing fields), or ``None`` for a reply without one.
+    """
+    body: dict[str, Any] = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+    }
+    if isinstance(usage, tuple):
+        usage = {
+            "prompt_tokens": usage[0],
+            "completion_tokens": usage[1],
+            "total_tokens": sum(usage),
         }
-    ).encode()
+    if usage is not None:
+        body["usage"] = usage
+    return json.dumps(body).encode()
 
 
 class FakeOpenAI(ThreadingHTTPServer):
@@ -54,6 +64,7 @@ class FakeOpenAI(ThreadingHTTPServer):
     def __init__(self, mode: str = "ok", reply: Reply | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.mode, self.reply = mode, reply
+        self.usage: dict[str, Any] | tuple[int, int] | None = OK_USAGE  # what "ok" replies report
         self.requests = 0
         self.targets: list[str] = []  # each request's target: absolute when sent via a proxy
         self.lock = threading.Lock()
@@ -89,13 +100,20 @@ class _Handler(BaseHTTPRequestHandler):
         if server.reply is not None:
             message, usage = server.reply(body), (len(json.dumps(body)) // 4, 10)
         else:
-            message, usage = {"role": "assistant", "content": OK_REPLY}, OK_USAGE
+            message, usage = {"role": "assistant", "content": OK_REPLY}, server.usage
         ok = completion(message, model, usage)
         if server.mode == "hang":
             server.release.wait(HANG_S)
             self.close_connection = True
         elif server.mode == "http500":
             self._send(500, b'{"error": {"message": "internal failure", "type": "server_error"}}')
+        elif server.mode == "echo401":
+            auth = self.headers.get("Authorization", "")
+            error = {"message": f"Incorrect API key provided: {auth}", "type": "invalid_request"}
+            self._send(401, json.dumps({"error": error}).encode())
+        elif server.mode == "echo":
+            echo = {"role": "assistant", "content": f"you sent {self.headers.get('Authorization')}"}
+            self._send(200, completion(echo, model, server.usage))
         elif server.mode == "malformed":
             self._send(200, b'{"id": "chatcmpl-fake", "choices": [{"index": 0, "mess')
         elif server.mode == "drop":

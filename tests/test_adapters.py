@@ -235,10 +235,13 @@ def test_podium_tools_names_the_adapter_and_a_missing_one_is_one_line(tmp_path, 
 
 
 def test_export_command_errors_are_user_errors(tmp_path):
-    from podium.studio.cli import _user_errors
     from podium.studio.commands.export import export
+    from podium.tools import UserError
 
-    assert AdapterError in _user_errors()
+    assert issubclass(AdapterError, UserError)
+    done = _podium("export", str(tmp_path / "nope"), env_dir=tmp_path)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "adapter folder" in done.stderr and "does not exist" in done.stderr
     with pytest.raises(AdapterError, match=r"adapter folder .* does not exist"):
         export(tmp_path / "nope")
     with pytest.raises(AdapterError, match="--base 'gpt'"):

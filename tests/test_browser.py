@@ -15,8 +15,7 @@ import pytest
 
 from podium.graph import Context, graph
 from podium.graph.trajectory import TrajectoryStore
-from podium.studio.report import write_report
-from podium.studio.viewer import write_view
+from podium.studio.reports import write_report, write_view
 from podium.tools.paths import cache_dir
 from podium.training.eval.runner import EvalConfig, evaluate
 

@@ -9,6 +9,11 @@ each budget, with fresh per-turn usage of the policy and the tools, all within w
 guard assumes: input within the UTF-8 bound, output within ``max_tokens`` /
 ``max_output_tokens``, seconds billed up to ``max_seconds``.
 
+Usage reports are untrusted: some are missing or lies (negative, NaN, infinite, fractional,
+partial, huge counts; lying seconds). Each fake also writes what its request really cost to
+a request log, as the provider would bill it, and the property holds by that count too: the
+ledger covers every logged request and stays within the budget.
+
 An endpoint that reports more output tokens than the cap it was sent (tested at the end of
 the file) is billed the worst case it was admitted under, never what it reports: the
 budget stays a hard cap, and the entry keeps the reported tokens (see ``graph.ledger.bill``).
@@ -22,7 +27,7 @@ import json
 import math
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -64,21 +69,46 @@ def _no_podium_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @dataclass
 class Knobs:
-    """Per-run switches shared by the fake policy and tools."""
+    """Per-run switches and records shared by the fake policy and tools."""
 
     greedy: bool = False  # report every cap: actual cost = the guard's worst case
+    # The endpoints' request log: what each request really cost (what a provider bills),
+    # whatever its usage report said. Tools run on threads: list.append is atomic.
+    log: list[float] = field(default_factory=list)
+    lies: int = 0  # usage reports that were lies (for the statistics)
+
+
+def lie(rng: random.Random, honest: tuple[int, int]) -> dict[str, Any] | None:
+    """A usage report an endpoint should not send: negative, NaN, huge, partial or missing."""
+    kind = rng.choice(["negative", "nan", "inf", "huge", "missing field", "missing", "float"])
+    in_tok, out_tok = honest
+    if kind == "negative":
+        return {"input_tokens": -rng.randint(1, 10**8), "output_tokens": out_tok}
+    if kind == "nan":
+        return {"input_tokens": in_tok, "output_tokens": math.nan}
+    if kind == "inf":
+        return {"input_tokens": math.inf, "output_tokens": out_tok}
+    if kind == "huge":
+        return {"input_tokens": 10**15, "output_tokens": 10**15}
+    if kind == "missing field":
+        return {"output_tokens": out_tok}
+    if kind == "float":
+        return {"input_tokens": in_tok + 0.5, "output_tokens": out_tok}
+    return None
 
 
 class MeteredPolicy(FakePolicy):
-    """A FakePolicy whose reported usage is drawn per turn within the guard's assumptions.
+    """A FakePolicy whose real and reported usage are drawn per turn.
 
-    Input tokens stay within the UTF-8 bytes of the prompt plus the template overhead (a
-    lower bound of the guard's ``prompt_bound``), output tokens within ``max_tokens``; some
-    turns report no usage at all (billed at the worst case).
+    The real usage stays within what the guard assumes: input within the UTF-8 bytes of the
+    prompt plus the template overhead (a lower bound of the guard's ``prompt_bound``), output
+    within ``max_tokens``; it goes into the request log. The report is honest, missing, or a
+    lie (:func:`lie`); a turn that fails may have been billed in full.
     """
 
     rng: Any = None
     knobs: Knobs = Field(default_factory=Knobs)
+    cost: Any = None  # the policy's ToolCost: what its endpoint really bills
     max_tokens: int = 384
     turns_seen: int = 0
 
@@ -91,24 +121,28 @@ class MeteredPolicy(FakePolicy):
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
     ) -> ChatResult:
         self.turns_seen += 1
-        result = super()._generate(messages, stop, run_manager, **kwargs)
-        msg = result.generations[0].message
-        assert isinstance(msg, AIMessage)
         prompt_bytes = sum(len(str(m.content).encode()) for m in messages)
         in_cap, out_cap = prompt_bytes + PROMPT_OVERHEAD_TOKENS, self.max_tokens
+        try:
+            result = super()._generate(messages, stop, run_manager, **kwargs)
+        except Exception:
+            self.knobs.log.append(self.cost.price(in_cap, out_cap))  # the reply was lost
+            raise
+        msg = result.generations[0].message
+        assert isinstance(msg, AIMessage)
         mode = self.rng.random()
-        if mode < 0.1:
-            msg.usage_metadata = None
-            return result
-        if mode < 0.3 or self.knobs.greedy:  # the extremes the guard must still cover
+        if mode < 0.2 or self.knobs.greedy:  # the extremes the guard must still cover
             in_tok, out_tok = in_cap, out_cap
         else:
             in_tok, out_tok = self.rng.randint(0, in_cap), self.rng.randint(0, out_cap)
-        msg.usage_metadata = {
-            "input_tokens": in_tok,
-            "output_tokens": out_tok,
-            "total_tokens": in_tok + out_tok,
-        }
+        self.knobs.log.append(self.cost.price(in_tok, out_tok))
+        report = {"input_tokens": in_tok, "output_tokens": out_tok}
+        if (roll := self.rng.random()) < 0.25:
+            self.knobs.lies += 1
+            report = lie(self.rng, (in_tok, out_tok)) if roll < 0.2 else None
+        if report is not None:
+            report["total_tokens"] = 0  # langchain requires it; podium never reads it
+        msg.usage_metadata = report  # type: ignore[assignment]
         return result
 
 
@@ -131,10 +165,13 @@ class QuestionArgs(BaseModel):
 
 
 def priced_tool(spec: ToolSpec, seed: int, knobs: Knobs) -> BaseTool:
-    """A fake tool reporting random usage within its caps (``HUGE`` where it has none).
+    """A fake tool drawing its real usage within its caps (``HUGE`` where it has none).
 
-    Each call draws from its own stream, seeded by the call's argument: parallel calls run
-    on threads, and a shared stream would make a failing example irreproducible.
+    What its provider would bill for the tokens and the flat price goes into the request
+    log; the report is honest or, sometimes, a lie (:func:`lie`, or lying seconds). A call
+    that raises lost its reply: the log counts it at its caps. Each call draws from its own
+    stream, seeded by the call's argument: parallel calls run on threads, and a shared
+    stream would make a failing example irreproducible.
     """
     cost = spec.cost
 
@@ -143,16 +180,17 @@ def priced_tool(spec: ToolSpec, seed: int, knobs: Knobs) -> BaseTool:
         # The guard bounds input by the call's JSON arguments plus the tool's own prompt.
         in_cap = token_bound(json.dumps({"question": question})) + cost.prompt_tokens
         greedy = knobs.greedy
-        usage = Usage(input_tokens=in_cap if greedy else rng.randint(0, in_cap))
+        in_tok, out_tok = in_cap if greedy else rng.randint(0, in_cap), 0
         if cost.output_usd_per_mtok:
             cap = cost.max_output_tokens
-            usage["output_tokens"] = (
+            out_tok = (
                 HUGE
                 if cap is None
                 else cap
                 if greedy
                 else rng.choice([0, cap, rng.randint(0, cap)])
             )
+        usage = Usage(input_tokens=in_tok, output_tokens=out_tok)
         if cost.per_second_usd:
             limit = cost.max_seconds
             # Over the limit is billed at the limit (a killed call); omitted = wall time.
@@ -162,9 +200,19 @@ def priced_tool(spec: ToolSpec, seed: int, knobs: Knobs) -> BaseTool:
                 usage["compute_seconds"] = rng.uniform(0.5 if greedy else 0, 1.5) * limit
         roll = rng.random()
         if roll < spec.fail_rate / 2:
+            knobs.log.append(cost.price(in_cap, cost.max_output_tokens or 0))
             raise RuntimeError(f"{spec.name} failed")
+        knobs.log.append(cost.price(in_tok, out_tok))
         if roll < spec.fail_rate:
             usage["error"] = "partial failure"
+        if (odd := rng.random()) < 0.2:  # a lying report
+            knobs.lies += 1
+            usage = Usage(
+                **{k: v for k, v in usage.items() if k not in ("input_tokens", "output_tokens")}
+            )  # type: ignore[typeddict-item]
+            usage |= lie(rng, (in_tok, out_tok)) or {}  # type: ignore[arg-type]
+            if odd < 0.05 and cost.per_second_usd:
+                usage["compute_seconds"] = rng.choice([-1.0, math.nan, math.inf])
         return f"{spec.name} says {len(question)}", usage
 
     tool = StructuredTool.from_function(
@@ -339,7 +387,12 @@ def run_specs(draw: st.DrawFn) -> RunSpec:
 
 
 def check_run(
-    out: dict[str, Any], spec: RunSpec, budget: float, store: TrajectoryStore, turns: int
+    out: dict[str, Any],
+    spec: RunSpec,
+    budget: float,
+    store: TrajectoryStore,
+    turns: int,
+    log: list[float],
 ) -> None:
     """Every invariant of one finished run (``turns`` = replies the policy produced)."""
     ledger = out["ledger"]
@@ -350,6 +403,11 @@ def check_run(
     )
     assert math.isclose(by_kind, total, rel_tol=1e-12, abs_tol=1e-18)
     assert all(e["cost_usd"] >= 0 and math.isfinite(e["cost_usd"]) for e in ledger)
+    # The endpoints' own count: every request they may bill is in the ledger, at least at
+    # what it really cost, whatever its usage report said; so their bill is within budget.
+    real = sum(log)
+    assert real <= total * (1 + 1e-9) + 1e-18, f"endpoints billed ${real!r}, ledger ${total!r}"
+    assert real <= budget + 1e-12
     assert all(e["cost_usd"] == 0 for e in ledger if e["error"] in (BLOCKED_ERROR, REPEATED_ERROR))
 
     stopped, n_turns = out["stopped_by"], out.get("turns", 0)  # unset channels are left out
@@ -388,10 +446,13 @@ def test_ledger_never_exceeds_the_budget(fake_graph, monkeypatch, spec: RunSpec)
     _, base = fake_graph([], tools)
     max_tokens = resolve(Context(**base)).max_tokens
     policy = _policy(max_tokens)
+    policy.cost = _policy_cost(base)
     monkeypatch.setattr(resources, "_chat_model", lambda *a, **k: policy)
     store = TrajectoryStore(base["trajectory_db"])
     for n, budget in enumerate(spec.budgets):
         knobs.greedy = spec.rng.random() < 0.3
+        knobs.log.clear()
+        knobs.lies = 0
         policy.reset([to_reply(item, n) for item in spec.script], spec.rng, knobs)
         ctx = Context(**base, budget_usd=budget, max_turns=spec.max_turns)
         question = {"question": "What is 6 * 7?"}
@@ -399,7 +460,8 @@ def test_ledger_never_exceeds_the_budget(fake_graph, monkeypatch, spec: RunSpec)
             out = asyncio.run(graph.ainvoke(question, context=ctx))
         else:
             out = graph.invoke(question, context=ctx)
-        check_run(out, spec, budget, store, policy.turns_seen)
+        check_run(out, spec, budget, store, policy.turns_seen, knobs.log)
+        event(f"lying usage reports: {min(knobs.lies, 1)}+")
 
 
 _POLICIES: dict[int, MeteredPolicy] = {}

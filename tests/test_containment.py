@@ -30,7 +30,7 @@ from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.tools import BaseTool
 
 from podium.graph import Context, graph
-from podium.tools import load_config, sandbox
+from podium.tools import jail, load_config, run_limits, sandbox
 from podium.tools.config import PythonConfig
 from podium.tools.pricing import Prices
 from podium.tools.python_tool import KILL_GRACE_S, python_tool
@@ -132,7 +132,7 @@ ATTACKS = [
     ),
     Attack(
         "write the venv's site-packages",
-        f"open('{sandbox.JAIL_SITE}/sitecustomize.py', 'w').write('x')",
+        f"open('{jail.JAIL_SITE}/sitecustomize.py', 'w').write('x')",
         TRACEBACK + r"OSError: \[Errno 30\] Read-only file system",
     ),
     Attack(
@@ -361,7 +361,7 @@ def run_tool(code: str, memory_mb: int) -> ToolMessage:
 
 
 def test_the_jail_is_usable_here() -> None:
-    assert sandbox.bwrap_available(), "install bubblewrap (make system-deps)"
+    assert jail.bwrap_available(), "install bubblewrap (make system-deps)"
 
 
 def test_the_suite_has_at_least_20_attacks() -> None:
@@ -420,3 +420,124 @@ def test_the_host_checks_can_fail(host: Host) -> None:
         with pytest.raises(pytest.fail.Exception):
             host.assert_unaffected()
     host.assert_unaffected()
+
+
+# --- limits of the whole run, not of each process ------------------------------------------
+
+HOLD_3X800 = """
+import os, time
+for _ in range(3):
+    if os.fork() == 0:
+        x = b'x' * (800 << 20)  # written, so resident: 2.4 GB together
+        time.sleep(30)
+        os._exit(0)
+for _ in range(3):
+    os.wait()
+print('the children ended')
+"""
+RUN_OOM = r"^Error: memory limit of 1100 MB exceeded by the run's processes together"
+
+
+@pytest.mark.parametrize("mode", ["kernel", "watchdog"])
+def test_three_processes_of_800_mb_are_killed_as_one_run(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each process is under its own 1100 MB; the run's 2.4 GB is not (cgroup or watchdog)."""
+    if mode == "watchdog":
+        monkeypatch.setattr(run_limits, "active_mode", lambda: run_limits.WATCHDOG)
+    else:
+        assert run_limits.active_mode() != run_limits.WATCHDOG, "no writable cgroup here"
+    msg = run_tool(HOLD_3X800, 1100)
+    assert re.search(RUN_OOM, str(msg.content)), str(msg.content)[:1500]
+    assert msg.artifact["error"] in str(msg.content)
+    assert msg.artifact["compute_seconds"] < TIMEOUT_S + KILL_GRACE_S
+    assert _running(f"RLIMIT_AS:{1100 << 20}") == []
+    assert _leftover_groups() == []
+
+
+def test_a_million_empty_files_in_tmp_are_bounded() -> None:
+    code = "for i in range(10**6):\n    open(f'/tmp/f{i}', 'w').close()\nprint('ESCAPED')"
+    cfg = PythonConfig(timeout_s=30, memory_mb=1101)
+    msg = python_tool(cfg, Prices(load_config())).invoke(
+        {"type": "tool_call", "name": "python", "args": {"code": code}, "id": "c1"}
+    )
+    content = str(msg.content)
+    assert content.startswith(f"Error: more than {run_limits.MAX_TMP_FILES} files in /tmp")
+    assert "ESCAPED" not in content and msg.artifact["compute_seconds"] < 30
+    assert _running(f"RLIMIT_AS:{1101 << 20}") == [] and _leftover_groups() == []
+
+
+def _leftover_groups() -> list[str]:
+    """Run groups still on the host (each run removes its own)."""
+    found = []
+    for controller in ("memory", "pids", "unified"):
+        own = Path(f"/sys/fs/cgroup/{controller}")
+        found += [str(p) for p in own.rglob("podium-*")] if own.is_dir() else []
+    return found
+
+
+# --- the kernel keyring and other shared kernel state -------------------------------------
+
+KEYRING = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+SYS = {'x86_64': (248, 249, 250), 'aarch64': (217, 218, 219)}[os.uname().machine]
+"""
+STORE_KEY = (
+    KEYRING
+    + """
+key = libc.syscall(SYS[0], b'user', b'podium-$tag', b'secret-$tag', 13 + len('$tag'), -4)
+print('stored' if key > 0 else f'add_key: {os.strerror(ctypes.get_errno())}')
+"""
+)
+READ_KEY = (
+    KEYRING
+    + """
+key = libc.syscall(SYS[1], b'user', b'podium-$tag', None, -4)
+if key < 0:
+    print(f'request_key: {os.strerror(ctypes.get_errno())}')
+else:
+    buf = ctypes.create_string_buffer(256)
+    n = libc.syscall(SYS[2], 11, key, buf, 256)  # KEYCTL_READ
+    print(buf.raw[:n])
+"""
+)
+
+
+def test_runs_do_not_share_the_kernel_keyring() -> None:
+    """Run 1 stores a secret in the user keyring; run 2, another process, cannot read it."""
+    tag = uuid.uuid4().hex[:8]
+    stored = run_tool(Template(STORE_KEY).substitute(tag=tag), 1102)
+    read = run_tool(Template(READ_KEY).substitute(tag=tag), 1103)
+    assert f"secret-{tag}" not in str(read.content)
+    assert str(stored.content) == "add_key: Operation not permitted"
+    assert str(read.content) == "request_key: Operation not permitted"
+
+
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [
+        ("io_uring_setup", "libc.syscall(425, 8, ctypes.create_string_buffer(120))"),
+        ("unshare a user namespace", "libc.unshare(0x10000000)"),
+        ("clone into a new net namespace", "libc.unshare(0x40000000)"),
+    ],
+)
+def test_shared_kernel_surface_is_refused(name: str, code: str) -> None:
+    program = f"{KEYRING}\nr = {code}\nprint(r, os.strerror(ctypes.get_errno()))"
+    assert str(run_tool(program, 1104).content) == "-1 Operation not permitted", name
+
+
+def test_threads_and_subprocesses_still_work_under_the_filter() -> None:
+    code = (
+        "import subprocess, threading\nt = threading.Thread(target=print, args=('thread',))\n"
+        "t.start(); t.join()\nprint(subprocess.run(['echo', 'child'], capture_output=True,"
+        " text=True).stdout.strip())"
+    )
+    assert str(run_tool(code, 1105).content) == "thread\nchild"
+
+
+def test_the_isolation_mode_is_reported() -> None:
+    mode = sandbox.isolation()
+    assert mode["jail"] == "bwrap" and mode["seccomp"] == "on"
+    assert mode["run_limits"] in (run_limits.CGROUP_V1, run_limits.CGROUP_V2, run_limits.WATCHDOG)

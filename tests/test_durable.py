@@ -14,8 +14,7 @@ import pytest
 from langchain_core.messages import AIMessage
 
 from podium.graph import Context
-from podium.studio import cli
-from podium.studio.durable import ThreadError, load_context
+from podium.studio.durable import ThreadError, load_context, run_thread
 
 from .fakes import calc_tool
 
@@ -34,7 +33,7 @@ def cli_run(fake_graph, tmp_path, monkeypatch):
 
         def run(thread, question="", decision=None, **ctx):
             context = Context(**{**base, **ctx})
-            return asyncio.run(cli._run(thread, question, context, decision, lambda _: None))
+            return asyncio.run(run_thread(thread, question, context, decision, lambda _: None))
 
         return policy, run
 

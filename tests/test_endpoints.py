@@ -55,8 +55,6 @@ def test_loopback_servers_are_never_reached_through_a_proxy(monkeypatch):
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     with fake_openai("ok") as server:
-        llm = chat_model(
-            base_url=server.base_url, model="m", api_key="", max_tokens=8, max_retries=0
-        )
+        llm = chat_model(base_url=server.base_url, model="m", api_key="", max_tokens=8, retries=0)
         assert asyncio.run(llm.ainvoke("hi")).text == OK_REPLY
     assert server.targets == ["/v1/chat/completions"]

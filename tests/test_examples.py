@@ -54,7 +54,7 @@ def test_the_graph_is_a_subgraph_whose_updates_stream_out(fake_graph, example):
     _, base = fake_graph([call("calc", expression="6*7"), "42"], [calc_tool(0.001)])
     updates, final = example.as_subgraph(Context(**base), "What is 6 * 7?")
     inner = [node for where, node in updates if where == "podium"]
-    assert inner == ["policy", "tools", "policy", "finish"]
+    assert inner == ["policy", "tools", "execute", "policy", "finish"]
     assert [n for w, n in updates if w == "parent"] == ["podium", "report"]
     assert final["answer"] == "42" and final["cost_usd"] > 0.001
     assert final["log"] == [f"answered 'What is 6 * 7?': 42 (${final['cost_usd']:.6f})"]

@@ -9,6 +9,8 @@ the scripted fake of ``tests/fakes.py``, except for the dead-endpoint test.
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 import os
 import socket
 import time
@@ -19,7 +21,11 @@ import pytest
 from langchain_core.messages import AIMessage, ToolMessage
 
 from podium.graph import Context, TrajectoryStore, graph, resources
+from podium.graph.ledger import policy_cost
+from podium.graph.resources import resolve
+from podium.graph.state import spent
 from podium.tools import cost_of, load_pool
+from podium.tools.cost import token_bound
 
 from .fake_openai import OK_REPLY, OK_USAGE, fake_openai
 from .fakes import calc_tool
@@ -28,7 +34,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
 
 EXPERT = "ask_flaky"
 EXPERT_TIMEOUT_S = 0.5  # timeout_s of the expert in the config below
-CLIENT_ATTEMPTS = 3  # 1 + max_retries=2 of the OpenAI client (tools/endpoints.py)
+CLIENT_ATTEMPTS = 3  # 1 + RETRIES of unbilled failures (tools/endpoints.py)
 QUESTION = "What is 6 * 7?"
 
 
@@ -76,18 +82,28 @@ def run(ctx: Context, use_async: bool = False) -> dict[str, Any]:
 
 # --- a faulty expert endpoint -------------------------------------------------------------
 
-FAULTS = [  # mode, requests the endpoint gets, what the observation must name
-    ("hang", CLIENT_ATTEMPTS, "timed out"),
-    ("http500", CLIENT_ATTEMPTS, "500"),
-    ("malformed", 1, "JSONDecodeError"),  # a 200 is not retried: its body fails to parse
-    ("drop", CLIENT_ATTEMPTS, "Connection error"),
+# mode, requests the endpoint gets, what the observation must name, billed at worst case.
+# A lost reply (timeout, dropped connection, unparsable body) may be billed by the provider:
+# it is billed its worst case and never resent; an HTTP error status is retried, unbilled.
+FAULTS = [
+    ("hang", 1, "timed out", True),
+    ("http500", CLIENT_ATTEMPTS, "500", False),
+    ("malformed", 1, "JSONDecodeError", True),
+    ("drop", 1, "Connection error", True),
 ]
 
 
+def worst_case(tools: list[Any], question: str = QUESTION) -> float:
+    """What the guard admits one call of the expert at."""
+    return cost_of(tools[0]).worst_case(token_bound(json.dumps({"question": question})))
+
+
 @pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
-@pytest.mark.parametrize(("mode", "requests", "problem"), FAULTS, ids=[f[0] for f in FAULTS])
+@pytest.mark.parametrize(
+    ("mode", "requests", "problem", "lost"), FAULTS, ids=[f[0] for f in FAULTS]
+)
 def test_a_faulty_expert_becomes_an_error_observation_and_the_run_answers(
-    fake_graph, tmp_path: Path, mode: str, requests: int, problem: str, use_async: bool
+    fake_graph, tmp_path: Path, mode: str, requests: int, problem: str, lost: bool, use_async: bool
 ) -> None:
     with fake_openai(mode) as server:
         config = expert_config(tmp_path, server.base_url)
@@ -98,15 +114,15 @@ def test_a_faulty_expert_becomes_an_error_observation_and_the_run_answers(
         start = time.monotonic()
         out = run(ctx, use_async)
         elapsed = time.monotonic() - start
-        assert server.requests == requests  # bounded: the client's retries, then it gives up
+        assert server.requests == requests  # bounded: unbilled retries, then it gives up
 
-    # Worst case: every attempt times out, plus the client's backoff (0.5 s, then 1 s).
+    # Worst case: every attempt times out, plus the backoff (0.5 s, then 1 s).
     assert elapsed < CLIENT_ATTEMPTS * EXPERT_TIMEOUT_S + 5  # + margin for a loaded machine
     (msg,) = [m for m in out["messages"] if isinstance(m, ToolMessage)]
     assert msg.status == "error" and problem in msg.content
     (entry,) = [e for e in out["ledger"] if e["kind"] == "tool"]
     assert entry["name"] == EXPERT and entry["ok"] is False and problem in entry["error"]
-    assert entry["cost_usd"] == 0  # nothing was reported, nothing billed
+    assert entry["cost_usd"] == (worst_case(tools) if lost else 0)
     assert problem in str(policy.prompts[1][-1].content)  # the policy read what went wrong
     assert out["stopped_by"] == "answer" and out["answer"] == "42" and out["turns"] == 2
 
@@ -195,3 +211,70 @@ def test_a_dead_policy_endpoint_ends_the_run_with_one_error_line(
     assert url not in entry["error"]  # no endpoint in the record
     record = TrajectoryStore(base["trajectory_db"]).get(out["trajectory_id"])
     assert record is not None and record["stopped_by"] == "error"
+
+
+# --- lying usage --------------------------------------------------------------------------
+
+NAN = float("nan")
+LIES = {  # usage blocks an endpoint may send; none of them can be billed as reported
+    "negative": {"prompt_tokens": -20_000_000, "completion_tokens": 5, "total_tokens": 0},
+    "nan": {"prompt_tokens": NAN, "completion_tokens": 5, "total_tokens": NAN},
+    "infinite": {"prompt_tokens": 10, "completion_tokens": float("inf")},
+    "fractional": {"prompt_tokens": 10.5, "completion_tokens": 5},
+    "string": {"prompt_tokens": "10", "completion_tokens": 5},
+    "missing field": {"completion_tokens": 5},
+    "missing block": None,
+    "huge": {"prompt_tokens": 10**15, "completion_tokens": 10**15},
+}
+
+
+@pytest.mark.parametrize("lie", LIES, ids=list(LIES))
+def test_an_expert_reporting_invalid_usage_is_billed_its_worst_case(
+    fake_graph, tmp_path: Path, lie: str
+) -> None:
+    with fake_openai("ok") as server:
+        server.usage = LIES[lie]
+        config = expert_config(tmp_path, server.base_url)
+        tools = load_pool("faults", config=config)
+        script = [call(EXPERT, question=QUESTION), call("answer", text="42")]
+        _, base = fake_graph(script, tools)
+        budget = 0.01
+        out = run(Context(**base, config=str(config), profile="faults", budget_usd=budget))
+        assert server.requests == 1
+
+    (entry,) = [e for e in out["ledger"] if e["kind"] == "tool"]
+    # (a count langchain-openai cannot add up fails the reply: lost, so billed the same)
+    assert entry["cost_usd"] == worst_case(tools) > 0
+    assert all(
+        isinstance(entry[k], int) and entry[k] >= 0 for k in ("input_tokens", "output_tokens")
+    )
+    assert 0 < spent(out["ledger"]) <= budget and math.isfinite(out["cost_usd"])
+    assert out["stopped_by"] == "answer"
+
+
+@pytest.mark.parametrize("lie", LIES, ids=list(LIES))
+def test_a_policy_endpoint_reporting_invalid_usage_is_billed_its_worst_case(
+    fake_graph, monkeypatch: pytest.MonkeyPatch, lie: str
+) -> None:
+    real_chat_model = resources._chat_model
+    _, base = fake_graph([], [calc_tool()])
+    monkeypatch.setattr(resources, "_chat_model", real_chat_model)  # the real ChatOpenAI
+    with fake_openai("ok") as server:
+        server.usage = LIES[lie]
+        ctx = Context(**{**base, "policy_base_url": server.base_url}, budget_usd=0.5)
+        out = run(ctx)
+        assert server.requests == 1
+
+    (entry,) = out["ledger"]
+    max_tokens, price = resolve(ctx).max_tokens, policy_cost(resolve(ctx)).price
+    if lie == "huge":  # valid counts, over the cap: the entry keeps them, the bill is capped
+        assert entry["output_tokens"] == 10**15 and entry["cost_usd"] < price(10**5, max_tokens)
+    else:  # billed the worst case, and the entry shows the bounds it was priced at
+        assert entry["output_tokens"] == max_tokens
+        assert entry["cost_usd"] == price(entry["input_tokens"], max_tokens)
+    assert entry["kind"] == "policy"
+    assert entry["cost_usd"] > 0 and out["cost_usd"] == entry["cost_usd"] <= 0.5
+    if lie == "string":  # langchain-openai cannot add it up: a lost reply, billed the same
+        assert out["stopped_by"] == "error" and "TypeError" in entry["error"]
+    else:
+        assert out["stopped_by"] == "answer" and out["answer"] == OK_REPLY

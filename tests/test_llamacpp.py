@@ -109,6 +109,24 @@ def test_stop_kills_the_server_and_removes_its_state(small: EmbeddedServer) -> N
     assert small.stop() is False
 
 
+def test_the_server_gets_no_keys_in_its_environment(
+    small: EmbeddedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secrets = {
+        "OPENAI_API_KEY": "sk-server-env-6f1c2a9e",
+        "PODIUM_POLICY_API_KEY": "pk-server-env-0d7b44",
+        "HF_TOKEN": "hf_server_env_93ab1c",
+        "HTTPS_PROXY": "http://user:pw-server-env@127.0.0.1:9",
+    }
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    small.ensure()
+    environ = Path(f"/proc/{small.status()['pid']}/environ").read_bytes().split(b"\0")
+    names = {e.split(b"=", 1)[0].decode() for e in environ if e}
+    assert "PATH" in names and not names & {*secrets, "HOST"}
+    assert not [v for v in secrets.values() if v.encode() in b"".join(environ)]
+
+
 def test_dead_pid_in_state_is_replaced(small: EmbeddedServer) -> None:
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()

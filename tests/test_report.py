@@ -12,8 +12,7 @@ import pytest
 
 from podium.graph import Context, graph
 from podium.graph.trajectory import TrajectoryStore
-from podium.studio.report import REPORT, pareto_front, write_report
-from podium.studio.viewer import render_trajectory, write_view
+from podium.studio.reports import REPORT, pareto_front, render_trajectory, write_report, write_view
 from podium.training.eval.runner import RESULTS, SUMMARY, EvalConfig, evaluate
 
 from .fakes import calc_tool

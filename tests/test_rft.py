@@ -193,26 +193,27 @@ def test_missing_store_and_store_without_a_correct_run(
 
 
 def test_rft_preset_last_layers_and_config_checks(tmp_path):
-    cfg = _config(tmp_path, 'mode = "rft"\nmodel = "m"\noutput_dir = "o"\nstore = "s"\n')
-    lora = cfg.lora_config(num_layers=24)
-    assert lora.layers_to_transform == [20, 21, 22, 23] and lora.r == 16
-    body = 'mode = "rft"\nmodel = "m"\noutput_dir = "o"\nstore = "s"\nlast_layers = 0\n'
-    assert _config(tmp_path, body).lora_config(num_layers=24).layers_to_transform is None
-    grpo = _config(tmp_path, 'model = "m"\noutput_dir = "o"\nstore = "s"\nlast_layers = 2\n')
-    assert grpo.lora_config(num_layers=24).layers_to_transform == [22, 23]
-    assert grpo.lora_config(num_layers=24).r == 64  # GRPO keeps the paper's adapter
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text('{"num_hidden_layers": 24}')
+    head = f'mode = "rft"\nmodel = "{model}"\noutput_dir = "o"\nstore = "s"\n'
+    cfg = _config(tmp_path, head)
+    lora, args = cfg.lora_config(), cfg.sft_args()
+    assert lora.layers_to_transform == [20, 21, 22, 23] and (lora.r, lora.lora_alpha) == (16, 32)
+    assert (args.learning_rate, args.lr_scheduler_type) == (2e-4, "constant")
+    assert args.completion_only_loss and not args.gradient_checkpointing
+    assert _config(tmp_path, head + "last_layers = 0\n").lora_config().layers_to_transform is None
+    paper = _config(tmp_path, head + 'preset = "paper"\n[sft]\nmax_steps = 3\n')
+    assert (paper.lora_config().r, paper.sft_args().learning_rate) == (64, 1e-6)
+    assert paper.sft_args().max_steps == 3
     with pytest.raises(TrainConfigError, match=r"unknown key 'lr' in \[sft\]"):
-        _config(
-            tmp_path, 'mode = "rft"\nmodel = "m"\noutput_dir = "o"\nstore = "s"\n[sft]\nlr = 1\n'
-        )
+        _config(tmp_path, head + "[sft]\nlr = 1\n")
     with pytest.raises(TrainConfigError, match="rft training needs store"):
         _config(tmp_path, 'mode = "rft"\nmodel = "m"\noutput_dir = "o"\n')
     with pytest.raises(TrainConfigError, match=r"init_adapter .* is not a PEFT adapter folder"):
-        _config(
-            tmp_path, f'model = "m"\noutput_dir = "o"\nstore = "s"\ninit_adapter = "{tmp_path}"\n'
-        )
+        _config(tmp_path, head + f'init_adapter = "{tmp_path}"\n')
     with pytest.raises(TrainConfigError, match="nor a packaged model"):
-        cfg.model_dir()
+        _config(tmp_path, 'mode = "rft"\nmodel = "m"\noutput_dir = "o"\nstore = "s"\n').model_dir()
 
 
 @pytest.mark.integration

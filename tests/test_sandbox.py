@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from podium.tools import sandbox
+from podium.tools import jail, sandbox
 from podium.tools.sandbox import SandboxLimits, SandboxResult, observation, run_python
 
 pytestmark = pytest.mark.integration
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_bubblewrap_is_usable_here() -> None:
-    assert sandbox.bwrap_available(), "install bubblewrap (make system-deps)"
+    assert jail.bwrap_available(), "install bubblewrap (make system-deps)"
 
 
 REPO_FILE = Path(__file__).resolve().parents[1] / "pyproject.toml"
@@ -136,7 +136,7 @@ def test_forced_fallback_runs_and_warns(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_missing_bwrap_warns_or_raises(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sandbox, "_bwrap_problem", lambda: sandbox.NO_BWRAP)
+    monkeypatch.setattr(sandbox, "bwrap_problem", lambda: jail.NO_BWRAP)
     with pytest.warns(RuntimeWarning, match="apt-get install bubblewrap"):
         assert not run_python("1").isolated
     monkeypatch.setenv(sandbox.ENV_MODE, "bwrap")

@@ -318,3 +318,66 @@ base_url = "{base_url}"
     assert b"'PATH'" in b"".join(p.read_bytes() for p in files)  # the sandbox's env is stored
     for path in files:
         assert not leaks(path.read_bytes()), path
+
+
+# --- keys an endpoint echoes are redacted before they reach the state ---------------------
+
+ECHO_KEY_ENV = "ACME_LLM_KEY"  # a configured api_key_env of no well-known form
+ECHO_KEY = "acme-echo-secret-77d1e0b4c2"
+
+
+@pytest.mark.parametrize("mode", ["echo401", "echo"])
+def test_a_key_an_endpoint_echoes_is_redacted_before_the_state(
+    mode, keys, fake_graph, monkeypatch, tmp_path
+):
+    """A 401 quoting the Authorization header, or a reply quoting it: never stored or shown."""
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    from podium.graph import build_graph
+    from podium.tools import load_pool
+
+    from .fake_openai import fake_openai
+
+    monkeypatch.setenv(ECHO_KEY_ENV, ECHO_KEY)
+    with fake_openai(mode) as server:
+        config = tmp_path / "echo.toml"
+        config.write_text(
+            f'[profiles.echo]\ntools = ["ask_acme"]\n[experts.ask_acme]\nmodel = "acme"\n'
+            f'base_url = "{server.base_url}"\napi_key_env = "{ECHO_KEY_ENV}"\n'
+            f'price = "qwen3-8b"\nmax_tokens = 64\ncapability = "echoes"\n',
+            encoding="utf-8",
+        )
+        script = [AIMessage(content="", tool_calls=[call("ask_acme", {"question": "q"}, "e1")])]
+        policy, ctx = fake_graph([*script, "42"], load_pool("echo", config=str(config)))
+        db = tmp_path / "checkpoints.sqlite"
+        with SqliteSaver.from_conn_string(str(db)) as saver:
+            g = build_graph().compile(checkpointer=saver)
+            out = g.invoke(
+                {"question": QUESTION},
+                {"configurable": {"thread_id": "echo"}},
+                context=Context(**ctx, config=str(config), profile="echo"),
+            )
+        assert server.requests == 1  # a 401 is not retried
+
+    (seen,) = [m for m in out["messages"] if getattr(m, "name", "") == "ask_acme"]
+    assert "Bearer [redacted]" in str(seen.content)  # the endpoint did echo the header
+    (entry,) = [e for e in out["ledger"] if e["kind"] == "tool"]
+    assert entry["ok"] is (mode == "echo")
+    if mode == "echo401":
+        assert "401" in entry["error"] and entry["cost_usd"] == 0  # refused: not billed
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("*.sqlite*"))
+    assert QUESTION.encode() in stored and ECHO_KEY.encode() not in stored
+    assert ECHO_KEY not in repr(out) and ECHO_KEY not in repr(policy.prompts)
+
+
+def test_web_search_without_network_is_a_failed_call_and_not_billed(keys, fake_graph):
+    """Tavily returns (not raises) its errors: a search that never left is no result."""
+    tool = web_search_tool(Prices(load_config()))
+    tool.api_wrapper.api_base_url = "http://127.0.0.1:9"  # nothing listens: no network
+    script = [AIMessage(content="", tool_calls=[call("web_search", {"query": "news"}, "w1")])]
+    _, ctx = fake_graph([*script, "I could not search."], [tool])
+    out = graph.invoke({"question": QUESTION}, context=Context(**ctx))
+    (entry,) = [e for e in out["ledger"] if e["kind"] == "tool"]
+    assert entry["ok"] is False and entry["cost_usd"] == 0 and "ConnectionError" in entry["error"]
+    (msg,) = [m for m in out["messages"] if getattr(m, "name", "") == "web_search"]
+    assert msg.status == "error" and str(msg.content).startswith("Error: ConnectionError")

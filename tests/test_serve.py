@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from podium.studio.serve import (
+from podium.studio.servers import (
     ServeError,
     ServeSpec,
     check_port_free,

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from podium.studio.serve import stop_group
+from podium.studio.servers import stop_group
 from podium.tools.localhost import free_port
 
 pytestmark = pytest.mark.integration

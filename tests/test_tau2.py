@@ -76,7 +76,7 @@ def test_replaying_the_gold_actions_and_saying_the_facts_scores_1(tau2):
     assert {"update_reservation_flights", "get_user_details", "answer"} <= set(policy.bound[0])
     assert len(row["trajectory_ids"]) == 1
     # the static report reads a conversation suite's rows like any other
-    from podium.studio.report import write_report
+    from podium.studio.reports import write_report
 
     page = write_report(cfg.out).read_text()
     assert "tau2" in page and TASK in page

@@ -44,7 +44,7 @@ def test_traced_runs_carry_costs_that_add_up_to_the_ledger(fake_graph, monkeypat
         usage = (p.get("extra") or {}).get("metadata", {}).get("usage_metadata") or {}
         if "total_cost" in usage:
             costs.setdefault(p.get("name"), []).append(usage["total_cost"])
-    assert set(costs) == {"policy", "tools"}
+    assert set(costs) == {"policy", "execute"}  # the guard (tools) bills nothing here
     total = sum(sum(v) for v in costs.values())
     assert math.isclose(total, sum(e["cost_usd"] for e in out["ledger"]))
     assert "sk-secret-must-not-leak" not in repr(client.payloads)

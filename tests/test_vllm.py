@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from podium.studio.serve import ServeError, vllm_python
+from podium.studio.servers import ServeError, vllm_python
 from podium.tools.localhost import free_port
 from podium.training.grpo.tiny import build_tiny_lora, build_tiny_policy
 

@@ -2,6 +2,7 @@
 
 from .config import ConfigError, PodiumConfig, load_config
 from .cost import COST_KEY, ToolCost, Usage, cost_of
+from .errors import UserError
 from .pool import PoolEntry, load_pool, pool_entries
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "PoolEntry",
     "ToolCost",
     "Usage",
+    "UserError",
     "cost_of",
     "load_config",
     "load_pool",

@@ -29,6 +29,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from podium.tools.errors import UserError
 from podium.tools.paths import atomic_path, cache_dir
 
 __all__ = [
@@ -52,7 +53,7 @@ MISMATCH = (
 )
 
 
-class AdapterError(ValueError):
+class AdapterError(UserError, ValueError):
     """An adapter that is missing, malformed or made for another model (one line, the fix)."""
 
 

@@ -15,11 +15,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from podium.tools.errors import UserError
+
 CONFIG_ENV = "PODIUM_CONFIG"
 USER_CONFIG = Path("~/.config/podium/config.toml")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration problem a user can fix; the message is one line."""
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Literal, TypedDict
+from collections.abc import Mapping
+from typing import Any, Literal, TypedDict
 
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,14 +17,19 @@ class Usage(TypedDict, total=False):
     """What one tool call consumed, reported by the tool as its artifact.
 
     Tools built with ``response_format="content_and_artifact"`` return this dict as the
-    artifact; keys a tool does not report count as zero (seconds default to wall time).
-    ``error`` marks a call that ran (and may be billed) but failed.
+    artifact. Counts are untrusted input (:func:`trusted_tokens`): a tool with token prices
+    that reports no valid ``input_tokens`` and ``output_tokens`` is billed its worst case (a
+    lost reply is reported that way); seconds default to wall time. ``error`` marks a call
+    that ran (and may be billed) but failed; ``unbilled`` one that no provider can bill (the
+    request never left this host, or the provider refused it with an error status), set by
+    podium's own code from the exception, never from what an endpoint reported.
     """
 
     input_tokens: int
     output_tokens: int
     compute_seconds: float
     error: str
+    unbilled: bool
 
 
 class ToolCost(BaseModel):
@@ -72,6 +78,11 @@ class ToolCost(BaseModel):
             + seconds * self.per_second_usd
         )
 
+    @property
+    def token_priced(self) -> bool:
+        """Whether the price depends on reported token counts."""
+        return bool(self.input_usd_per_mtok or self.output_usd_per_mtok)
+
     def worst_case(self, input_tokens: int = 0) -> float:
         """Upper bound on the cost of one call with ``input_tokens`` of input.
 
@@ -102,6 +113,38 @@ class ToolCost(BaseModel):
     def summary(self) -> str:
         """One line a person or the policy reads: where it runs and what it costs."""
         return f"{self.locality}, {self.price_text()}, ~{self.expected_latency_s:g}s"
+
+
+def _count(value: Any) -> int | None:
+    """``value`` as a token count, or ``None`` when it is not a non-negative finite integer."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        return None
+    return int(value) if value >= 0 else None
+
+
+def trusted_tokens(usage: Mapping[str, Any] | None) -> tuple[int, int] | None:
+    """``(input_tokens, output_tokens)`` of a usage report, or ``None`` if it cannot be billed.
+
+    Usage comes from endpoints and tools, so it is untrusted input: a negative count would
+    refund the budget and NaN would poison the ledger. Both counts must be present,
+    non-negative, finite integers; otherwise the caller bills the step's admitted worst case.
+    Counts above the worst case are capped by the ledger (``graph.ledger.bill``).
+    """
+    if not isinstance(usage, Mapping):
+        return None
+    counts = (_count(usage.get("input_tokens")), _count(usage.get("output_tokens")))
+    if counts[0] is None or counts[1] is None:
+        return None
+    return counts[0], counts[1]
+
+
+def trusted_seconds(value: Any) -> float | None:
+    """Reported compute seconds, or ``None`` when negative, NaN, infinite or not a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None
 
 
 def cost_of(tool: BaseTool) -> ToolCost:

@@ -24,6 +24,8 @@ from typing import Any
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import Field, ValidationError, create_model
 
+from podium.tools.errors import UserError
+
 from .cost import ToolCost, Usage, with_cost
 from .envspec import FUNCTIONS, DomainSpec, Row, SpecError, StepSpec, ToolSpec, evaluate, render
 
@@ -34,7 +36,7 @@ _PY_TYPES = {"string": str, "integer": int, "number": float}
 NOT_AN_ENV = "{path} is not a podium environment ({why}): rebuild it with podium synth env"
 
 
-class EnvError(ValueError):
+class EnvError(UserError, ValueError):
     """An environment file that is missing, corrupt or inconsistent; one line naming the fix."""
 
 

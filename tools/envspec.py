@@ -18,11 +18,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from podium.tools.errors import UserError
+
 IDENT = r"^[a-z][a-z0-9_]{0,47}$"
 RESERVED_TOOLS = {"answer", "python", "local_search", "web_search"}
 
 
-class SpecError(ValueError):
+class SpecError(UserError, ValueError):
     """A spec or an expression that is not valid; the message is one line."""
 
 

@@ -11,10 +11,11 @@ from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, Field
 
 from .config import ExpertConfig
-from .cost import ToolCost, Usage, token_bound, with_cost
-from .endpoints import chat_model
+from .cost import ToolCost, Usage, token_bound, trusted_tokens, with_cost
+from .endpoints import chat_model, failed_call, reported_usage
 from .model_files import PACKAGED_MODELS
 from .pricing import Prices
+from .redact import redact, register_key_env
 
 EMBEDDED = "embedded"
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -82,9 +83,16 @@ def _chat_model(cfg: ExpertConfig, base_url: str) -> BaseChatModel:
     )
 
 
+def usage_of(reply: Any) -> Usage:
+    """The reply's token counts; none (so the call's worst case) when missing or invalid."""
+    tokens = trusted_tokens(reported_usage(reply))
+    return Usage(input_tokens=tokens[0], output_tokens=tokens[1]) if tokens else Usage()
+
+
 def expert_tool(name: str, cfg: ExpertConfig, prices: Prices, adapter: str = "") -> BaseTool:
     """Build the tool ``name`` that forwards a question to the expert model of ``cfg``."""
     price = prices.model(cfg.price)
+    register_key_env(cfg.api_key_env)
     state: dict[str, Any] = {}
 
     def llm() -> BaseChatModel:
@@ -95,18 +103,19 @@ def expert_tool(name: str, cfg: ExpertConfig, prices: Prices, adapter: str = "")
             state["llm"], state["url"] = _chat_model(cfg, url), url
         return state["llm"]
 
-    def result(reply: Any) -> tuple[str, Usage]:
-        usage = reply.usage_metadata or {}
-        return str(reply.content), Usage(
-            input_tokens=int(usage.get("input_tokens", 0)),
-            output_tokens=int(usage.get("output_tokens", 0)),
-        )
-
     def ask(question: str) -> tuple[str, Usage]:
-        return result(llm().invoke([("system", EXPERT_SYSTEM), ("human", question)]))
+        try:
+            reply = llm().invoke([("system", EXPERT_SYSTEM), ("human", question)])
+        except Exception as exc:
+            return failed_call(exc)
+        return redact(str(reply.content)), usage_of(reply)
 
     async def aask(question: str) -> tuple[str, Usage]:
-        return result(await llm().ainvoke([("system", EXPERT_SYSTEM), ("human", question)]))
+        try:
+            reply = await llm().ainvoke([("system", EXPERT_SYSTEM), ("human", question)])
+        except Exception as exc:
+            return failed_call(exc)
+        return redact(str(reply.content)), usage_of(reply)
 
     tool = StructuredTool.from_function(
         func=ask,

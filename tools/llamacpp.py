@@ -44,6 +44,7 @@ from typing import Any
 from filelock import FileLock
 
 from podium.tools.adapters import adapter_identity, check_adapter
+from podium.tools.errors import UserError
 from podium.tools.localhost import (
     base_url,
     die_with_parent,
@@ -54,6 +55,7 @@ from podium.tools.localhost import (
 )
 from podium.tools.model_files import default_aliases, get_model
 from podium.tools.paths import atomic_path, cache_dir
+from podium.tools.redact import secrets
 
 __all__ = ["EmbeddedServer", "ServerError", "embedded_base_url", "is_server"]
 
@@ -76,7 +78,22 @@ _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 _STATE = (("pid", int), ("host", str), ("port", int), ("models", list))
 
 
-class ServerError(RuntimeError):
+_ENV_NAMES = ("PATH", "HOME", "USER", "LANG", "TZ", "TMPDIR", "PYTHONPATH", "LD_LIBRARY_PATH")
+_ENV_PREFIXES = ("LC_", "OMP_", "GGML_", "LLAMA_", "OPENBLAS_", "MKL_", "CUDA_", "HIP_")
+
+
+def server_env() -> dict[str, str]:
+    """The server's environment: what the interpreter and llama.cpp read, no keys.
+
+    The server outlives the run that started it and loads model files only, so it gets an
+    allowlist, not podium's environment (API keys, tokens, proxies stay out). Variables that
+    llama_cpp.server would take over its config file are left out too (``_OVERRIDING_ENV``).
+    """
+    keep = {k: v for k, v in os.environ.items() if k in _ENV_NAMES or k.startswith(_ENV_PREFIXES)}
+    return {k: v for k, v in keep.items() if k not in _OVERRIDING_ENV and v not in secrets()}
+
+
+class ServerError(UserError, RuntimeError):
     """The embedded server could not be started or reached."""
 
 
@@ -220,7 +237,7 @@ class EmbeddedServer:
         config = self._config_path
         with atomic_path(config) as tmp:
             tmp.write_text(json.dumps(self._config(paths, port), indent=2))
-        env = {k: v for k, v in os.environ.items() if k not in _OVERRIDING_ENV}
+        env = server_env()
         command = [sys.executable, "-m", "llama_cpp.server", "--config_file", str(config)]
         with self.log_path.open("wb") as log:
             process = subprocess.Popen(

@@ -25,6 +25,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from podium.tools.errors import UserError
 from podium.tools.paths import atomic_path, cache_dir
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -51,7 +52,7 @@ _BUILD_LOCKS: dict[Path, threading.Lock] = {}  # One per cache directory.
 Progress = Callable[[int, int], None] | None
 
 
-class RetrievalError(RuntimeError):
+class RetrievalError(UserError, RuntimeError):
     """The corpus or the embedding model is unavailable."""
 
 

@@ -9,31 +9,32 @@ import logging
 import os
 import re
 import selectors
-import shutil
 import signal
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import threading
 import time
 import warnings
 from dataclasses import dataclass
 
+from . import run_limits
+from .jail import bwrap_problem, jail_argv, jail_python, seccomp_fd
+from .seccomp import filter_available as seccomp_available
+
 logger = logging.getLogger(__name__)
 
 ENV_MODE = "PODIUM_SANDBOX"  # "none" forces the unisolated fallback, "bwrap" requires the jail
-NO_BWRAP = "bubblewrap not found: python tool runs WITHOUT isolation; apt-get install bubblewrap"
-BROKEN_BWRAP = "bubblewrap is unusable here ({detail}): python tool runs WITHOUT isolation"
 FORCED_OFF = f"{ENV_MODE}=none: python tool runs WITHOUT isolation"
 TIMED_OUT = "timed out after {timeout:g}s (process tree killed)"
 FLOODED = "output flood: more than {mib} MiB written (process tree killed)"
 OUT_OF_MEMORY = "memory limit of {mb} MB exceeded"
+RUN_OUT_OF_MEMORY = "memory limit of {mb} MB exceeded by the run's processes together (killed)"
+TOO_MANY_FILES = "more than {n} files in /tmp (process tree killed)"
 CPU_EXCEEDED = "CPU time limit of {cpu}s exceeded"
 KILLED = "killed by signal {name}"
 EXITED = "exited with code {code}"
 
-JAIL_SITE = "/opt/site-packages"  # neutral path of the venv's site-packages inside the jail
 JAIL_UID = 65534  # nobody; concurrent runs count down from it (65000-65533 are unassigned)
 MAX_OPEN_FILES = 256
 FLOOD_BYTES = 4 << 20  # output beyond the cap is read and dropped up to this, then we kill
@@ -101,9 +102,9 @@ class SandboxLimits:
 
     timeout_s: float = 10.0  # wall clock; whole process tree killed when exceeded
     cpu_s: int = 10  # RLIMIT_CPU
-    memory_mb: int = 1024  # RLIMIT_AS
+    memory_mb: int = 1024  # RLIMIT_AS of each process, and the whole run's (run_limits)
     max_output_bytes: int = 16_000  # stdout+stderr kept; rest dropped, result.truncated=True
-    max_processes: int = 64  # RLIMIT_NPROC of the jail uid
+    max_processes: int = 64  # RLIMIT_NPROC of the jail uid, and the run's pids limit
     max_file_mb: int = 16  # RLIMIT_FSIZE; the jail's /tmp holds 4x this
 
 
@@ -151,87 +152,6 @@ class _Capture:
         return bytes(self.head + gap + self.tail).decode("utf-8", "replace")
 
 
-def _jail_python() -> list[str]:
-    """The real interpreter behind ``sys.executable`` (a venv's python is only a symlink).
-
-    With ``-S``: the base prefix's own site-packages and its ``.pth`` hooks stay out of the
-    jail (they ran as root before the uid drop and cost ~100 ms here); the venv's packages
-    come in through PYTHONPATH, which needs no ``site``.
-    """
-    exe = os.path.join(sys.base_prefix, "bin", "python{}.{}".format(*sys.version_info[:2]))
-    return [exe if os.path.exists(exe) else os.path.realpath(sys.executable), "-S"]
-
-
-@functools.cache
-def _jail_mounts() -> tuple[str, ...]:
-    """Read-only binds of only what Python needs, mirroring the host's /bin, /lib* layout."""
-    prefix = os.path.realpath(sys.base_prefix)
-    site = os.path.realpath(sysconfig.get_path("purelib"))
-    etc = ("/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives")  # not /etc wholesale
-    binds = [("/usr", "/usr"), *((p, p) for p in etc)]
-    if not prefix.startswith("/usr/"):  # e.g. /root/.pyenv/versions/3.11.7: that prefix only
-        binds.append((prefix, prefix))
-    binds.append((site, JAIL_SITE))  # the venv's; never the repo or home around it
-    args, parents = [], set()
-    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
-        if os.path.islink(top):
-            args += ["--symlink", os.readlink(top), top]
-        elif os.path.isdir(top):
-            binds.append((top, top))
-    for src, dest in binds:
-        if not os.path.exists(src):
-            continue
-        # bwrap would create missing parents 0700, unreadable once the runner drops root.
-        for parent in (dest[:i] for i, c in enumerate(dest) if c == "/" and i):
-            if parent not in parents:
-                parents.add(parent)
-                args += ["--perms", "0755", "--dir", parent]
-        args += ["--ro-bind", src, dest]
-    return tuple(args)
-
-
-def _jail_argv(limits: SandboxLimits) -> list[str]:
-    """The bwrap command line, up to (not including) the interpreter."""
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
-    env |= {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "PYTHONPATH": JAIL_SITE}
-    bwrap = shutil.which("bwrap") or "bwrap"
-    argv = [bwrap, "--die-with-parent", "--new-session", "--unshare-net", "--unshare-pid"]
-    argv += ["--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
-    if os.geteuid() == 0:
-        # No --unshare-user as root: bwrap maps the jail uid to host uid 0, which the kernel
-        # exempts from RLIMIT_NPROC (measured: 300 forks passed a limit of 64). The jail keeps
-        # only CAP_SETUID/SETGID, and the runner drops to an unprivileged uid with them.
-        argv += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-    else:
-        argv += ["--unshare-user"]
-    argv += [*_jail_mounts(), "--proc", "/proc", "--dev", "/dev"]
-    for tmpfs in ("/tmp", "/dev/shm"):
-        argv += ["--size", str(4 * limits.max_file_mb << 20), "--perms", "1777", "--tmpfs", tmpfs]
-    argv += ["--chdir", "/tmp", "--clearenv"]
-    for key, value in env.items():
-        argv += ["--setenv", key, value]
-    return argv
-
-
-@functools.cache
-def _bwrap_problem() -> str | None:
-    """Why the jail cannot run here, or ``None`` when it can; probed once per process."""
-    if shutil.which("bwrap") is None:
-        return NO_BWRAP
-    argv = [*_jail_argv(SandboxLimits()), *_jail_python(), "-c", "pass"]
-    try:
-        probe = subprocess.run(argv, capture_output=True, text=True, timeout=30, env={})
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return BROKEN_BWRAP.format(detail=exc)
-    lines = probe.stderr.strip().splitlines() or [f"exit code {probe.returncode}"]
-    return None if probe.returncode == 0 else BROKEN_BWRAP.format(detail=lines[-1])
-
-
-def bwrap_available() -> bool:
-    """True when bubblewrap is installed and can build the jail on this host."""
-    return _bwrap_problem() is None
-
-
 _lock = threading.Lock()
 _uids_in_use: set[int] = set()
 
@@ -255,17 +175,27 @@ def _claim_uid() -> int:
 class _Cell:
     """One started run: the process, its captured output and how it ended."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], cwd: str | None, code: str) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        cwd: str | None,
+        code: str,
+        group: run_limits.RunGroup,
+        fds: tuple[int, ...] = (),
+        tmp_bytes: int = 0,
+    ) -> None:
         self.pidfd: int | None = None
         self.timed_out = self.flooded = False
+        self.overrun: str | None = None  # the run limit the watchdog killed it for
         jailed = cwd is None  # bwrap sets the jail's working dir itself
         info_r, info_w = os.pipe() if jailed else (-1, -1)  # bwrap writes its init's pid here
         argv = [argv[0], "--info-fd", str(info_w), *argv[1:]] if jailed else argv
-        pipe = subprocess.PIPE
+        pipe, fds = subprocess.PIPE, (info_w, *fds) if jailed else fds
         try:
             self.proc = subprocess.Popen(  # no preexec_fn: it can deadlock while threads run
-                argv, stdin=pipe, stdout=pipe, stderr=pipe, env=env, cwd=cwd,
-                start_new_session=True, pass_fds=(info_w,) if jailed else (),
+                [*group.launcher(), *argv], stdin=pipe, stdout=pipe, stderr=pipe, env=env,
+                cwd=cwd, start_new_session=True, pass_fds=fds,
             )  # fmt: skip
         except OSError:
             if jailed:
@@ -274,6 +204,7 @@ class _Cell:
         finally:
             if jailed:
                 os.close(info_w)
+        pid = None
         if jailed:
             with open(info_r, "rb") as info:  # EOF once bwrap has cloned the jail's init, or died
                 pid = json.loads(info.read() or b"{}").get("child-pid")
@@ -281,6 +212,8 @@ class _Cell:
             # own; killing it empties the pid namespace before bwrap itself exits.
             with contextlib.suppress(ProcessLookupError, TypeError):
                 self.pidfd = os.pidfd_open(pid)
+        jail_init = pid if self.pidfd else None
+        self.watchdog = run_limits.Watchdog(group, self.proc.pid, jail_init, tmp_bytes)
         with contextlib.suppress(BrokenPipeError), self.proc.stdin:  # type: ignore[union-attr]
             self.proc.stdin.write(code.encode("utf-8", "replace"))  # type: ignore[union-attr]
 
@@ -311,9 +244,11 @@ class _Cell:
                 if (left := deadline - time.monotonic()) <= 0 and killed:
                     break  # a process outside our reach holds the pipes (unisolated only)
                 exited = self.exited()
-                if not killed and (left <= 0 or exited or received > flood_at):
+                over = None if killed or exited else self.watchdog.over()
+                if not killed and (left <= 0 or exited or received > flood_at or over):
                     # Also on a normal exit: background children must not outlive the cell.
                     self.timed_out, self.flooded = left <= 0 and not exited, received > flood_at
+                    self.overrun = over
                     self.kill()
                     killed, deadline = True, time.monotonic() + KILL_GRACE_S
                     continue
@@ -335,10 +270,16 @@ class _Cell:
         return caps[self.proc.stdout], caps[self.proc.stderr]  # type: ignore[index]
 
 
-def _describe(cell: _Cell, code: int, err: _Capture, limits: SandboxLimits) -> str | None:
+def _describe(
+    cell: _Cell, code: int, err: _Capture, limits: SandboxLimits, oom: bool
+) -> str | None:
     """One line telling the model why the run failed, or ``None``."""
     err_tail = bytes(err.end).decode("utf-8", "replace")
     last = (err_tail.strip().splitlines() or [""])[-1].strip()
+    if cell.overrun == "files":
+        return TOO_MANY_FILES.format(n=run_limits.MAX_TMP_FILES)
+    if cell.overrun == "memory" or oom:
+        return RUN_OUT_OF_MEMORY.format(mb=limits.memory_mb)
     if cell.timed_out:
         return TIMED_OUT.format(timeout=limits.timeout_s)
     if cell.flooded:
@@ -354,6 +295,40 @@ def _describe(cell: _Cell, code: int, err: _Capture, limits: SandboxLimits) -> s
     return EXITED.format(code=code) + (f" ({last})" if last else "") if code else None
 
 
+def _start(
+    code: str,
+    args: list[str],
+    limits: SandboxLimits,
+    group: run_limits.RunGroup,
+    scratch: str | None,
+) -> _Cell:
+    """Start the runner in the jail, or unisolated in ``scratch``, inside the run's group."""
+    if scratch is None:  # bwrap sets the jail's env and working dir itself
+        tmp_bytes = 4 * limits.max_file_mb << 20  # each tmpfs holds 4 files of the max size
+        with seccomp_fd() as fd:
+            argv = [*jail_argv(tmp_bytes, fd), *jail_python(), *args]
+            return _Cell(argv, {}, None, code, group, () if fd is None else (fd,), tmp_bytes)
+    env = {"PATH": os.defpath, "HOME": scratch, "LANG": "C.UTF-8"}
+    env |= {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
+    return _Cell([sys.executable, *args], env, scratch, code, group)
+
+
+def isolation() -> dict[str, str]:
+    """How runs are isolated on this host, for ``podium tools`` and the docs.
+
+    ``jail``: ``bwrap`` or ``none`` (with why); ``run_limits``: how memory and processes
+    are limited per run (``cgroup v2``, ``cgroup v1`` or ``watchdog``); ``seccomp``: whether
+    the jail's syscall filter is loaded.
+    """
+    problem = FORCED_OFF if os.environ.get(ENV_MODE, "").strip().lower() == "none" else None
+    problem = problem or bwrap_problem()
+    return {
+        "jail": f"none ({problem})" if problem else "bwrap",
+        "run_limits": run_limits.active_mode(),
+        "seccomp": "on" if not problem and seccomp_available() else "off",
+    }
+
+
 def run_python(code: str, limits: SandboxLimits | None = None) -> SandboxResult:
     """Run ``code`` as a notebook cell in the jail (or, loudly, unisolated) and report.
 
@@ -366,7 +341,7 @@ def run_python(code: str, limits: SandboxLimits | None = None) -> SandboxResult:
     """
     limits = limits or SandboxLimits()
     mode = os.environ.get(ENV_MODE, "").strip().lower()
-    problem = FORCED_OFF if mode == "none" else _bwrap_problem()
+    problem = FORCED_OFF if mode == "none" else bwrap_problem()
     if problem and mode == "bwrap":
         raise RuntimeError(problem)
     if problem:
@@ -385,15 +360,13 @@ def run_python(code: str, limits: SandboxLimits | None = None) -> SandboxResult:
     scratch = None
     if problem:
         scratch = tempfile.TemporaryDirectory(prefix="podium-", ignore_cleanup_errors=True)
+    group = run_limits.RunGroup.create(mem, nproc)
     try:
-        if scratch is None:  # bwrap sets the jail's env and working dir itself
-            cell = _Cell([*_jail_argv(limits), *_jail_python(), *args], {}, None, code)
-        else:
-            env = {"PATH": os.defpath, "HOME": scratch.name, "LANG": "C.UTF-8"}
-            env |= {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
-            cell = _Cell([sys.executable, *args], env, scratch.name, code)
+        cell = _start(code, args, limits, group, scratch.name if scratch else None)
         out, err = cell.collect(limits)
+        oom = group.out_of_memory()
     finally:
+        group.close()
         if scratch is not None:
             scratch.cleanup()
         with _lock:
@@ -405,7 +378,7 @@ def run_python(code: str, limits: SandboxLimits | None = None) -> SandboxResult:
         stdout=out.text(), stderr=err.text(), exit_code=exit_code,
         seconds=time.monotonic() - start, timed_out=cell.timed_out,
         truncated=bool(out.dropped or err.dropped or cell.flooded), isolated=not problem,
-        error=_describe(cell, exit_code, err, limits),
+        error=_describe(cell, exit_code, err, limits, oom),
     )  # fmt: skip
 
 

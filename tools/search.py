@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import threading
 import time
+from typing import Any, Literal
 
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, Field
 
 from .config import SearchConfig
 from .cost import ToolCost, Usage, with_cost
+from .endpoints import failed_call
 from .pricing import Prices
+from .redact import redact
 
 TAVILY_KEY_ENV = "TAVILY_API_KEY"
 LOCAL_BILLING_CAP_S = 30.0  # a first call builds the index (minutes); bill at most this
@@ -76,11 +80,37 @@ def web_search_unavailable() -> str | None:
     return None if os.environ.get(TAVILY_KEY_ENV) else f"{TAVILY_KEY_ENV} is not set"
 
 
-def web_search_tool(prices: Prices) -> BaseTool:
-    """Build ``web_search`` on Tavily (needs ``TAVILY_API_KEY``)."""
+def _observed(result: Any) -> tuple[str, Usage]:
+    """Tavily's reply as an observation; the error it returns (not raises) as a failed call.
+
+    ``TavilySearch`` turns every exception into ``{"error": exc}``, which would be recorded
+    as a result and billed: a search that never left this host (no network) is unbilled.
+    """
+    if isinstance(result, dict) and isinstance(result.get("error"), BaseException):
+        return failed_call(result["error"])  # type: ignore[arg-type]
+    text = result if isinstance(result, str) else json.dumps(result, default=str)
+    return redact(text), Usage()
+
+
+def _web_search_class() -> type[BaseTool]:
+    """``TavilySearch`` with its errors reported as failed calls (imported on first use)."""
     from langchain_tavily import TavilySearch
 
-    tool = TavilySearch(max_results=3, name="web_search")
+    class WebSearch(TavilySearch):  # type: ignore[misc]
+        response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
+
+        def _run(self, *args: Any, **kwargs: Any) -> tuple[str, Usage]:
+            return _observed(super()._run(*args, **kwargs))
+
+        async def _arun(self, *args: Any, **kwargs: Any) -> tuple[str, Usage]:
+            return _observed(await super()._arun(*args, **kwargs))
+
+    return WebSearch
+
+
+def web_search_tool(prices: Prices) -> BaseTool:
+    """Build ``web_search`` on Tavily (needs ``TAVILY_API_KEY``)."""
+    tool = _web_search_class()(max_results=3, name="web_search")
     tool.description = (
         "Search the live web with Tavily and return the top results with their content. "
         "Use for recent events or facts missing from Wikipedia."

@@ -22,12 +22,13 @@ from langchain_core.tools import BaseTool
 
 from podium.graph.render import ANSWER
 from podium.tools import cost_of
+from podium.tools.errors import UserError
 
 ROUTERS = ("policy", "strongest", "cheapest", "random", "oracle")
 _RESPONSE = re.compile(r"<tool_response>\n?(.*?)\n?</tool_response>", re.DOTALL)
 
 
-class RouterError(ValueError):
+class RouterError(UserError, ValueError):
     """A router cannot be used with this pool (unknown name, no LLM expert)."""
 
 

@@ -104,8 +104,3 @@ def load_policy(model_dir: Path, init_adapter: str = "") -> tuple[Any, Any]:
                 "use an adapter trained on this model"
             ) from None
     return model, tokenizer
-
-
-def num_layers(model: Any) -> int:
-    """Transformer layers of a (PEFT-wrapped or plain) causal LM, from its config."""
-    return int(getattr(model.config, "num_hidden_layers", 0) or 0)

@@ -26,7 +26,7 @@ from typing import Any
 
 from podium.graph import TrajectoryStore
 
-from .base_model import load_policy, num_layers
+from .base_model import load_policy
 from .config import TrainConfig, TrainConfigError
 from .rewards import TRAINING_KEY, RewardConfig, measure, preference_rewards
 from .samples import BatchError, trajectory_sample, turn_samples
@@ -218,7 +218,7 @@ def build_rft_trainer(cfg: TrainConfig) -> tuple[Any, Selection, list[str]]:
         args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
-        peft_config=None if cfg.init_adapter else cfg.lora_config(num_layers(model)),
+        peft_config=None if cfg.init_adapter else cfg.lora_config(),
     )
     return trainer, selection, skipped
 

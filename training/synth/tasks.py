@@ -25,6 +25,7 @@ from typing import Any
 
 from podium.tools.environment import call_tool, db_hash, load_spec
 from podium.tools.envspec import DomainSpec, ParamSpec, Row, SpecError, ToolSpec, evaluate
+from podium.tools.errors import UserError
 
 from .domains.kit import day, person
 
@@ -32,7 +33,7 @@ DIFFICULTY = {1: "easy", 2: "medium"}
 MAX_ATTEMPTS_PER_TASK = 25
 
 
-class SynthError(ValueError):
+class SynthError(UserError, ValueError):
     """A synthesis input a user must fix (unknown domain, bad environment, bad task)."""
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from podium.tools.errors import UserError
+
 
 @dataclass(frozen=True)
 class Task:
@@ -37,7 +39,7 @@ class Verdict:
     detail: str = ""
 
 
-class SuiteError(ValueError):
+class SuiteError(UserError, ValueError):
     """A user mistake naming a suite or its data (unknown suite, bad JSONL)."""
 
 

@@ -7,38 +7,18 @@ its plots (also written as PNGs beside it), so ``report.html`` can be mailed or 
 from __future__ import annotations
 
 import base64
-import html
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from podium.tools.paths import atomic_path
+from podium.tools.redact import redact
+
+from .page import STYLE, esc
 
 REPORT = "report.html"
 PARETO_PNG = "pareto.png"
 USAGE_PNG = "tool_usage.png"
-STYLE = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;
-text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
-.ok{color:#17803d}.bad{color:#b42318}.err{color:#9a6700}img{max-width:100%}
-.muted{color:#666;font-size:90%}#tasks td{text-align:left}
-.dialogue div{margin:2px 0}.dialogue .tool{color:#666;font-family:monospace;font-size:85%}
-"""
-
-
-def redact(text: str) -> str:
-    """``text`` with the value of every ``*_API_KEY`` / ``*_TOKEN`` variable replaced."""
-    for name, value in os.environ.items():
-        if (name.endswith(("_API_KEY", "_TOKEN")) or "SECRET" in name) and len(value) >= 8:
-            text = text.replace(value, f"[{name}]")
-    return text
-
-
-def esc(value: Any) -> str:
-    """HTML-escaped text of ``value``."""
-    return html.escape(str(value), quote=True)
 
 
 def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:

@@ -8,23 +8,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-synth_app = typer.Typer(
+from ..console import console
+from .options import Seed
+
+app = typer.Typer(
     help="Synthetic tool environments (SQLite + tools) and tasks verified by execution.",
     no_args_is_help=True,
 )
-out = Console()
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the generators.")]
-
-
-def user_errors() -> tuple[type[Exception], ...]:
-    """The synthesis mistakes a user fixes: one line, exit code 2."""
-    from podium.tools.environment import EnvError
-    from podium.training.synth.tasks import SynthError
-
-    return (SynthError, EnvError)
 
 
 def _drops(stats: Counter[str]) -> str:
@@ -32,7 +24,7 @@ def _drops(stats: Counter[str]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(drops.items(), key=lambda kv: -kv[1])) or "-"
 
 
-@synth_app.command("env")
+@app.command("env")
 def env_cmd(
     domain: Annotated[
         str,
@@ -43,7 +35,7 @@ def env_cmd(
     out_path: Annotated[
         Path | None, typer.Option("--out", help="Environment file to write.")
     ] = None,
-    seed: SeedOpt = 0,
+    seed: Seed = 0,
     llm_base_url: Annotated[
         str,
         typer.Option(
@@ -71,17 +63,17 @@ def env_cmd(
     table = Table("tool", "kind", "description", title=f"{spec.name}: {path}", title_justify="left")
     for t in spec.tools:
         table.add_row(t.name, "write" if t.writes else "read", t.description[:80])
-    out.print(table)
-    out.print(
+    console.print(table)
+    console.print(
         f"{len(spec.tables)} tables, {len(spec.tools)} tools in {time.perf_counter() - start:.1f}s"
     )
 
 
-@synth_app.command("tasks")
+@app.command("tasks")
 def tasks_cmd(
     env: Annotated[str, typer.Option("--env", help="A domain name or an environment file.")],
     n: Annotated[int, typer.Option("-n", help="How many verified tasks to keep.")] = 50,
-    seed: SeedOpt = 0,
+    seed: Seed = 0,
     out_path: Annotated[Path | None, typer.Option("--out", help="JSONL file to write.")] = None,
 ) -> None:
     """Synthesize N tasks for ENV, verified by execution, as JSONL."""
@@ -97,11 +89,11 @@ def tasks_cmd(
     )
     toolscale.write_tasks(tasks, target)
     levels = Counter(t.data["difficulty"] for t in tasks)
-    out.print(f"{len(tasks)} tasks -> {target}")
-    out.print(f"difficulty: {dict(sorted(levels.items()))}; dropped: {_drops(stats)}")
+    console.print(f"{len(tasks)} tasks -> {target}")
+    console.print(f"difficulty: {dict(sorted(levels.items()))}; dropped: {_drops(stats)}")
 
 
-@synth_app.command("verify")
+@app.command("verify")
 def verify_cmd(
     tasks_file: Annotated[Path, typer.Argument(help="Tasks JSONL (from podium synth tasks).")],
 ) -> None:
@@ -120,16 +112,18 @@ def verify_cmd(
             ok = all(call_tool(copy, a["tool"], a["args"]).ok for a in task.data["actions"])
             if not ok or db_hash(copy) != task.data["gold_hash"]:
                 bad += 1
-                out.print(f"[red]{task.id}: gold actions no longer reproduce the gold state[/red]")
-    out.print(f"{len(tasks) - bad}/{len(tasks)} tasks verified")
+                console.print(
+                    f"[red]{task.id}: gold actions no longer reproduce the gold state[/red]"
+                )
+    console.print(f"{len(tasks) - bad}/{len(tasks)} tasks verified")
     if bad:
         raise typer.Exit(1)
 
 
-@synth_app.command("all")
+@app.command("all")
 def all_cmd(
     n: Annotated[int, typer.Option("-n", help="Tasks to keep per domain.")] = 60,
-    seed: SeedOpt = 0,
+    seed: Seed = 0,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Directory to write to.")] = None,
 ) -> None:
     """Build all ten environments and their tasks; print and write the summary table."""
@@ -170,13 +164,8 @@ def all_cmd(
         ]
         table.add_row(*row)
         lines.append("| " + " | ".join(row) + " |")
-    out.print(table)
+    console.print(table)
     summary = folder / f"summary-seed{seed}.md"
     with atomic_path(summary) as tmp:
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    out.print(f"summary -> {summary}")
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``podium synth`` to the CLI."""
-    app.add_typer(synth_app, name="synth")
+    console.print(f"summary -> {summary}")

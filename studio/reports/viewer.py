@@ -12,9 +12,11 @@ import webbrowser
 from pathlib import Path
 from typing import Any
 
+from podium.tools.errors import UserError
 from podium.tools.paths import atomic_path, cache_dir
+from podium.tools.redact import redact
 
-from .report import STYLE, esc, redact
+from .page import STYLE, esc
 
 STOPS = {
     "answer": "the policy answered",
@@ -32,7 +34,7 @@ border-color:#b42318}
 """
 
 
-class ViewError(ValueError):
+class ViewError(UserError, ValueError):
     """No such trajectory (or none at all)."""
 
 

@@ -1,0 +1,33 @@
+"""The command-line options several commands share, defined once as ``Annotated`` aliases.
+
+Each alias fixes an option's flag, short name and help; the command keeps its own default
+(``budget_usd: BudgetUsd = 1.0``), because a single run and an evaluation want different ones.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from podium.tools.errors import UserError
+
+
+class UsageError(UserError, ValueError):
+    """A mistake in the command line that Click's own checks miss; one line, exit code 2."""
+
+
+Profile = Annotated[str, typer.Option("--profile", "-p", help="Tool-pool profile.")]
+ConfigFile = Annotated[str, typer.Option("--config", "-c", help="User config file (TOML).")]
+LocalOnly = Annotated[bool, typer.Option("--local-only", help="Offer only local tools.")]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+BudgetUsd = Annotated[float, typer.Option(help="Hard cap on the dollars a run spends.")]
+MaxTurns = Annotated[int, typer.Option(help="Policy turns before a forced answer.")]
+Seed = Annotated[
+    int, typer.Option("--seed", help="Random seed: the same seed, the same tasks and choices.")
+]
+Limit = Annotated[int | None, typer.Option(help="At most this many tasks.")]
+Concurrency = Annotated[int, typer.Option(help="Runs in flight at once.")]
+PolicyBaseUrl = Annotated[str, typer.Option(help="Policy endpoint URL (OpenAI-compatible).")]
+PolicyModel = Annotated[str, typer.Option(help="Model name at the policy endpoint.")]
+Host = Annotated[str, typer.Option(help="Address to bind.")]
