@@ -14,6 +14,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 
 from podium.tools import PodiumConfig, load_config, pool_entries
+from podium.tools.adapters import active_adapter
 from podium.tools.endpoints import chat_model
 from podium.tools.environment import environment_tools
 from podium.tools.pricing import Prices, TokenPrice
@@ -71,6 +72,11 @@ class Resources:
     policy_price: TokenPrice
     max_tokens: int
     temperature: float
+    policy_adapter: dict[str, str] | None = None  # path + sha256 of the embedded policy's LoRA
+
+    def active_adapter(self) -> dict[str, str] | None:
+        """The adapter the policy answers with: none when an in-process policy overrides it."""
+        return None if _POLICY_OVERRIDE.get() is not None else self.policy_adapter
 
     def chat_model(self) -> BaseChatModel:
         """The policy behind its OpenAI-compatible endpoint (one seam for every engine)."""
@@ -107,7 +113,7 @@ def _policy_url(ctx: Context, config: PodiumConfig, overridden: bool) -> str:
         return url
     from podium.tools.llamacpp import embedded_base_url
 
-    return embedded_base_url()
+    return embedded_base_url(config.policy.adapter)
 
 
 @lru_cache(maxsize=32)
@@ -136,4 +142,5 @@ def resolve(ctx: Context) -> Resources:
         policy_api_key_env=policy.api_key_env,
         max_tokens=policy.max_tokens,
         temperature=ctx.temperature if ctx.temperature >= 0 else policy.temperature,
+        policy_adapter=active_adapter(config, ctx.policy_base_url),
     )

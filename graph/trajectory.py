@@ -54,13 +54,19 @@ def default_db() -> Path:
     return Path(os.environ.get("PODIUM_TRAJECTORY_DB") or cache_dir() / "trajectories.sqlite")
 
 
-def build_record(ctx: Context, state: State, tools: Mapping[str, BaseTool]) -> dict[str, Any]:
+def build_record(
+    ctx: Context,
+    state: State,
+    tools: Mapping[str, BaseTool],
+    adapter: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """The full, JSON-ready record of a finished run with the pool ``tools``.
 
     It holds every policy turn's raw completion, parsed calls and offered tool names, every
     tool call with its arguments, observation, tokens, dollars and seconds, the answer and why
-    the run stopped, and the schemas of the tools the run offered (``answer`` first, as bound):
-    training renders each turn with what it was offered, not with a pool rebuilt later.
+    the run stopped, the schemas of the tools the run offered (``answer`` first, as bound):
+    training renders each turn with what it was offered, not with a pool rebuilt later — and
+    the LoRA adapter the policy answered with (path and sha256; None for the base model).
     No endpoint URL or key is recorded.
     """
     turns = []
@@ -83,6 +89,7 @@ def build_record(ctx: Context, state: State, tools: Mapping[str, BaseTool]) -> d
         "context": {k: getattr(ctx, k) for k in _CONTEXT_FIELDS},
         "tools": sorted(tools),
         "tool_schemas": tool_schemas(policy_tools(dict(tools), forced=False).values()),
+        "policy_adapter": adapter,
         "answer": state.answer,
         "stopped_by": state.stopped_by,
         "turns": state.run_turns(),
@@ -173,9 +180,14 @@ class TrajectoryStore:
             return int(db.execute("SELECT COUNT(*) FROM trajectories").fetchone()[0])
 
 
-def save_trajectory(ctx: Context, state: State, tools: Mapping[str, BaseTool]) -> dict[str, Any]:
+def save_trajectory(
+    ctx: Context,
+    state: State,
+    tools: Mapping[str, BaseTool],
+    adapter: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Build the record of ``state`` (run with the pool ``tools``) and store it."""
-    record = build_record(ctx, state, tools)
+    record = build_record(ctx, state, tools, adapter)
     TrajectoryStore(ctx.trajectory_db or None).save(record)
     return record
 
@@ -189,5 +201,8 @@ def finish(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "answer": state.answer,
         "latency_s": now - state.started_at if state.started_at else 0.0,
     }
-    save_trajectory(ctx, State(**{**state.__dict__, **update}), resolve(ctx).tools)
+    resources = resolve(ctx)
+    save_trajectory(
+        ctx, State(**{**state.__dict__, **update}), resources.tools, resources.active_adapter()
+    )
     return update

@@ -38,6 +38,11 @@ class PolicyConfig(_Strict):
     price: str = Field("qwen2.5-coder-0.5b-instruct", description="Price-table key of the policy.")
     max_tokens: int = Field(384, gt=0)
     temperature: float = Field(0.0, ge=0)
+    adapter: str = Field(
+        "",
+        description="GGUF LoRA (podium export) the embedded server applies to the policy; "
+        "a relative path is relative to the file that sets it.",
+    )
 
 
 class ProfileConfig(_Strict):
@@ -137,10 +142,22 @@ def load_config(path: str | Path | None = None) -> PodiumConfig:
     return _load(key, stamp)
 
 
+def _anchor(data: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Resolve ``[policy] adapter`` relative to the folder of the file that set it."""
+    policy = data.get("policy")
+    adapter = policy.get("adapter") if isinstance(policy, dict) else None
+    if isinstance(adapter, str) and adapter:
+        path = Path(adapter).expanduser()
+        data["policy"] = {**policy, "adapter": str(path if path.is_absolute() else folder / path)}
+    return data
+
+
 @cache
 def _load(user: str, _stamp: int) -> PodiumConfig:
-    default = tomllib.loads(resources.files(__package__).joinpath("data/podium.toml").read_text())
-    data = _merge(default, read_toml(Path(user))) if user else default
+    packaged = resources.files(__package__).joinpath("data")
+    default = tomllib.loads(packaged.joinpath("podium.toml").read_text())
+    _anchor(default, Path(str(packaged)))
+    data = _merge(default, _anchor(read_toml(Path(user)), Path(user).parent)) if user else default
     try:
         return PodiumConfig.model_validate({**data, "source": user})
     except ValidationError as exc:

@@ -61,12 +61,16 @@ def unavailable_reason(cfg: ExpertConfig) -> str | None:
     return None
 
 
-def _base_url(cfg: ExpertConfig) -> str:
-    """The expert's endpoint; the embedded server's is started (or restarted) as needed."""
+def _base_url(cfg: ExpertConfig, adapter: str = "") -> str:
+    """The expert's endpoint; the embedded server's is started (or restarted) as needed.
+
+    ``adapter`` is the policy's (``[policy] adapter``): the experts then ask the server that
+    serves the adapted policy, so one server holds every local model.
+    """
     if cfg.base_url == EMBEDDED:
         from .llamacpp import embedded_base_url
 
-        return embedded_base_url()
+        return embedded_base_url(adapter)
     return cfg.base_url
 
 
@@ -90,7 +94,7 @@ def usage_of(reply: Any) -> Usage:
     return Usage(input_tokens=tokens[0], output_tokens=tokens[1]) if tokens else Usage()
 
 
-def expert_tool(name: str, cfg: ExpertConfig, prices: Prices) -> BaseTool:
+def expert_tool(name: str, cfg: ExpertConfig, prices: Prices, adapter: str = "") -> BaseTool:
     """Build the tool ``name`` that forwards a question to the expert model of ``cfg``."""
     price = prices.model(cfg.price)
     register_key_env(cfg.api_key_env)
@@ -99,7 +103,7 @@ def expert_tool(name: str, cfg: ExpertConfig, prices: Prices) -> BaseTool:
     def llm() -> BaseChatModel:
         # Resolved at first use (listing a pool starts nothing) and on every call after: an
         # embedded server that died is restarted on another port, and the client follows it.
-        url = _base_url(cfg)
+        url = _base_url(cfg, adapter)
         if state.get("url") != url:
             state["llm"], state["url"] = _chat_model(cfg, url), url
         return state["llm"]

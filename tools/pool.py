@@ -82,7 +82,7 @@ def pool_entries(
         elif name in config.experts:
             expert = config.experts[name]
             reason = unavailable_reason(expert)
-            tool = None if reason else expert_tool(name, expert, prices)
+            tool = None if reason else expert_tool(name, expert, prices, config.policy.adapter)
         else:
             builtin_names = ", ".join(builtins)
             raise ConfigError(

@@ -14,6 +14,7 @@ from podium.tools import UserError
 # module:Class -> the other base code relies on (``except ValueError`` and the like).
 USER_ERRORS = {
     "podium.tools.config:ConfigError": ValueError,
+    "podium.tools.adapters:AdapterError": ValueError,
     "podium.tools.envspec:SpecError": ValueError,
     "podium.tools.environment:EnvError": ValueError,
     "podium.tools.model_files:ModelFilesError": RuntimeError,

@@ -142,7 +142,9 @@ def test_cli_server_dying_at_start_reports_its_log(tmp_path):
     [
         (["--engine", "tgi"], "--engine 'tgi': choose vllm or llamacpp"),
         (["--engine", "vllm"], "--engine vllm needs --model DIR"),
-        (["--engine", "llamacpp", "--lora", "a=b"], "for --engine vllm only"),
+        (["--engine", "llamacpp", "--model", "m"], "for --engine vllm only"),
+        (["--engine", "llamacpp", "--lora", "a=b"], "applies one GGUF LoRA, to the policy"),
+        (["--engine", "llamacpp", "--lora", "/no/such.gguf"], "/no/such.gguf does not exist"),
         (["--model", "/no/such/dir"], "--model /no/such/dir: no such directory"),
     ],
 )

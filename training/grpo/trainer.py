@@ -30,6 +30,7 @@ from podium.tools import cost_of
 from podium.training.eval import suites
 from podium.training.eval.run_context import task_context, task_tools
 
+from .base_model import load_policy
 from .collect import finish_record, load_tasks, stored_groups
 from .config import TrainConfig, TrainConfigError, load_train_config
 from .local_policy import LocalPolicy
@@ -187,13 +188,11 @@ def build_trainer(cfg: TrainConfig) -> tuple[Any, GroupReward]:
     import os
 
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOTrainer
 
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is by design
 
-    if not (Path(cfg.model) / "config.json").is_file():
-        raise TrainConfigError(f"model {cfg.model} is not a Hugging Face model folder: fix model")
+    model_dir = cfg.model_dir()
     try:
         args = cfg.grpo_args()
     except ValueError as exc:
@@ -220,8 +219,10 @@ def build_trainer(cfg: TrainConfig) -> tuple[Any, GroupReward]:
         tasks = {t.id: t for t in load_tasks(cfg.tasks, cfg.limit, cfg.seed)}
         rows = [{"prompt": tid} for tid in tasks]
         rollout = online_rollouts(cfg, tasks, pool)
-    tokenizer = AutoTokenizer.from_pretrained(cfg.model)
-    model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype="float32")
+    try:
+        model, tokenizer = load_policy(model_dir, cfg.init_adapter)
+    except ValueError as exc:
+        raise TrainConfigError(str(exc)) from None
     reward = GroupReward(list(pool), cfg.reward)
     trainer = GRPOTrainer(
         model=model,
@@ -229,7 +230,7 @@ def build_trainer(cfg: TrainConfig) -> tuple[Any, GroupReward]:
         args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
-        peft_config=cfg.lora_config(),
+        peft_config=None if cfg.init_adapter else cfg.lora_config(),
         rollout_func=rollout,
     )
     return trainer, reward
