@@ -145,7 +145,9 @@ def load_config(path: str | Path | None = None) -> PodiumConfig:
 def _anchor(data: dict[str, Any], folder: Path) -> dict[str, Any]:
     """Resolve ``[policy] adapter`` relative to the folder of the file that set it."""
     policy = data.get("policy")
-    adapter = policy.get("adapter") if isinstance(policy, dict) else None
+    if not isinstance(policy, dict):
+        return data
+    adapter = policy.get("adapter")
     if isinstance(adapter, str) and adapter:
         path = Path(adapter).expanduser()
         data["policy"] = {**policy, "adapter": str(path if path.is_absolute() else folder / path)}
