@@ -74,7 +74,6 @@ def test_a_fork_at_turn_2_reuses_the_prefix_and_leaves_the_original_untouched(st
 
 
 def test_a_fork_under_a_fixed_router_answers_with_the_last_observation(stored_run):
-    _, store, state = stored_run
     fork = asyncio.run(fork_thread("t", 2, Variant(router="cheapest")))
     tools = [e["name"] for e in fork.branch["ledger"] if e["kind"] == "tool"]
     assert tools == ["calc"] and fork.branch["answer"] == "42"  # the calc result it saw
