@@ -37,6 +37,9 @@ def run(
     ] = None,
     local_only: LocalOnly = False,
     json_out: JsonOut = False,
+    estimate: Annotated[
+        bool, typer.Option(help="Forecast cost, latency and tools from past runs; spend nothing.")
+    ] = False,
     profile: Profile = "local",
     config: ConfigFile = "",
 ) -> None:
@@ -45,7 +48,7 @@ def run(
     Every run is checkpointed on a thread: a run killed mid-way resumes from its last step with
     'podium run --thread ID', and a finished thread takes follow-up questions.
     """
-    from podium.graph import Context
+    from podium.graph import Context, forecast
     from podium.graph.context import check_length
     from podium.studio.durable import new_thread_id
     from podium.tools import load_pool
@@ -62,7 +65,20 @@ def run(
         local_only=local_only,
         approve_above_usd=approve_above_usd,
     )
-    load_pool(profile, config=config or None, local_only=local_only)  # config errors first
+    pool = load_pool(profile, config=config or None, local_only=local_only)  # config errors first
+    if question.strip() and not thread:
+        outlook = forecast(question.strip(), ctx, tools={t.name: t for t in pool})
+        if estimate:
+            _print_forecast(outlook, json_out)
+            return
+        if outlook.enough and outlook.high_usd > budget_usd:
+            print(
+                f"podium: warning: similar past runs cost up to ${outlook.high_usd:.6f} (90% "
+                f"bound), over --budget-usd {budget_usd:g}: the run may stop at the budget",
+                file=sys.stderr,
+            )
+    elif estimate:
+        raise UsageError("--estimate forecasts a new question: pass one (not --thread)")
     thread_id = thread or new_thread_id()
     decision = None if approve is None else ("approve" if approve else "reject")
     state, waiting = _drive(thread_id, question.strip(), ctx, decision, quiet=json_out)
@@ -175,3 +191,19 @@ def _print_run(result: dict[str, Any]) -> None:
         f"{result['latency_s']:.1f}s · {result['turns']} turns · stopped by {result['stopped_by']}"
         f" · trajectory {result['trajectory_id']} · thread {result['thread_id']}"
     )
+
+
+def _print_forecast(outlook: Any, json_out: bool) -> None:
+    """Show a forecast: cost and latency intervals and the likely tools, or why there is none."""
+    if json_out:
+        print(json.dumps(outlook.as_dict()))
+        return
+    if not outlook.enough:
+        console.print(f"[bold]No forecast:[/bold] {outlook.note}")
+        return
+    (c0, c1, c2), (l0, l1, l2) = outlook.cost_usd, outlook.latency_s
+    console.print(
+        f"cost ${c1:.6f} (90%: ${c0:.6f}–${c2:.6f}) · latency {l1:.1f}s ({l0:.1f}–{l2:.1f}s)"
+    )
+    mix = ", ".join(f"{t} ×{n:.1f}" for t, n in outlook.tool_mix.items()) or "no tools"
+    console.print(f"likely tools: {mix} · {outlook.note}")
