@@ -28,6 +28,8 @@ from .trajectory import TrajectoryStore
 
 MIN_HISTORY = 5
 NEIGHBOURS = 20
+MAX_CACHED = 20_000
+_VECTORS: dict[str, np.ndarray] = {}  # question -> embedding: a store's questions embed once
 _SAME = ("profile", "policy_model", "local_only", "environment")
 
 
@@ -92,8 +94,12 @@ def nearest(question: str, questions: list[str], k: int) -> list[int]:
     """Indices of the ``k`` questions closest to ``question`` (MiniLM, cosine)."""
     from podium.tools.retrieval import embed_texts
 
-    vectors = embed_texts([question, *questions])
-    scores = vectors[1:] @ vectors[0]
+    missing = [q for q in dict.fromkeys([question, *questions]) if q not in _VECTORS]
+    if missing:
+        if len(_VECTORS) > MAX_CACHED:
+            _VECTORS.clear()
+        _VECTORS.update(zip(missing, embed_texts(missing), strict=True))
+    scores = np.stack([_VECTORS[q] for q in questions]) @ _VECTORS[question]
     return [int(i) for i in np.argsort(-scores, kind="stable")[:k]]
 
 
