@@ -16,14 +16,17 @@ import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from langchain_core.tools import BaseTool
+from langgraph.runtime import Runtime
 
 from podium.tools.cost import cost_of
 
-from .context import Context
+from .context import Context, context_of
+from .resources import resolve
+from .state import State
 from .trajectory import TrajectoryStore
 
 MIN_HISTORY = 5
@@ -42,7 +45,7 @@ class Forecast:
     neighbours: int  # of them, the ones the forecast uses
     enough: bool
     budget_usd: float
-    cost_usd: list[float] = field(default_factory=list)  # [low, median, high]
+    cost_usd: list[float | None] = field(default_factory=list)  # [low, median, high]
     latency_s: list[float] = field(default_factory=list)
     tool_mix: dict[str, float] = field(default_factory=dict)  # mean calls per run
     note: str = ""
@@ -54,7 +57,8 @@ class Forecast:
     @property
     def high_usd(self) -> float:
         """The 90% bound on cost (the budget when history is too thin)."""
-        return self.cost_usd[2] if self.enough else self.budget_usd
+        high = self.cost_usd[2] if self.enough else None
+        return high if high is not None else self.budget_usd
 
 
 def comparable(records: list[dict[str, Any]], ctx: Context) -> list[dict[str, Any]]:
@@ -118,13 +122,13 @@ def from_history(
             f"too little history: {len(history)} comparable past runs (need {MIN_HISTORY}); "
             f"the budget guard's bound is ${ctx.budget_usd:.6g}"
         )
-        base.cost_usd = [0.0, math.nan, ctx.budget_usd]
+        base.cost_usd = [0.0, None, ctx.budget_usd]
         return base
     picked = [history[i] for i in nearest(question, [r["question"] for r in history], k)]
     calls = Counter(e["name"] for r in picked for e in r.get("ledger", []) if e["kind"] == "tool")
     base.neighbours, base.enough = len(picked), True
     base.cost_usd = interval([repriced_cost(r, tools) for r in picked])
-    base.cost_usd[2] = min(base.cost_usd[2], ctx.budget_usd)  # the guard caps every run
+    base.cost_usd[2] = min(base.cost_usd[2] or 0.0, ctx.budget_usd)  # the guard caps every run
     base.latency_s = interval([r.get("latency_s", 0.0) for r in picked])
     base.tool_mix = {t: n / len(picked) for t, n in sorted(calls.items())}
     base.note = f"from the {len(picked)} most similar of {len(history)} comparable past runs"
@@ -144,3 +148,14 @@ def forecast(
     """
     store = store or TrajectoryStore(ctx.trajectory_db or None)
     return from_history(question, ctx, store.records(), tools)
+
+
+def forecast_node(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Graph node: the run's forecast in the state, before the policy's first turn (Studio)."""
+    ctx = context_of(runtime)
+    return {"forecast": forecast(state.question, ctx, tools=resolve(ctx).tools).as_dict()}
+
+
+def route_start(state: State, runtime: Runtime[Context]) -> Literal["forecast", "policy"]:
+    """From START: through the forecast node when the context asks for one."""
+    return "forecast" if context_of(runtime).forecast and state.question else "policy"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from podium.graph import Context, TrajectoryStore, forecast
@@ -66,9 +64,23 @@ def test_other_policies_do_not_count_and_thin_history_falls_back_to_the_budget(t
     out = forecast("What is 2 times 3?", ctx)
     assert not out.enough and out.history == 4 and out.high_usd == 0.25
     assert "too little history: 4 comparable past runs (need 5)" in out.note
-    assert math.isnan(out.cost_usd[1])
+    assert out.cost_usd[1] is None
 
 
 def test_the_interval_is_order_statistics():
     assert interval([float(x) for x in range(1, 20)]) == [1.0, 10.0, 19.0]
     assert interval([float(x) for x in range(1, 40)])[0::2] == [2.0, 38.0]
+
+
+def test_with_forecast_on_the_state_holds_it_before_the_first_turn(fake_graph):
+    from podium.graph import graph
+
+    _, ctx = fake_graph(["42"], [calc_tool()])
+    chunks = list(
+        graph.stream({"question": "6*7?"}, context=Context(**ctx, forecast=True),
+                     stream_mode="updates")
+    )  # fmt: skip
+    assert [next(iter(c)) for c in chunks] == ["forecast", "policy", "finish"]
+    shown = chunks[0]["forecast"]["forecast"]
+    assert shown["question"] == "6*7?" and shown["enough"] is False
+    assert "too little history: 0 comparable past runs" in shown["note"]

@@ -161,6 +161,8 @@ def _describe_step(chunk: dict[str, Any]) -> str:
         return f"turn {turn}: calling {', '.join(calls)}" if calls else f"turn {turn}: answering"
     if node == "tools":
         return "admitting the calls against the budget"
+    if node == "forecast":
+        return "forecasting the cost from past runs"
     if node == "execute":
         return "reading tool results"
     return "saving the trajectory"
