@@ -125,3 +125,31 @@ def test_the_cli_prints_both_branches_and_fails_in_one_line(stored_run, monkeypa
     assert podium("replay", "t", "--from-turn", "9", "--router", "cheapest") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not 9" in err
+
+
+def test_eval_replay_asks_every_stored_question_again_beside_what_was_served(
+    fake_graph, tmp_path, monkeypatch, capsys
+):
+    from podium.graph import graph
+    from podium.studio import cli
+
+    script = [call("calc", expression="6*7"), "42", "hello"]
+    _, base = fake_graph(script, [calc_tool(0.001), expert_tool()])
+    for question in ("What is 6 * 7?", "Say hello"):
+        graph.invoke({"question": question}, context=Context(**base))
+    monkeypatch.setenv("PODIUM_POLICY_BASE_URL", base["policy_base_url"])
+    monkeypatch.setenv("PODIUM_TRAJECTORY_DB", str(tmp_path / "replayed.sqlite"))
+    out = tmp_path / "ev"
+    argv = ["podium", "eval", "--replay", base["trajectory_db"], "--router", "cheapest",
+            "--out", str(out), "--quiet"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 0, capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["routers"]) == {"cheapest", "stored"}
+    assert summary["routers"]["stored"]["tool_calls"] == {"calc": 1}
+    assert summary["routers"]["cheapest"]["tool_calls"] == {"oracle": 2}
+    assert summary["routers"]["stored"]["accuracy"] == 1.0  # agrees with itself
+    assert summary["routers"]["cheapest"]["accuracy"] == 0.0  # "the oracle says 42" differs
+    assert len(TrajectoryStore(base["trajectory_db"])) == 2  # the replayed store is untouched
