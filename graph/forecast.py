@@ -128,7 +128,6 @@ def from_history(
     calls = Counter(e["name"] for r in picked for e in r.get("ledger", []) if e["kind"] == "tool")
     base.neighbours, base.enough = len(picked), True
     base.cost_usd = interval([repriced_cost(r, tools) for r in picked])
-    base.cost_usd[2] = min(base.cost_usd[2] or 0.0, ctx.budget_usd)  # the guard caps every run
     base.latency_s = interval([r.get("latency_s", 0.0) for r in picked])
     base.tool_mix = {t: n / len(picked) for t, n in sorted(calls.items())}
     base.note = f"from the {len(picked)} most similar of {len(history)} comparable past runs"

@@ -84,3 +84,27 @@ def test_with_forecast_on_the_state_holds_it_before_the_first_turn(fake_graph):
     shown = chunks[0]["forecast"]["forecast"]
     assert shown["question"] == "6*7?" and shown["enough"] is False
     assert "too little history: 0 comparable past runs" in shown["note"]
+
+
+def test_run_estimate_spends_nothing_and_warns_over_the_budget(tmp_path, monkeypatch, capsys):
+    import json
+    import sys
+
+    from podium.studio import cli
+
+    store = TrajectoryStore(tmp_path / "t.sqlite")
+    for r in history():
+        store.save(r)
+    monkeypatch.setenv("PODIUM_TRAJECTORY_DB", str(store.path))
+    monkeypatch.setenv("PODIUM_CHECKPOINT_DB", str(tmp_path / "cp.sqlite"))
+    question = "Who was the king of Hungary in the year 1500?"
+    argv = ["podium", "run", question, "--estimate", "--budget-usd", "0.01", "--json"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    out, err = capsys.readouterr()
+    assert exit_.value.code == 0
+    shown = json.loads(out)
+    assert shown["enough"] and shown["neighbours"] == 16 and shown["cost_usd"][2] > 0.05
+    assert "over --budget-usd 0.01" in err and err.count("\n") == 1
+    assert len(store) == 16 and not (tmp_path / "cp.sqlite").exists()  # nothing ran

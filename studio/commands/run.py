@@ -48,7 +48,7 @@ def run(
     Every run is checkpointed on a thread: a run killed mid-way resumes from its last step with
     'podium run --thread ID', and a finished thread takes follow-up questions.
     """
-    from podium.graph import Context, forecast
+    from podium.graph import Context
     from podium.graph.context import check_length
     from podium.studio.durable import new_thread_id
     from podium.tools import load_pool
@@ -66,19 +66,8 @@ def run(
         approve_above_usd=approve_above_usd,
     )
     pool = load_pool(profile, config=config or None, local_only=local_only)  # config errors first
-    if question.strip() and not thread:
-        outlook = forecast(question.strip(), ctx, tools={t.name: t for t in pool})
-        if estimate:
-            _print_forecast(outlook, json_out)
-            return
-        if outlook.enough and outlook.high_usd > budget_usd:
-            print(
-                f"podium: warning: similar past runs cost up to ${outlook.high_usd:.6f} (90% "
-                f"bound), over --budget-usd {budget_usd:g}: the run may stop at the budget",
-                file=sys.stderr,
-            )
-    elif estimate:
-        raise UsageError("--estimate forecasts a new question: pass one (not --thread)")
+    if _forecast_first(question.strip(), ctx, pool, estimate=estimate, json_out=json_out):
+        return
     thread_id = thread or new_thread_id()
     decision = None if approve is None else ("approve" if approve else "reject")
     state, waiting = _drive(thread_id, question.strip(), ctx, decision, quiet=json_out)
@@ -98,6 +87,31 @@ def run(
         raise typer.Exit(PAUSED)
     if (state.get("stopped_by") or "error") == "error":
         raise typer.Exit(1)
+
+
+def _forecast_first(
+    question: str, ctx: Context, pool: list[Any], *, estimate: bool, json_out: bool
+) -> bool:
+    """Forecast a new question from past runs: warn over budget; with --estimate, show it.
+
+    Returns whether the command is done (an estimate spends nothing and runs nothing).
+    """
+    from podium.graph import forecast
+
+    if not question:
+        if estimate:
+            raise UsageError("--estimate forecasts a question: pass one as the first argument")
+        return False
+    outlook = forecast(question, ctx, tools={t.name: t for t in pool})
+    if outlook.enough and outlook.high_usd > ctx.budget_usd:
+        print(
+            f"podium: warning: similar past runs cost up to ${outlook.high_usd:.6f} (90% bound), "
+            f"over --budget-usd {ctx.budget_usd:g}: the run may stop at the budget",
+            file=sys.stderr,
+        )
+    if estimate:
+        _print_forecast(outlook, json_out)
+    return estimate
 
 
 def _drive(
