@@ -77,6 +77,8 @@ def eval_(
         raise UsageError("name a SUITE or --replay STORE (one of them): see 'podium eval --help'")
     suite = suite or f"store:{replay}"
     shock = load_shock(prices) if prices else None  # a bad price file fails before any run
+    if shock is not None and langsmith:
+        raise UsageError("--prices runs two local evaluations and compares them: drop --langsmith")
     ctx = {"profile": profile, "config": config, "local_only": local_only,
            "budget_usd": budget_usd, "max_turns": max_turns}  # fmt: skip
     Context(**ctx)  # bad numbers fail here, as one line
