@@ -27,7 +27,7 @@ from podium.tools.cost import cost_of
 from .context import Context, context_of
 from .resources import resolve
 from .state import State
-from .trajectory import TrajectoryStore
+from .trajectory import FORK_KEY, TrajectoryStore
 
 MIN_HISTORY = 5
 NEIGHBOURS = 20
@@ -68,7 +68,7 @@ def comparable(records: list[dict[str, Any]], ctx: Context) -> list[dict[str, An
         r
         for r in records
         if r.get("stopped_by") != "error"
-        and "replay_of" not in r
+        and FORK_KEY not in r
         and all((r.get("context") or {}).get(k) == v for k, v in want.items())
     ]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,13 +21,11 @@ from langgraph.graph.state import CompiledStateGraph
 
 from podium.graph import Context, TrajectoryStore
 from podium.graph.resources import policy_override, resolve
+from podium.graph.trajectory import FORK_KEY
 from podium.tools.errors import UserError
 
 from .durable import checkpoint_db, durable_graph, load_context, save_context
 from .variants import Variant
-
-FORK_KEY = "replay_of"
-"""Key of a forked run's record that links it to the original run."""
 
 
 class ReplayError(UserError, ValueError):
@@ -44,7 +42,6 @@ class Fork:
     fork_thread_id: str
     from_turn: int
     prefix_entries: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _config(thread_id: str, **more: Any) -> dict[str, Any]:

@@ -10,8 +10,9 @@ import pytest
 from langchain_core.messages import AIMessage
 
 from podium.graph import Context, TrajectoryStore
+from podium.graph.trajectory import FORK_KEY
 from podium.studio.durable import checkpoint_db, durable_graph, run_thread
-from podium.studio.replay import FORK_KEY, ReplayError, fork_thread
+from podium.studio.replay import ReplayError, fork_thread
 from podium.studio.variants import Variant, VariantError, parse_variant
 
 from .fakes import calc_tool, expert_tool

@@ -17,7 +17,6 @@ from typing import Any
 from . import CheckerError, SuiteError, Task, Verdict, check, load_suite
 
 STORE_PREFIX = "store:"
-FORK_KEY = "replay_of"  # forks (podium replay) are counterfactuals, not traffic
 
 
 def store_path(name: str) -> Path:
@@ -30,7 +29,7 @@ def stored_loader(name: str) -> Any:
     path = store_path(name)
 
     def load(limit: int | None = None, seed: int = 0) -> list[Task]:
-        from podium.graph import TrajectoryStore
+        from podium.graph.trajectory import FORK_KEY, TrajectoryStore
 
         if not path.is_file():
             raise SuiteError(f"{path}: no such trajectory store; give store:<path of a .sqlite>")
