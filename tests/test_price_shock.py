@@ -115,3 +115,23 @@ def test_the_cli_exits_2_on_a_price_file_that_does_not_parse(tmp_path, monkeypat
         cli.main()
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and err.count("\n") == 1 and "not TOML" in err
+
+
+def test_jittered_tasks_offer_the_policy_different_prices(fake_graph):
+    _, ctx = fake_graph([], [calc_tool(0.001)])
+    seen = set()
+    for task in ("a", "b", "c"):
+        with price_shock(jittered(1.0, f"0:{task}:0")):
+            seen.add(resolve(Context(**ctx)).tools["calc"].description)
+    assert len(seen) == 3
+
+
+def test_a_negative_price_jitter_is_refused(tmp_path):
+    from podium.training.grpo.config import TrainConfigError, load_train_config
+
+    path = tmp_path / "train.toml"
+    path.write_text('model = "m"\noutput_dir = "o"\nstore = "s.sqlite"\nprice_jitter = -1\n')
+    with pytest.raises(TrainConfigError, match="price_jitter must be a number >= 0"):
+        load_train_config(path)
+    path.write_text('model = "m"\noutput_dir = "o"\nstore = "s.sqlite"\nprice_jitter = 0.5\n')
+    assert load_train_config(path).price_jitter == 0.5
