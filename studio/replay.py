@@ -124,7 +124,13 @@ async def fork_thread(
         with policy_override(model) if model is not None else nullcontext():
             async for _ in graph.astream(None, config, context=ctx, durability="sync"):
                 pass
-        state = (await graph.aget_state(_config(fork_id))).values
+        after = await graph.aget_state(_config(fork_id))
+    if after.next:  # paused for a person's approval (the thread's --approve-above-usd)
+        raise ReplayError(
+            f"the fork {fork_id} waits for approval: resume it with "
+            f"'podium run --thread {fork_id} --approve' or '--reject'"
+        )
+    state = after.values
     branch = store.get(state.get("trajectory_id", ""))
     if branch is None:
         raise ReplayError(f"the fork {fork_id} left no trajectory in {store.path}")
