@@ -61,8 +61,13 @@ class Forecast:
         return high if high is not None else self.budget_usd
 
 
-def comparable(records: list[dict[str, Any]], ctx: Context) -> list[dict[str, Any]]:
-    """Finished runs made under ``ctx``'s policy model and pool settings (not replay forks)."""
+def comparable(
+    records: list[dict[str, Any]], ctx: Context, pool: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Finished runs made under ``ctx``'s policy model and pool settings (not replay forks).
+
+    With ``pool`` (tool names), a run that recorded another pool does not count either.
+    """
     want = {k: getattr(ctx, k) for k in _SAME}
     return [
         r
@@ -70,6 +75,7 @@ def comparable(records: list[dict[str, Any]], ctx: Context) -> list[dict[str, An
         if r.get("stopped_by") != "error"
         and FORK_KEY not in r
         and all((r.get("context") or {}).get(k) == v for k, v in want.items())
+        and (pool is None or r.get("tools") in (None, pool))
     ]
 
 
@@ -115,7 +121,7 @@ def from_history(
     k: int = NEIGHBOURS,
 ) -> Forecast:
     """The forecast of ``question`` from ``records`` (already loaded)."""
-    history = comparable(records, ctx)
+    history = comparable(records, ctx, sorted(tools) if tools is not None else None)
     base = Forecast(question, len(history), 0, False, ctx.budget_usd)
     if len(history) < MIN_HISTORY:
         base.note = (

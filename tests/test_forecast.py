@@ -108,3 +108,11 @@ def test_run_estimate_spends_nothing_and_warns_over_the_budget(tmp_path, monkeyp
     assert shown["enough"] and shown["neighbours"] == 16 and shown["cost_usd"][2] > 0.05
     assert "over --budget-usd 0.01" in err and err.count("\n") == 1
     assert len(store) == 16 and not (tmp_path / "cp.sqlite").exists()  # nothing ran
+
+
+def test_runs_with_another_pool_do_not_count():
+    ctx = Context(budget_usd=1.0)
+    runs = [r | {"tools": ["calc", "expert"]} for r in history()]
+    runs[:10] = [r | {"tools": ["calc"]} for r in runs[:10]]
+    pool = {"calc": calc_tool(0.001), "expert": calc_tool(0.001)}
+    assert from_history("What is 1 times 2?", ctx, runs, tools=pool).history == 6
