@@ -154,3 +154,22 @@ def test_eval_replay_asks_every_stored_question_again_beside_what_was_served(
     assert summary["routers"]["stored"]["accuracy"] == 1.0  # agrees with itself
     assert summary["routers"]["cheapest"]["accuracy"] == 0.0  # "the oracle says 42" differs
     assert len(TrajectoryStore(base["trajectory_db"])) == 2  # the replayed store is untouched
+
+
+def test_a_policy_adapter_loads_on_its_base_model_and_bad_ones_are_one_line(
+    tiny_policy_dir, tmp_path
+):
+    from peft import PeftModel
+
+    from podium.studio.variants import adapter_policy
+    from podium.training.grpo.tiny import build_tiny_lora
+
+    lora = build_tiny_lora(tiny_policy_dir, tmp_path / "lora")
+    policy = adapter_policy(lora)
+    assert isinstance(policy.model, PeftModel) and policy.temperature == 0.0
+    with pytest.raises(VariantError, match=r"no adapter_config\.json"):
+        adapter_policy(tmp_path)
+    config = json.loads((lora / "adapter_config.json").read_text())
+    (lora / "adapter_config.json").write_text(json.dumps(config | {"base_model_name_or_path": "x"}))
+    with pytest.raises(VariantError, match="base model 'x' is not a local directory"):
+        adapter_policy(lora)
