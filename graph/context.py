@@ -94,6 +94,13 @@ class Context:
     trajectory_db: str = field(
         default="", metadata={"description": "SQLite file of trajectories; empty = cache dir."}
     )
+    forecast: bool = field(
+        default=False,
+        metadata={
+            "description": "Put a forecast of the run's cost, latency and tools (from similar "
+            "past runs) in the state before the first turn; 'podium studio' turns it on."
+        },
+    )
     environment: str = field(
         default="",
         metadata={

@@ -1,4 +1,4 @@
-"""The podium state graph: policy → tools (the guard) → execute → policy … → finish."""
+"""The podium state graph: [forecast →] policy → tools (the guard) → execute → policy … → finish."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime, get_runtime
 
 from podium.graph.context import Context
+from podium.graph.forecast import forecast_node, route_start
 from podium.graph.policy import apolicy, policy, route_policy
 from podium.graph.state import InputState, State
 from podium.graph.tool_calls import aexecute, aguard, execute, guard, route_execute, route_guard
@@ -46,7 +47,9 @@ def build_graph() -> StateGraph[State, Context, InputState, Any]:
     builder.add_node("tools", twin_node("tools", guard, aguard))
     builder.add_node("execute", twin_node("execute", execute, aexecute))
     builder.add_node("finish", finish)
-    builder.add_edge(START, "policy")
+    builder.add_node("forecast", forecast_node)  # only when Context.forecast (Studio)
+    builder.add_conditional_edges(START, route_start)
+    builder.add_edge("forecast", "policy")
     builder.add_conditional_edges("policy", route_policy)
     builder.add_conditional_edges("tools", route_guard)
     builder.add_conditional_edges("execute", route_execute)

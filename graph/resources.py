@@ -17,6 +17,7 @@ from podium.tools import PodiumConfig, load_config, pool_entries
 from podium.tools.adapters import active_adapter
 from podium.tools.endpoints import chat_model
 from podium.tools.environment import environment_tools
+from podium.tools.price_shock import apply_shock, current_shock
 from podium.tools.pricing import Prices, TokenPrice
 from podium.tools.redact import register_key_env
 
@@ -128,8 +129,11 @@ def resolve(ctx: Context) -> Resources:
     # The pool depends on environment keys too (a tool appears when its key is set).
     keys = tuple(sorted(k for k in os.environ if k.endswith("_API_KEY")))
     tools = _TOOLS_OVERRIDE.get()
+    shock = current_shock()
     if tools is None:
-        tools = _pool(ctx.profile, ctx.config, ctx.local_only, (id(config), keys))
+        stamp = (id(config), keys, shock.stamp() if shock else "")
+        tools = _pool(ctx.profile, ctx.config, ctx.local_only, stamp)
+    tools = apply_shock(tools, shock)  # per-tool price factors: an eval's shock, training jitter
     if ctx.environment:  # a ToolScale-style environment: its database tools join the pool
         rate = Prices(config).number("compute", "per_second")
         tools = (*tools, *environment_tools(ctx.environment, rate))

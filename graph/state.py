@@ -65,6 +65,7 @@ class State(InputState):
     cost_usd: float = 0.0
     latency_s: float = 0.0
     trajectory_id: str = ""
+    forecast: dict[str, Any] | None = None  # set before the first turn when Context.forecast
     started_at: float = 0.0
     run_ledger_start: int = 0
     run_turn_start: int = 0

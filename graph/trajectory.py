@@ -104,6 +104,8 @@ def build_record(
 
 
 WAL_ATTEMPTS = 20
+FORK_KEY = "replay_of"
+"""Key of a record made by ``podium replay``: the run it forked (a counterfactual, not traffic)."""
 
 
 class TrajectoryStore:

@@ -17,6 +17,7 @@ from podium.tools.errors import UserError
 from .commands.collect import collect
 from .commands.eval import eval_
 from .commands.export import export
+from .commands.replay import replay
 from .commands.run import run
 from .commands.serve import PASS_THROUGH, serve
 from .commands.server import app as server_app
@@ -29,6 +30,7 @@ from .commands.view import view
 
 COMMANDS: dict[str, Callable[..., None]] = {
     "run": run,
+    "replay": replay,
     "tools": tools,
     "setup": setup,
     "serve": serve,

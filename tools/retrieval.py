@@ -279,3 +279,8 @@ class WikiIndex:
     def __len__(self) -> int:
         """Number of passages."""
         return len(self._passages)
+
+
+def embed_texts(texts: list[str]) -> np.ndarray:
+    """Normalized MiniLM embeddings of ``texts`` (one row each): cosine is a dot product."""
+    return _embed(embedding_model_dir(), texts)

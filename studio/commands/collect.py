@@ -41,6 +41,9 @@ def collect(
     sample_preferences: Annotated[
         bool, typer.Option(help="A seeded preference per task (paper); default none, as eval.")
     ] = False,
+    price_jitter: Annotated[
+        float, typer.Option(help="Each tool's prices times a random factor in [1/(1+J), 1+J].")
+    ] = 0.0,
     profile: Profile = "local",
     config: ConfigFile = "",
     local_only: LocalOnly = False,
@@ -59,7 +62,7 @@ def collect(
         concurrency=concurrency, seed=seed, temperature=temperature,
         policy_base_url=policy_base_url, policy_model=policy_model, profile=profile,
         config=config, local_only=local_only, max_turns=max_turns, budget_usd=budget_usd,
-        sample_preferences=sample_preferences,
+        sample_preferences=sample_preferences, price_jitter=price_jitter,
     )  # fmt: skip
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, disable=json_out, transient=True) as bar:

@@ -26,7 +26,9 @@ from .options import (
 
 
 def eval_(
-    suite: Annotated[str, typer.Argument(help="math, code, wiki, fc, tau2, toolscale, jsonl:FILE")],
+    suite: Annotated[
+        str, typer.Argument(help="math, code, wiki, fc, tau2, toolscale, jsonl:FILE")
+    ] = "",
     router: Annotated[
         list[str] | None,
         typer.Option(
@@ -55,14 +57,28 @@ def eval_(
         bool, typer.Option(help="Run through langsmith.evaluate (uploads if LANGSMITH_API_KEY).")
     ] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar or table.")] = False,
+    prices: Annotated[
+        str, typer.Option(help="Price file (TOML): evaluate under it and under today's prices.")
+    ] = "",
+    replay: Annotated[
+        str, typer.Option(help="Trajectory store: ask its past runs again (instead of SUITE).")
+    ] = "",
 ) -> None:
     """Evaluate routers on a task suite: results.jsonl, summary.json, report.html."""
     from podium.graph import Context
+    from podium.tools.price_shock import load_shock
     from podium.training.eval.runner import EvalConfig, evaluate
     from podium.training.eval.suites import SuiteSkipped
 
     from ..reports import write_report
+    from .options import UsageError
 
+    if bool(suite) == bool(replay):
+        raise UsageError("name a SUITE or --replay STORE (one of them): see 'podium eval --help'")
+    suite = suite or f"store:{replay}"
+    shock = load_shock(prices) if prices else None  # a bad price file fails before any run
+    if shock is not None and langsmith:
+        raise UsageError("--prices runs two local evaluations and compares them: drop --langsmith")
     ctx = {"profile": profile, "config": config, "local_only": local_only,
            "budget_usd": budget_usd, "max_turns": max_turns}  # fmt: skip
     Context(**ctx)  # bad numbers fail here, as one line
@@ -73,6 +89,9 @@ def eval_(
         prefer=list(prefer or []), context=ctx, progress=not quiet,
     )  # fmt: skip
     try:
+        if shock is not None:
+            _shock(cfg, shock, quiet)
+            return
         if langsmith:
             from podium.training.eval.langsmith_eval import evaluate_langsmith
 
@@ -82,6 +101,8 @@ def eval_(
     except SuiteSkipped as exc:
         print(f"podium: skipped: {exc}", file=sys.stderr)
         raise typer.Exit(0) from None
+    if replay:
+        summary = _with_served(cfg)
     write_report(cfg.out)
     if quiet:
         print(json.dumps({n: s["accuracy"] for n, s in summary["routers"].items()}))
@@ -99,3 +120,37 @@ def _print_summary(summary: dict[str, Any], out_dir: Path) -> None:
         )  # fmt: skip
     console.print(table)
     console.print(f"wrote {out_dir}/results.jsonl, summary.json, report.html, pareto.png")
+
+
+def _with_served(cfg: Any) -> dict[str, Any]:
+    """Add what was served (router ``stored``) beside the replayed routers, and re-summarise."""
+    from podium.training.eval import suites
+    from podium.training.eval.runner import RESULTS, write_summary
+    from podium.training.eval.suites.stored import stored_rows
+
+    tasks = suites.load_suite(cfg.suite, limit=cfg.limit, seed=cfg.seed)
+    path = cfg.out / RESULTS
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    done = {r["task_id"] for r in rows if r["router"] == "stored"}
+    served = [r | {"seed": cfg.seed} for r in stored_rows(cfg.suite, tasks)]
+    rows = [r for r in served if r["task_id"] not in done]
+    with path.open("a", encoding="utf-8") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    return write_summary(cfg, tasks)
+
+
+def _shock(cfg: Any, shock: Any, quiet: bool) -> None:
+    """Evaluate under today's prices and the price file; print how mix and cost moved."""
+    from podium.training.eval.shock import BRANCHES, describe, evaluate_shock
+
+    from ..reports import write_report
+
+    report = evaluate_shock(cfg, shock)
+    for name in BRANCHES:
+        write_report(cfg.out / name)
+    if quiet:
+        print(json.dumps(report))
+        return
+    for line in describe(report):
+        console.print(line, highlight=False)
+    console.print(f"wrote {cfg.out}/base, {cfg.out}/shocked and {cfg.out}/price_shock.json")

@@ -37,6 +37,9 @@ def run(
     ] = None,
     local_only: LocalOnly = False,
     json_out: JsonOut = False,
+    estimate: Annotated[
+        bool, typer.Option(help="Forecast cost, latency and tools from past runs; spend nothing.")
+    ] = False,
     profile: Profile = "local",
     config: ConfigFile = "",
 ) -> None:
@@ -62,7 +65,9 @@ def run(
         local_only=local_only,
         approve_above_usd=approve_above_usd,
     )
-    load_pool(profile, config=config or None, local_only=local_only)  # config errors first
+    pool = load_pool(profile, config=config or None, local_only=local_only)  # config errors first
+    if _forecast_first(question.strip(), ctx, pool, estimate=estimate, json_out=json_out):
+        return
     thread_id = thread or new_thread_id()
     decision = None if approve is None else ("approve" if approve else "reject")
     state, waiting = _drive(thread_id, question.strip(), ctx, decision, quiet=json_out)
@@ -82,6 +87,31 @@ def run(
         raise typer.Exit(PAUSED)
     if (state.get("stopped_by") or "error") == "error":
         raise typer.Exit(1)
+
+
+def _forecast_first(
+    question: str, ctx: Context, pool: list[Any], *, estimate: bool, json_out: bool
+) -> bool:
+    """Forecast a new question from past runs: warn over budget; with --estimate, show it.
+
+    Returns whether the command is done (an estimate spends nothing and runs nothing).
+    """
+    from podium.graph import forecast
+
+    if not question:
+        if estimate:
+            raise UsageError("--estimate forecasts a question: pass one as the first argument")
+        return False
+    outlook = forecast(question, ctx, tools={t.name: t for t in pool})
+    if outlook.enough and outlook.high_usd > ctx.budget_usd:
+        print(
+            f"podium: warning: similar past runs cost up to ${outlook.high_usd:.6f} (90% bound), "
+            f"over --budget-usd {ctx.budget_usd:g}: the run may stop at the budget",
+            file=sys.stderr,
+        )
+    if estimate:
+        _print_forecast(outlook, json_out)
+    return estimate
 
 
 def _drive(
@@ -145,6 +175,8 @@ def _describe_step(chunk: dict[str, Any]) -> str:
         return f"turn {turn}: calling {', '.join(calls)}" if calls else f"turn {turn}: answering"
     if node == "tools":
         return "admitting the calls against the budget"
+    if node == "forecast":
+        return "forecasting the cost from past runs"
     if node == "execute":
         return "reading tool results"
     return "saving the trajectory"
@@ -175,3 +207,19 @@ def _print_run(result: dict[str, Any]) -> None:
         f"{result['latency_s']:.1f}s · {result['turns']} turns · stopped by {result['stopped_by']}"
         f" · trajectory {result['trajectory_id']} · thread {result['thread_id']}"
     )
+
+
+def _print_forecast(outlook: Any, json_out: bool) -> None:
+    """Show a forecast: cost and latency intervals and the likely tools, or why there is none."""
+    if json_out:
+        print(json.dumps(outlook.as_dict()))
+        return
+    if not outlook.enough:
+        console.print(f"[bold]No forecast:[/bold] {outlook.note}")
+        return
+    (c0, c1, c2), (l0, l1, l2) = outlook.cost_usd, outlook.latency_s
+    console.print(
+        f"cost ${c1:.6f} (90%: ${c0:.6f}–${c2:.6f}) · latency {l1:.1f}s ({l0:.1f}–{l2:.1f}s)"
+    )
+    mix = ", ".join(f"{t} ×{n:.1f}" for t, n in outlook.tool_mix.items()) or "no tools"
+    console.print(f"likely tools: {mix} · {outlook.note}")

@@ -216,7 +216,8 @@ async def test_graph_is_a_runnable(fake_graph):
 
 def test_graph_structure_snapshot():
     g = graph.get_graph()
-    assert sorted(g.nodes) == ["__end__", "__start__", "execute", "finish", "policy", "tools"]
+    nodes = ["__end__", "__start__", "execute", "finish", "forecast", "policy", "tools"]
+    assert sorted(g.nodes) == nodes
     assert sorted((e.source, e.target, e.conditional) for e in g.edges) == SNAPSHOT
 
 
@@ -230,10 +231,12 @@ def test_bad_context_values_raise_one_line_errors(kwargs):
 
 
 SNAPSHOT = [
-    ("__start__", "policy", False),
+    ("__start__", "forecast", True),  # only when Context.forecast (Studio)
+    ("__start__", "policy", True),
     ("execute", "policy", True),
     ("execute", "tools", True),  # a call interrupted by a kill goes back to the guard
     ("finish", "__end__", False),
+    ("forecast", "policy", False),
     ("policy", "finish", True),
     ("policy", "policy", True),
     ("policy", "tools", True),

@@ -29,6 +29,7 @@ from podium.graph.resources import policy_override, resolve
 from podium.graph.trajectory import TrajectoryStore
 from podium.tools.errors import UserError
 from podium.tools.paths import atomic_path
+from podium.tools.price_shock import PriceShock, price_shock
 
 from . import suites
 from .metrics import summarize
@@ -58,6 +59,7 @@ class EvalConfig:
     prefer: list[str] = field(default_factory=list)  # preferred tools; compliance is measured
     context: dict[str, Any] = field(default_factory=dict)  # Context overrides for every run
     progress: bool = True
+    shock: PriceShock | None = None  # evaluate under another price table (--prices)
 
 
 def preference_of(prefer: list[str]) -> tuple[str, dict[str, float] | None]:
@@ -255,6 +257,13 @@ def run_unit(
     router: str, task: suites.Task, cfg: EvalConfig, tools: dict[str, BaseTool]
 ) -> dict[str, Any]:
     """One (router, task) row, labelled with the suite, seed and router."""
+    with price_shock(cfg.shock):  # set in this worker thread: graph runs inherit it
+        return _run_unit(router, task, cfg, tools)
+
+
+def _run_unit(
+    router: str, task: suites.Task, cfg: EvalConfig, tools: dict[str, BaseTool]
+) -> dict[str, Any]:
     workdir = cfg.out / "work" / router / task.id
     if router == "oracle":
         row = run_oracle(task, cfg, tools, workdir)
@@ -276,6 +285,17 @@ def _check_prefer(cfg: EvalConfig, tools: dict[str, BaseTool]) -> None:
     if unknown:
         raise EvalError(
             f"--prefer {unknown[0]!r} is not a tool of the pool: use one of {', '.join(tools)}"
+        )
+
+
+def _check_shock(cfg: EvalConfig, tools: dict[str, BaseTool]) -> None:
+    if cfg.shock is None:
+        return
+    unknown = sorted(set(cfg.shock.scale) - set(tools))
+    if unknown:
+        raise EvalError(
+            f"price file {cfg.shock.source} scales unknown tool {unknown[0]!r}: "
+            f"use tools of the pool ({', '.join(sorted(tools))})"
         )
 
 
@@ -303,8 +323,10 @@ def plan_eval(cfg: EvalConfig) -> Plan:
             f"router {fixed[0]!r} cannot hold a {cfg.suite} conversation (its tools are the "
             "domain's): use --router policy"
         )
-    tools = resolve(Context(**cfg.context)).tools
+    with price_shock(cfg.shock):  # a shock may reorder the experts strongest/cheapest pick
+        tools = resolve(Context(**cfg.context)).tools
     _check_prefer(cfg, tools)
+    _check_shock(cfg, tools)
     for name in cfg.routers:
         if name not in ("policy", "oracle"):
             router_for(name, tools)  # fail now, not per task

@@ -22,6 +22,7 @@ from typing import Any
 
 from podium.graph import TrajectoryStore
 from podium.tools.errors import UserError
+from podium.tools.price_shock import jittered, price_shock
 from podium.training.eval import suites
 from podium.training.eval.run_context import BUDGET_USD, MAX_TURNS, task_context, task_tools
 
@@ -51,6 +52,10 @@ class CollectConfig:
     local_only: bool = field(default=False, metadata={"help": "Offer only local tools."})
     max_turns: int = field(default=MAX_TURNS, metadata={"help": "Policy turns per run."})
     budget_usd: float = field(default=BUDGET_USD, metadata={"help": "Dollar cap of each run."})
+    price_jitter: float = field(
+        default=0.0,
+        metadata={"help": "Each tool's prices times a random factor in [1/(1+j), 1+j] per run."},
+    )
     sample_preferences: bool = field(
         default=False,
         metadata={"help": "A seeded preference per task (the paper's); default: none, as eval."},
@@ -145,6 +150,8 @@ def check_request(cfg: CollectConfig) -> list[suites.Task]:
         raise CollectError(f"--group-size must be at least 2 for GRPO, got {cfg.group_size}")
     if cfg.concurrency < 1:
         raise CollectError(f"--concurrency must be at least 1, got {cfg.concurrency}")
+    if not 0 <= cfg.price_jitter < float("inf"):
+        raise CollectError(f"--price-jitter must be a number >= 0, got {cfg.price_jitter}")
     out = Path(cfg.out)
     if not out.parent.is_dir():
         raise CollectError(f"folder {out.parent} does not exist: create it or fix --out")
@@ -194,9 +201,11 @@ async def collect(
     async def one(task: suites.Task, pref: Preference, index: int) -> None:
         group_id = f"{task.id}@{cfg.seed}"
         async with gate:
+            jitter = jittered(cfg.price_jitter, f"{cfg.seed}:{task.id}:{index}")
             with (
                 tempfile.TemporaryDirectory(prefix="podium-task-") as workdir,
                 task_tools(task),
+                price_shock(jitter if cfg.price_jitter else None),
             ):
                 ctx = task_context(base, task, Path(workdir), pref.instruction, pref.vector)
                 state = await graph.ainvoke({"question": task.question}, context=ctx)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -159,6 +160,11 @@ class TrainConfig:
     init_adapter: str = field(
         default="", metadata={"help": "PEFT adapter folder to start from (e.g. an RFT one)."}
     )
+    price_jitter: float = field(
+        default=0.0,
+        metadata={"help": "Online runs: each tool's prices times a random factor in "
+                  "[1/(1+j), 1+j] per task, so the policy must read them; 0 = off."},
+    )  # fmt: skip
     grpo: dict[str, Any] = field(default_factory=dict, metadata={"help": "trl.GRPOConfig keys."})
     sft: dict[str, Any] = field(default_factory=dict, metadata={"help": "trl.SFTConfig keys."})
     lora: dict[str, Any] = field(default_factory=dict, metadata={"help": "peft.LoraConfig keys."})
@@ -320,5 +326,8 @@ def load_train_config(path: str | Path) -> TrainConfig:
     if mode == "online" and not raw.get("tasks"):
         raise TrainConfigError(f'online training needs tasks = "<suite>" in {path}')
     preset(raw.get("preset", "cpu"))  # an unknown preset fails here, as one line
+    jitter = raw.get("price_jitter", 0.0)
+    if not (isinstance(jitter, int | float) and 0 <= jitter < math.inf):
+        raise TrainConfigError(f"price_jitter must be a number >= 0 in {path}, got {jitter!r}")
     reward = RewardConfig(**raw.pop("reward", {}))
     return TrainConfig(**raw, reward=reward)

@@ -27,6 +27,7 @@ from typing import Any
 from podium.graph import Context, TrajectoryStore
 from podium.graph.resources import policy_override, resolve
 from podium.tools import cost_of
+from podium.tools.price_shock import jittered, price_shock
 from podium.training.eval import suites
 from podium.training.eval.run_context import task_context, task_tools
 
@@ -138,10 +139,12 @@ def online_rollouts(
                 temperature=cfg.temperature,
                 max_new_tokens=cfg.max_new_tokens,
             )
+            jitter = jittered(cfg.price_jitter, f"{cfg.seed}:{task.id}:{step}")
             with (
                 tempfile.TemporaryDirectory(prefix="podium-task-") as workdir,
                 task_tools(task),
                 policy_override(policy),
+                price_shock(jitter if cfg.price_jitter else None),
             ):
                 ctx = task_context(base, task, Path(workdir), pref.instruction, pref.vector)
                 state = graph.invoke({"question": task.question}, context=ctx)
