@@ -65,6 +65,7 @@ class State(InputState):
     cost_usd: float = 0.0
     latency_s: float = 0.0
     trajectory_id: str = ""
+    store_error: str = ""  # why the trajectory could not be stored; the answer stands
     started_at: float = 0.0
     run_ledger_start: int = 0
     run_turn_start: int = 0

@@ -15,6 +15,7 @@ from langchain_core.messages import AIMessage, messages_to_dict
 from langchain_core.tools import BaseTool
 from langgraph.runtime import Runtime
 
+from podium.tools.errors import UserError
 from podium.tools.paths import cache_dir
 
 from .context import Context, context_of
@@ -181,13 +182,36 @@ def save_trajectory(ctx: Context, state: State, tools: Mapping[str, BaseTool]) -
 
 
 def finish(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Close the run: settle the answer and why it stopped, and store the trajectory."""
+    """Close the run: settle the answer and why it stopped, and store the trajectory.
+
+    The run is paid for by now: a store that cannot take the record (corrupt, a directory,
+    read-only, disk full) must not lose the answer, so the failure is kept in
+    ``store_error`` for the caller to report, and the run ends as it would have.
+    """
     ctx = context_of(runtime)
     now = time.time()
-    update = {
+    update: dict[str, Any] = {
         "stopped_by": state.stopped_by or "error",
         "answer": state.answer,
         "latency_s": now - state.started_at if state.started_at else 0.0,
+        "store_error": "",
     }
-    save_trajectory(ctx, State(**{**state.__dict__, **update}), resolve(ctx).tools)
+    tools = resolve(ctx).tools
+    try:
+        save_trajectory(ctx, State(**{**state.__dict__, **update}), tools)
+    except (sqlite3.Error, OSError, UserError) as exc:
+        update["store_error"] = store_failure(ctx.trajectory_db or None, exc)
     return update
+
+
+def store_failure(path: str | Path | None, exc: Exception) -> str:
+    """One line saying why the trajectory store at ``path`` failed, and how to recover."""
+    try:
+        where = Path(path) if path else default_db()
+    except UserError:  # the cache dir itself is unusable; ``exc`` says so
+        return str(exc)
+    what = "is a directory" if where.is_dir() else f"cannot be written ({exc})"
+    return (
+        f"trajectory store {where} {what}: move it aside or set $PODIUM_TRAJECTORY_DB "
+        "to another file"
+    )

@@ -226,12 +226,16 @@ def load_train_config(path: str | Path) -> TrainConfig:
     from trl import GRPOConfig
 
     path = Path(path)
+    if path.is_dir():
+        raise TrainConfigError(f"config file {path} is a directory: pass the TOML file in it")
     if not path.is_file():
         raise TrainConfigError(f"config file {path} does not exist: fix --config")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise TrainConfigError(f"{path} is not valid TOML ({exc}): fix the file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TrainConfigError(f"cannot read config file {path} ({exc}): fix --config") from None
     top = {f.name for f in dataclasses.fields(TrainConfig)}
     _unknown("", raw, top, path)
     _unknown("grpo", raw.get("grpo", {}), {f.name for f in dataclasses.fields(GRPOConfig)}, path)
