@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Collection
 from dataclasses import InitVar, dataclass, field, fields
 from typing import Any
 
@@ -132,9 +133,9 @@ class Context:
         },
     )
 
-    explicit: InitVar[frozenset[str]] = frozenset()
+    explicit: InitVar[Collection[str]] = ()
 
-    def __post_init__(self, explicit: frozenset[str]) -> None:
+    def __post_init__(self, explicit: Collection[str]) -> None:
         for f in fields(self):
             env = os.environ.get(f"{ENV_PREFIX}{f.name.upper()}")
             if (

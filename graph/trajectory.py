@@ -16,7 +16,7 @@ from langchain_core.tools import BaseTool
 from langgraph.runtime import Runtime
 
 from podium.tools.errors import UserError
-from podium.tools.paths import cache_dir
+from podium.tools.paths import PathError, cache_dir, writable_file
 
 from .context import Context, context_of
 from .render import OFFERED_KEY, policy_tools, tool_schemas
@@ -98,6 +98,7 @@ def build_record(ctx: Context, state: State, tools: Mapping[str, BaseTool]) -> d
 
 
 WAL_ATTEMPTS = 20
+FIX_STORE = "move it aside or use another file ($PODIUM_TRAJECTORY_DB, --db, --out)"
 
 
 class TrajectoryStore:
@@ -105,7 +106,7 @@ class TrajectoryStore:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else default_db()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        writable_file(self.path, "trajectory store", FIX_STORE)
         # WAL is a property of the file, set once. Switching to it answers SQLITE_BUSY at once,
         # without the busy timeout, when another run opens the new file at the same moment.
         for attempt in range(WAL_ATTEMPTS):
@@ -117,8 +118,12 @@ class TrajectoryStore:
                 break
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or attempt == WAL_ATTEMPTS - 1:
-                    raise
+                    raise PathError(f"trajectory store {self.path}: {exc}: {FIX_STORE}") from None
                 time.sleep(0.05 * (attempt + 1))
+            except sqlite3.DatabaseError as exc:  # not SQLite at all, or a damaged file
+                raise PathError(
+                    f"trajectory store {self.path} is not a usable SQLite file ({exc}): {FIX_STORE}"
+                ) from None
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -199,19 +204,9 @@ def finish(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     tools = resolve(ctx).tools
     try:
         save_trajectory(ctx, State(**{**state.__dict__, **update}), tools)
-    except (sqlite3.Error, OSError, UserError) as exc:
-        update["store_error"] = store_failure(ctx.trajectory_db or None, exc)
+    except UserError as exc:  # the store named itself and the fix
+        update["store_error"] = str(exc)
+    except (sqlite3.Error, OSError) as exc:  # read-only, disk full, I/O error
+        where = ctx.trajectory_db or "the trajectory store"
+        update["store_error"] = f"{where} cannot be written ({exc}): {FIX_STORE}"
     return update
-
-
-def store_failure(path: str | Path | None, exc: Exception) -> str:
-    """One line saying why the trajectory store at ``path`` failed, and how to recover."""
-    try:
-        where = Path(path) if path else default_db()
-    except UserError:  # the cache dir itself is unusable; ``exc`` says so
-        return str(exc)
-    what = "is a directory" if where.is_dir() else f"cannot be written ({exc})"
-    return (
-        f"trajectory store {where} {what}: move it aside or set $PODIUM_TRAJECTORY_DB "
-        "to another file"
-    )

@@ -61,7 +61,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     Readers never see a half-written ``target``: on any error the temporary file is removed
     and ``target`` keeps its previous content (or stays absent).
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
+    writable_file(target, "output file", "pass a file path")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:

@@ -22,10 +22,13 @@ from .options import (
     MaxTurns,
     Profile,
     Seed,
+    UsageError,
+    given_flags,
 )
 
 
 def eval_(
+    click_ctx: typer.Context,
     suite: Annotated[str, typer.Argument(help="math, code, wiki, fc, tau2, toolscale, jsonl:FILE")],
     router: Annotated[
         list[str] | None,
@@ -65,6 +68,7 @@ def eval_(
 
     ctx = {"profile": profile, "config": config, "local_only": local_only,
            "budget_usd": budget_usd, "max_turns": max_turns}  # fmt: skip
+    ctx["explicit"] = sorted(given_flags(click_ctx) & ctx.keys())  # flags beat $PODIUM_*
     Context(**ctx)  # bad numbers fail here, as one line
     cfg = EvalConfig(
         suite=suite, out=out or Path("podium-eval") / suite.replace(":", "_").replace("/", "_"),
@@ -72,6 +76,8 @@ def eval_(
         concurrency=concurrency, resume=resume, retry_errors=retry_errors,
         prefer=list(prefer or []), context=ctx, progress=not quiet,
     )  # fmt: skip
+    if cfg.out.exists() and not cfg.out.is_dir():
+        raise UsageError(f"--out {cfg.out} is a file: pass a directory for the results")
     try:
         if langsmith:
             from podium.training.eval.langsmith_eval import evaluate_langsmith
