@@ -185,3 +185,26 @@ def test_the_approval_prompt_prints_model_text_as_text(monkeypatch):
     shown = screen.getvalue()
     assert "Run [/x]?" in shown and "[bold]b[/bold]" in shown
     assert "\x1b]0;pwned" not in shown and "\x1b[2J" not in shown and "\x9b" not in shown
+
+
+def test_a_resumed_run_keeps_its_stored_settings_whatever_the_environment(tmp_path, monkeypatch):
+    from podium.graph import Context
+    from podium.studio.durable import save_context
+
+    db = tmp_path / "cp.sqlite"
+    save_context(db, "t", Context(budget_usd=1.0, max_turns=50, profile="local"))
+    monkeypatch.setenv("PODIUM_BUDGET_USD", "50")
+    monkeypatch.setenv("PODIUM_MAX_TURNS", "7")
+    stored = load_context(db, "t")
+    assert (stored.budget_usd, stored.max_turns) == (1.0, 50)
+    assert Context().budget_usd == 50.0  # a field left at its default still reads the env
+
+
+def test_a_directory_is_never_written_as_a_file(tmp_path):
+    from podium.tools.errors import UserError
+    from podium.tools.paths import atomic_path
+
+    refused = pytest.raises(UserError, match=r"output file .* is a directory: pass a file path")
+    with refused, atomic_path(tmp_path):
+        raise AssertionError("the body ran")
+    assert list(tmp_path.iterdir()) == []  # nothing half-written beside it

@@ -49,6 +49,7 @@ def collect(
     """Run every task GROUP_SIZE times (temperature > 0) and store the judged trajectories."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from podium.graph import TrajectoryStore
     from podium.training.grpo.collect import CollectConfig, CollectError
     from podium.training.grpo.collect import collect as collect_groups
 
@@ -61,6 +62,8 @@ def collect(
         config=config, local_only=local_only, max_turns=max_turns, budget_usd=budget_usd,
         sample_preferences=sample_preferences,
     )  # fmt: skip
+    if out.exists():  # a directory or a broken store fails here, before the progress bar
+        TrajectoryStore(out)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, disable=json_out, transient=True) as bar:
         job = bar.add_task("collecting", total=None)
