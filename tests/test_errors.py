@@ -28,6 +28,8 @@ USER_ERRORS = {
     "podium.training.grpo.config:TrainConfigError": ValueError,
     "podium.training.synth.tasks:SynthError": ValueError,
     "podium.studio.durable:ThreadError": ValueError,
+    "podium.studio.lease:LeaseError": RuntimeError,
+    "podium.tools.paths:PathError": ValueError,
     "podium.studio.reports.viewer:ViewError": ValueError,
     "podium.studio.servers.process:ServeError": RuntimeError,
     "podium.studio.commands.options:UsageError": ValueError,
