@@ -100,6 +100,19 @@ def test_a_lease_whose_holder_died_or_stopped_beating_is_taken_over(tmp_path, mo
     assert not leases.renew(db, taken) and leases.renew(db, again)  # the stalled one lost it
 
 
+def test_a_held_lease_is_renewed_while_the_run_goes_on_and_released_after(tmp_path, monkeypatch):
+    db = tmp_path / "cp.sqlite"
+    monkeypatch.setattr(leases, "RENEW_EVERY_S", 0.05)
+    with leases.thread_lease(db, "t", "q") as held:
+        deadline = time.monotonic() + 30
+        while leases.holder_of(db, "t").heartbeat_at == held.heartbeat_at:
+            assert time.monotonic() < deadline, "the heartbeat was never renewed"
+            time.sleep(0.05)
+        with pytest.raises(leases.LeaseError):
+            leases.acquire(db, "t", "meanwhile")
+    assert leases.holder_of(db, "t") is None
+
+
 def test_a_live_thread_refuses_a_resume_and_a_second_new_question(tmp_path):
     """Two new questions at once on one thread, and a resume while it runs: one run, one bill."""
     gate = threading.Event()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -53,8 +54,10 @@ def collect(
     from podium.training.grpo.collect import CollectConfig, CollectError
     from podium.training.grpo.collect import collect as collect_groups
 
-    if temperature <= 0:
-        raise CollectError(f"--temperature must be above 0 for GRPO groups, got {temperature}")
+    if not 0 < temperature < math.inf:  # nan fails both comparisons
+        raise CollectError(
+            f"--temperature must be finite and above 0 for GRPO groups, got {temperature}"
+        )
     cfg = CollectConfig(
         tasks=tasks, out=str(out), group_size=group_size, limit=limit,
         concurrency=concurrency, seed=seed, temperature=temperature,
