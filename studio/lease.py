@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 from podium.tools.errors import UserError
@@ -132,15 +132,7 @@ def acquire(path: Path, thread_id: str, question: str) -> Lease:
                 "ON CONFLICT (thread_id) DO UPDATE SET holder = excluded.holder, "
                 "host = excluded.host, pid = excluded.pid, question = excluded.question, "
                 "started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at",
-                (
-                    mine.thread_id,
-                    mine.holder,
-                    mine.host,
-                    mine.pid,
-                    mine.question,
-                    mine.started_at,
-                    mine.heartbeat_at,
-                ),
+                astuple(mine),
             )
         except BaseException:
             db.execute("ROLLBACK")
