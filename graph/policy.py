@@ -82,6 +82,7 @@ _RUN_FIELDS = (
     "run_ledger_start",
     "run_turn_start",
     "run_message_start",
+    "store_error",
 )
 
 

@@ -15,7 +15,8 @@ from langchain_core.messages import AIMessage, messages_to_dict
 from langchain_core.tools import BaseTool
 from langgraph.runtime import Runtime
 
-from podium.tools.paths import cache_dir
+from podium.tools.errors import UserError
+from podium.tools.paths import PathError, cache_dir, writable_file
 
 from .context import Context, context_of
 from .render import OFFERED_KEY, policy_tools, tool_schemas
@@ -106,6 +107,7 @@ def build_record(
 WAL_ATTEMPTS = 20
 FORK_KEY = "replay_of"
 """Key of a record made by ``podium replay``: the run it forked (a counterfactual, not traffic)."""
+FIX_STORE = "move it aside or use another file ($PODIUM_TRAJECTORY_DB, --db, --out)"
 
 
 class TrajectoryStore:
@@ -113,7 +115,7 @@ class TrajectoryStore:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else default_db()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        writable_file(self.path, "trajectory store", FIX_STORE)
         # WAL is a property of the file, set once. Switching to it answers SQLITE_BUSY at once,
         # without the busy timeout, when another run opens the new file at the same moment.
         for attempt in range(WAL_ATTEMPTS):
@@ -125,8 +127,12 @@ class TrajectoryStore:
                 break
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or attempt == WAL_ATTEMPTS - 1:
-                    raise
+                    raise PathError(f"trajectory store {self.path}: {exc}: {FIX_STORE}") from None
                 time.sleep(0.05 * (attempt + 1))
+            except sqlite3.DatabaseError as exc:  # not SQLite at all, or a damaged file
+                raise PathError(
+                    f"trajectory store {self.path} is not a usable SQLite file ({exc}): {FIX_STORE}"
+                ) from None
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -195,16 +201,28 @@ def save_trajectory(
 
 
 def finish(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Close the run: settle the answer and why it stopped, and store the trajectory."""
+    """Close the run: settle the answer and why it stopped, and store the trajectory.
+
+    The run is paid for by now: a store that cannot take the record (corrupt, a directory,
+    read-only, disk full) must not lose the answer, so the failure is kept in
+    ``store_error`` for the caller to report, and the run ends as it would have.
+    """
     ctx = context_of(runtime)
     now = time.time()
-    update = {
+    update: dict[str, Any] = {
         "stopped_by": state.stopped_by or "error",
         "answer": state.answer,
         "latency_s": now - state.started_at if state.started_at else 0.0,
+        "store_error": "",
     }
     resources = resolve(ctx)
-    save_trajectory(
-        ctx, State(**{**state.__dict__, **update}), resources.tools, resources.active_adapter()
-    )
+    try:
+        save_trajectory(
+            ctx, State(**{**state.__dict__, **update}), resources.tools, resources.active_adapter()
+        )
+    except UserError as exc:  # the store named itself and the fix
+        update["store_error"] = str(exc)
+    except (sqlite3.Error, OSError) as exc:  # read-only, disk full, I/O error
+        where = ctx.trajectory_db or "the trajectory store"
+        update["store_error"] = f"{where} cannot be written ({exc}): {FIX_STORE}"
     return update

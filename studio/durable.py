@@ -13,7 +13,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, closing
+from contextlib import ExitStack, asynccontextmanager, closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,8 @@ from langgraph.types import Command
 from podium.graph import Context, build_graph
 from podium.tools.errors import UserError
 from podium.tools.paths import cache_dir
+
+from .lease import thread_lease
 
 CONTEXTS = """
 CREATE TABLE IF NOT EXISTS podium_thread_contexts (
@@ -42,6 +44,15 @@ class ThreadError(UserError, ValueError):
 def checkpoint_db() -> Path:
     """The checkpoint file of CLI runs: ``$PODIUM_CHECKPOINT_DB``, else in the cache dir."""
     return Path(os.environ.get("PODIUM_CHECKPOINT_DB") or cache_dir() / "checkpoints.sqlite")
+
+
+def unusable_store(path: Path, exc: Exception) -> ThreadError:
+    """The one-line error of a checkpoint file SQLite cannot use, with how to recover."""
+    what = "is a directory" if path.is_dir() else f"cannot be used ({exc})"
+    return ThreadError(
+        f"checkpoint file {path} {what}: move it aside (its threads cannot be resumed) or "
+        "set $PODIUM_CHECKPOINT_DB to another file"
+    )
 
 
 def new_thread_id() -> str:
@@ -70,7 +81,10 @@ def load_context(path: Path, thread_id: str) -> Context | None:
         row = db.execute(
             "SELECT context FROM podium_thread_contexts WHERE thread_id = ?", (thread_id,)
         ).fetchone()
-    return Context(**json.loads(row[0])) if row else None
+    if not row:
+        return None
+    stored = json.loads(row[0])
+    return Context(**stored, explicit=frozenset(stored))  # as it ran: the env has no say
 
 
 @asynccontextmanager
@@ -151,11 +165,33 @@ async def run_thread(
     """Run (or resume) ``thread_id`` to its end or its next approval pause.
 
     Returns the thread's final state and the approval it waits for (None when it finished);
-    ``on_step`` sees every node's update as it streams.
+    ``on_step`` sees every node's update as it streams. The thread's lease is held throughout,
+    so a second caller on the same thread, in any process, is refused while this one runs.
     """
     path = checkpoint_db()
+    with ExitStack() as stack:
+        try:  # the lease table is the file's first use: a corrupt or odd file shows here
+            path.parent.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(thread_lease(path, thread_id, question))
+        except (sqlite3.Error, OSError) as exc:
+            raise unusable_store(path, exc) from None
+        return await _run_leased(path, thread_id, question, ctx, decision, on_step)
+
+
+async def _run_leased(
+    path: Path,
+    thread_id: str,
+    question: str,
+    ctx: Context,
+    decision: str | None,
+    on_step: Callable[[dict[str, Any]], None],
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """:func:`run_thread` once the thread's lease is held."""
     async with durable_graph(path) as graph:
-        step = await next_step(graph, path, thread_id, question, ctx, decision)
+        try:
+            step = await next_step(graph, path, thread_id, question, ctx, decision)
+        except sqlite3.Error as exc:
+            raise unusable_store(path, exc) from None
         config = {"configurable": {"thread_id": thread_id}}
         # "sync": the guard's checkpoint (calls admitted at their worst case, leased) is on disk
         # before ``execute`` sends them, so a run killed mid-call is billed on resume.

@@ -26,7 +26,8 @@ class ConfigError(UserError, ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No inf or nan: ``timeout_s = inf`` or ``temperature = inf`` is a typo, not a setting.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class PolicyConfig(_Strict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -52,11 +53,14 @@ def collect(
     """Run every task GROUP_SIZE times (temperature > 0) and store the judged trajectories."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from podium.graph import TrajectoryStore
     from podium.training.grpo.collect import CollectConfig, CollectError
     from podium.training.grpo.collect import collect as collect_groups
 
-    if temperature <= 0:
-        raise CollectError(f"--temperature must be above 0 for GRPO groups, got {temperature}")
+    if not 0 < temperature < math.inf:  # nan fails both comparisons
+        raise CollectError(
+            f"--temperature must be finite and above 0 for GRPO groups, got {temperature}"
+        )
     cfg = CollectConfig(
         tasks=tasks, out=str(out), group_size=group_size, limit=limit,
         concurrency=concurrency, seed=seed, temperature=temperature,
@@ -64,6 +68,8 @@ def collect(
         config=config, local_only=local_only, max_turns=max_turns, budget_usd=budget_usd,
         sample_preferences=sample_preferences, price_jitter=price_jitter,
     )  # fmt: skip
+    if out.exists():  # a directory or a broken store fails here, before the progress bar
+        TrajectoryStore(out)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, disable=json_out, transient=True) as bar:
         job = bar.add_task("collecting", total=None)

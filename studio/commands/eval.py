@@ -22,10 +22,13 @@ from .options import (
     MaxTurns,
     Profile,
     Seed,
+    UsageError,
+    given_flags,
 )
 
 
 def eval_(
+    click_ctx: typer.Context,
     suite: Annotated[
         str, typer.Argument(help="math, code, wiki, fc, tau2, toolscale, jsonl:FILE")
     ] = "",
@@ -71,7 +74,6 @@ def eval_(
     from podium.training.eval.suites import SuiteSkipped
 
     from ..reports import write_report
-    from .options import UsageError
 
     if bool(suite) == bool(replay):
         raise UsageError("name a SUITE or --replay STORE (one of them): see 'podium eval --help'")
@@ -81,6 +83,7 @@ def eval_(
         raise UsageError("--prices runs two local evaluations and compares them: drop --langsmith")
     ctx = {"profile": profile, "config": config, "local_only": local_only,
            "budget_usd": budget_usd, "max_turns": max_turns}  # fmt: skip
+    ctx["explicit"] = sorted(given_flags(click_ctx) & ctx.keys())  # flags beat $PODIUM_*
     Context(**ctx)  # bad numbers fail here, as one line
     cfg = EvalConfig(
         suite=suite, out=out or Path("podium-eval") / suite.replace(":", "_").replace("/", "_"),
@@ -88,6 +91,8 @@ def eval_(
         concurrency=concurrency, resume=resume, retry_errors=retry_errors,
         prefer=list(prefer or []), context=ctx, progress=not quiet,
     )  # fmt: skip
+    if cfg.out.exists() and not cfg.out.is_dir():
+        raise UsageError(f"--out {cfg.out} is a file: pass a directory for the results")
     try:
         if shock is not None:
             _shock(cfg, shock, quiet)

@@ -9,9 +9,21 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from ..console import console
-from .options import BudgetUsd, ConfigFile, JsonOut, LocalOnly, MaxTurns, Profile, UsageError
+from podium.tools.errors import UserError
+
+from ..console import console, model_text, plain
+from .options import (
+    BudgetUsd,
+    ConfigFile,
+    JsonOut,
+    LocalOnly,
+    MaxTurns,
+    Profile,
+    UsageError,
+    given_flags,
+)
 
 if TYPE_CHECKING:
     from podium.graph import Context
@@ -21,6 +33,7 @@ PAUSED = 3
 
 
 def run(
+    click_ctx: typer.Context,
     question: Annotated[str, typer.Argument(help="The question; omit to resume --thread.")] = "",
     preference: Annotated[str, typer.Option(help="Tool preference, e.g. 'save money'.")] = "",
     budget_usd: BudgetUsd = 1.0,
@@ -49,14 +62,15 @@ def run(
     'podium run --thread ID', and a finished thread takes follow-up questions.
     """
     from podium.graph import Context
-    from podium.graph.context import check_length
+    from podium.graph.context import check_text
     from podium.studio.durable import new_thread_id
     from podium.tools import load_pool
 
     if not question.strip() and not thread:
         raise UsageError("the question is empty: pass the question as the first argument")
-    check_length("the question", question, "shorten it")
+    check_text("the question", question, "the question")
     ctx = Context(
+        explicit=given_flags(click_ctx),
         profile=profile,
         config=config,
         preference=preference,
@@ -72,6 +86,8 @@ def run(
     decision = None if approve is None else ("approve" if approve else "reject")
     state, waiting = _drive(thread_id, question.strip(), ctx, decision, quiet=json_out)
     result = run_result(state) | {"thread_id": thread_id, "pending_approval": waiting}
+    if state.get("store_error"):  # the answer below is still printed: it was paid for
+        print(f"podium: warning: the run was not stored: {state['store_error']}", file=sys.stderr)
     if json_out:
         print(json.dumps(result))
     elif waiting is None:
@@ -79,7 +95,8 @@ def run(
     if waiting is not None:
         if not json_out:
             print(
-                f"podium: paused: {waiting['tool']} ({waiting['args']}) is predicted to cost "
+                f"podium: paused: {plain(waiting['tool'])} ({plain(str(waiting['args']))}) is "
+                "predicted to cost "
                 f"${waiting['predicted_cost_usd']:.6f}: resume with "
                 f"'podium run --thread {thread_id} --approve' or '--reject'",
                 file=sys.stderr,
@@ -102,7 +119,13 @@ def _forecast_first(
         if estimate:
             raise UsageError("--estimate forecasts a question: pass one as the first argument")
         return False
-    outlook = forecast(question, ctx, tools={t.name: t for t in pool})
+    try:
+        outlook = forecast(question, ctx, tools={t.name: t for t in pool})
+    except UserError as exc:  # an unreadable store: the run itself may still be answered
+        if estimate:
+            raise
+        print(f"podium: warning: no forecast: {exc}", file=sys.stderr)
+        return False
     if outlook.enough and outlook.high_usd > ctx.budget_usd:
         print(
             f"podium: warning: similar past runs cost up to ${outlook.high_usd:.6f} (90% bound), "
@@ -184,18 +207,17 @@ def _describe_step(chunk: dict[str, Any]) -> str:
 
 def _ask(waiting: dict[str, Any]) -> str:
     """Ask the person at the terminal about a pending call."""
-    console.print(
-        f"[bold]{waiting['question']}[/bold]\n  {waiting['tool']}({json.dumps(waiting['args'])})"
-    )
+    call = f"{waiting['tool']}({json.dumps(waiting['args'], ensure_ascii=False)})"
+    console.print(model_text(waiting["question"], "bold"), "\n  ", model_text(call), sep="")
     return "approve" if typer.confirm("Run it?", default=False) else "reject"
 
 
 def _print_run(result: dict[str, Any]) -> None:
-    console.print(f"[bold]Answer:[/bold] {result['answer'] or '(none)'}")
+    console.print(Text("Answer: ", style="bold"), model_text(result["answer"] or "(none)"), sep="")
     table = Table("tool", "ok", "cost $", "seconds", title="Tool calls", title_justify="left")
     for call in result["tool_calls"]:
         table.add_row(
-            call["tool"],
+            model_text(call["tool"]),
             "yes" if call["ok"] else "no",
             f"{call['cost_usd']:.6f}",
             f"{call['latency_s']:.2f}",
@@ -205,7 +227,8 @@ def _print_run(result: dict[str, Any]) -> None:
     console.print(
         f"cost ${result['cost_usd']:.6f} (policy ${result['policy_cost_usd']:.6f}) · "
         f"{result['latency_s']:.1f}s · {result['turns']} turns · stopped by {result['stopped_by']}"
-        f" · trajectory {result['trajectory_id']} · thread {result['thread_id']}"
+        f" · trajectory {result['trajectory_id']} · thread {plain(result['thread_id'])}",
+        markup=False,
     )
 
 

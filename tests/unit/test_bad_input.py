@@ -77,6 +77,8 @@ CONFIGS = {
     "negpolicy.toml": '[policy]\nprice = "x"\n[prices.models.x]\ninput = -1.0\noutput = 1.0\n',
     "nanprice.toml": '[policy]\nprice = "x"\n[prices.models.x]\ninput = nan\noutput = 1.0\n',
     "negcompute.toml": "[prices.compute]\nper_second = -0.1\n",
+    "pyinf.toml": "[python]\ntimeout_s = inf\n",
+    "tempinf.toml": "[policy]\ntemperature = inf\n",
     "nobase.toml": '[experts.ask_x]\nmodel = "x"\nprice = "qwen3-8b"\ncapability = "x"\n',
 }
 
@@ -227,6 +229,90 @@ CASES: dict[str, tuple[list[str], dict[str, str], str, bool]] = {
         False,
     ),
     "view an unknown trajectory": (["view", "nope"], {}, "no trajectory 'nope'", False),
+    "env local only maybe": (
+        ["run", "hi"],
+        {"PODIUM_LOCAL_ONLY": "maybe"},
+        "$PODIUM_LOCAL_ONLY='maybe' is not a valid local_only: fix or unset",
+        False,
+    ),
+    "env temperature nan": (
+        ["run", "hi"],
+        {"PODIUM_TEMPERATURE": "nan"},
+        "$PODIUM_TEMPERATURE='nan' is not a valid temperature",
+        False,
+    ),
+    "env temperature inf": (
+        ["run", "hi"],
+        {"PODIUM_TEMPERATURE": "inf"},
+        "temperature must be a finite number",
+        False,
+    ),
+    "python timeout inf": (
+        ["run", "hi", "--config", "{d}/pyinf.toml"],
+        {},
+        "python.timeout_s: Input should be a finite number",
+        False,
+    ),
+    "policy temperature inf": (
+        ["run", "hi", "--config", "{d}/tempinf.toml"],
+        {},
+        "policy.temperature: Input should be a finite number",
+        False,
+    ),
+    "question not UTF-8": (
+        ["run", "caf\udcff"],
+        {},
+        "the question is not valid UTF-8 (a bad byte at character 3)",
+        True,
+    ),
+    "cache dir is /dev/null": (
+        ["run", "hi"],
+        {"PODIUM_CACHE_DIR": "/dev/null", "PODIUM_CHECKPOINT_DB": ""},
+        "cache directory /dev/null cannot be created",
+        False,
+    ),
+    "checkpoint file is a directory": (
+        ["run", "hi"],
+        {"PODIUM_CHECKPOINT_DB": "{d}"},
+        "is a directory: move it aside",
+        False,
+    ),
+    "checkpoint file is corrupt": (
+        ["run", "hi"],
+        {"PODIUM_CHECKPOINT_DB": "{d}/corrupt.sqlite"},
+        "corrupt.sqlite cannot be used (file is not a database): move it aside",
+        False,
+    ),
+    "trajectory store is a directory": (
+        ["view", "--latest", "--db", "{d}", "--no-open"],
+        {},
+        "is a directory: move it aside or use another file",
+        False,
+    ),
+    "collect into a directory": (
+        ["collect", "--tasks", "math", "--out", "{d}", "--limit", "1"],
+        {},
+        "is a directory: move it aside or use another file",
+        False,
+    ),
+    "eval out is a file": (
+        ["eval", "math", "--out", "{d}/empty.toml", "--limit", "1"],
+        {},
+        "empty.toml is a file: pass a directory",
+        False,
+    ),
+    "serve on a host that is no address": (
+        ["serve", "--engine", "llamacpp", "--host", "999.1.1.1"],
+        {},
+        "--host '999.1.1.1' is not a valid IP address or host name",
+        False,
+    ),
+    "train config is a directory": (
+        ["train", "--config", "{d}"],
+        {},
+        "is a directory: pass the TOML file in it",
+        False,
+    ),
     "unknown option": (["run", "hi", "--bogus"], {}, "No such option: --bogus", True),
     "extra argument": (["tools", "--json", "x"], {}, "unexpected extra argument", True),
 }
@@ -250,6 +336,7 @@ def base_env(tmp) -> dict[str, str]:
 def argv_env(tmp, case: str) -> tuple[list[str], dict[str, str]]:
     """The command-line arguments and the environment of ``case``."""
     args, extra, _, _ = CASES[case]
+    extra = {k: v.replace("{d}", str(tmp)) for k, v in extra.items()}
     return [a.replace("{d}", str(tmp)) for a in args], base_env(tmp) | extra
 
 
@@ -290,6 +377,7 @@ def runs(tmp_path_factory):
         (tmp / name).write_text(text)
     (tmp / "empty.toml").write_text("")
     (tmp / "binary.toml").write_bytes(b"[profiles.x]\ntools = ['\xff\xfe']\n")
+    (tmp / "corrupt.sqlite").write_bytes(b"not a database " * 100)
     real = [case for case, spec in CASES.items() if spec[3]]
     with ThreadPoolExecutor(max_workers=4) as pool:
         fork = pool.submit(forked, tmp)

@@ -32,6 +32,8 @@ USER_ERRORS = {
     "podium.studio.replay:ReplayError": ValueError,
     "podium.studio.variants:VariantError": ValueError,
     "podium.tools.price_shock:PriceFileError": ValueError,
+    "podium.studio.lease:LeaseError": RuntimeError,
+    "podium.tools.paths:PathError": ValueError,
     "podium.studio.reports.viewer:ViewError": ValueError,
     "podium.studio.servers.process:ServeError": RuntimeError,
     "podium.studio.commands.options:UsageError": ValueError,

@@ -290,16 +290,20 @@ def load_train_config(path: str | Path) -> TrainConfig:
     Raises:
         TrainConfigError: missing file, bad TOML, unknown or missing keys, bad values.
     """
-    from peft import LoraConfig
-    from trl import GRPOConfig, SFTConfig
-
     path = Path(path)
+    if path.is_dir():
+        raise TrainConfigError(f"config file {path} is a directory: pass the TOML file in it")
     if not path.is_file():
         raise TrainConfigError(f"config file {path} does not exist: fix --config")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise TrainConfigError(f"{path} is not valid TOML ({exc}): fix the file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TrainConfigError(f"cannot read config file {path} ({exc}): fix --config") from None
+    from peft import LoraConfig  # heavy: only once the file is known to be readable
+    from trl import GRPOConfig, SFTConfig
+
     top = {f.name for f in dataclasses.fields(TrainConfig)}
     _unknown("", raw, top, path)
     _unknown("grpo", raw.get("grpo", {}), {f.name for f in dataclasses.fields(GRPOConfig)}, path)
