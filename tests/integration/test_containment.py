@@ -446,32 +446,38 @@ def test_three_processes_of_800_mb_are_killed_as_one_run(
         monkeypatch.setattr(run_limits, "active_mode", lambda: run_limits.WATCHDOG)
     else:
         assert run_limits.active_mode() != run_limits.WATCHDOG, "no writable cgroup here"
+    before = _run_groups()
     msg = run_tool(HOLD_3X800, 1100)
     assert re.search(RUN_OOM, str(msg.content)), str(msg.content)[:1500]
     assert msg.artifact["error"] in str(msg.content)
     assert msg.artifact["compute_seconds"] < TIMEOUT_S + KILL_GRACE_S
     assert processes.running(f"RLIMIT_AS:{1100 << 20}") == []
-    assert _leftover_groups() == []
+    assert _run_groups() - before == set()
 
 
 def test_a_million_empty_files_in_tmp_are_bounded(processes) -> None:
     code = "for i in range(10**6):\n    open(f'/tmp/f{i}', 'w').close()\nprint('ESCAPED')"
     cfg = PythonConfig(timeout_s=30, memory_mb=1101)
+    before = _run_groups()
     msg = python_tool(cfg, Prices(load_config())).invoke(
         {"type": "tool_call", "name": "python", "args": {"code": code}, "id": "c1"}
     )
     content = str(msg.content)
     assert content.startswith(f"Error: more than {run_limits.MAX_TMP_FILES} files in /tmp")
     assert "ESCAPED" not in content and msg.artifact["compute_seconds"] < 30
-    assert processes.running(f"RLIMIT_AS:{1101 << 20}") == [] and _leftover_groups() == []
+    assert processes.running(f"RLIMIT_AS:{1101 << 20}") == [] and _run_groups() - before == set()
 
 
-def _leftover_groups() -> list[str]:
-    """Run groups still on the host (each run removes its own)."""
-    found = []
+def _run_groups() -> set[str]:
+    """Run groups on the host now; a run must remove its own (compare before and after).
+
+    Other processes (another test session, a run SIGKILLed before it could clean up) may
+    hold groups of their own, so only the groups a run adds are its leftovers.
+    """
+    found: set[str] = set()
     for controller in ("memory", "pids", "unified"):
         own = Path(f"/sys/fs/cgroup/{controller}")
-        found += [str(p) for p in own.rglob("podium-*")] if own.is_dir() else []
+        found |= {str(p) for p in own.rglob("podium-*")} if own.is_dir() else set()
     return found
 
 
