@@ -58,6 +58,8 @@ def eval_(
 ) -> None:
     """Evaluate routers on a task suite: results.jsonl, summary.json, report.html."""
     from podium.graph import Context
+    from podium.graph.database import check_reachable
+    from podium.graph.stores import default_db
     from podium.training.eval.runner import EvalConfig, evaluate
     from podium.training.eval.suites import SuiteSkipped
 
@@ -66,6 +68,7 @@ def eval_(
     ctx = {"profile": profile, "config": config, "local_only": local_only,
            "budget_usd": budget_usd, "max_turns": max_turns}  # fmt: skip
     Context(**ctx)  # bad numbers fail here, as one line
+    check_reachable(default_db(), "PODIUM_TRAJECTORY_DB")  # before any run starts
     cfg = EvalConfig(
         suite=suite, out=out or Path("podium-eval") / suite.replace(":", "_").replace("/", "_"),
         routers=list(dict.fromkeys(router or ["policy"])), limit=limit, seed=seed,

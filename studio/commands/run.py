@@ -47,7 +47,7 @@ def run(
     """
     from podium.graph import Context
     from podium.graph.context import check_length
-    from podium.studio.durable import new_thread_id
+    from podium.studio.durable import check_stores, new_thread_id
     from podium.tools import load_pool
 
     if not question.strip() and not thread:
@@ -63,6 +63,7 @@ def run(
         approve_above_usd=approve_above_usd,
     )
     load_pool(profile, config=config or None, local_only=local_only)  # config errors first
+    check_stores()  # a database that is down fails here, before the run starts
     thread_id = thread or new_thread_id()
     decision = None if approve is None else ("approve" if approve else "reject")
     state, waiting = _drive(thread_id, question.strip(), ctx, decision, quiet=json_out)

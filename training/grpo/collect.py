@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from podium.graph import TrajectoryStore
+from podium.graph.database import check_reachable, is_postgres
 from podium.tools.errors import UserError
 from podium.training.eval import suites
 from podium.training.eval.run_context import BUDGET_USD, MAX_TURNS, task_context, task_tools
@@ -38,7 +39,9 @@ class CollectConfig:
     """What ``podium collect`` runs."""
 
     tasks: str = field(metadata={"help": "Task suite: math, code, … or jsonl:<file>."})
-    out: str = field(metadata={"help": "SQLite trajectory store the rollouts go to."})
+    out: str = field(
+        metadata={"help": "Store the rollouts go to: SQLite file or postgresql:// URL."}
+    )
     group_size: int = field(default=8, metadata={"help": "Runs per task (the GRPO group)."})
     limit: int | None = field(default=None, metadata={"help": "At most this many tasks."})
     concurrency: int = field(default=2, metadata={"help": "Runs in flight at once."})
@@ -92,7 +95,7 @@ def finish_record(
     """Judge a stored run with its task's checker and store the verdict beside it."""
     record = store.get(trajectory_id)
     if record is None:
-        raise RuntimeError(f"run {trajectory_id} left no record in {store.path}")
+        raise RuntimeError(f"run {trajectory_id} left no record in {store.location}")
     try:
         verdict, error = suites.check(task, record["answer"], record), ""
     except suites.CheckerError as exc:
@@ -146,7 +149,9 @@ def check_request(cfg: CollectConfig) -> list[suites.Task]:
     if cfg.concurrency < 1:
         raise CollectError(f"--concurrency must be at least 1, got {cfg.concurrency}")
     out = Path(cfg.out)
-    if not out.parent.is_dir():
+    if is_postgres(cfg.out):
+        check_reachable(cfg.out, "--out")
+    elif not out.parent.is_dir():
         raise CollectError(f"folder {out.parent} does not exist: create it or fix --out")
     try:
         talks = suites.converses(cfg.tasks)
@@ -174,8 +179,7 @@ async def collect(
     from podium.graph import graph
 
     tasks = check_request(cfg)
-    out = Path(cfg.out)
-    store = TrajectoryStore(out)
+    store = TrajectoryStore(cfg.out)
     pool = pool_localities(cfg.profile, cfg.config or None, cfg.local_only)
     base = {
         "policy_base_url": cfg.policy_base_url,
@@ -186,10 +190,10 @@ async def collect(
         "temperature": cfg.temperature,
         "max_turns": cfg.max_turns,
         "budget_usd": cfg.budget_usd,
-        "trajectory_db": str(out),
+        "trajectory_db": store.location,
     }
     gate = asyncio.Semaphore(cfg.concurrency)
-    summary = {"tasks": len(tasks), "runs": 0, "correct": 0, "errors": 0, "store": str(out)}
+    summary = {"tasks": len(tasks), "runs": 0, "correct": 0, "errors": 0, "store": store.location}
 
     async def one(task: suites.Task, pref: Preference, index: int) -> None:
         group_id = f"{task.id}@{cfg.seed}"
