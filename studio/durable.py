@@ -9,6 +9,7 @@ several processes and machines share: a thread started on one resumes on another
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
@@ -111,9 +112,34 @@ def load_context(location: str | Path, thread_id: str) -> Context | None:
     return Context(**json.loads(row[0])) if row else None
 
 
+_ready: set[str] = set()  # URLs whose checkpoint tables this process has made sure of
+
+
+async def _setup_once(saver: AsyncPostgresSaver, pool: AsyncConnectionPool, url: str) -> None:
+    """Create or migrate the checkpoint tables, one process at a time, once per process.
+
+    The lock is *tried*, not waited for: a session blocked on it would hold a snapshot, and
+    the migrations' ``CREATE INDEX CONCURRENTLY`` waits for every such snapshot (a deadlock).
+    """
+    key = advisory_key(SOURCE)
+    while url not in _ready:
+        async with pool.connection() as conn:
+            row = await (
+                await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (key,))
+            ).fetchone()
+            if not row or not row["ok"]:
+                await asyncio.sleep(0.05)
+                continue
+            try:
+                await saver.setup()
+                _ready.add(url)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+
 @asynccontextmanager
 async def _postgres_saver(url: str) -> AsyncIterator[BaseCheckpointSaver]:
-    """LangGraph's PostgreSQL checkpointer on a small pool; its tables made once, under a lock."""
+    """LangGraph's PostgreSQL checkpointer on a small pool of its own."""
     kwargs = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
     pool = AsyncConnectionPool(
         url,
@@ -128,12 +154,7 @@ async def _postgres_saver(url: str) -> AsyncIterator[BaseCheckpointSaver]:
         async with pool:
             await pool.wait(timeout=WAIT_S)
             saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
-            async with pool.connection() as conn:
-                await conn.execute("SELECT pg_advisory_lock(%s)", (advisory_key(SOURCE),))
-                try:
-                    await saver.setup()
-                finally:
-                    await conn.execute("SELECT pg_advisory_unlock(%s)", (advisory_key(SOURCE),))
+            await _setup_once(saver, pool, url)
             yield saver
     except psycopg.OperationalError as exc:
         raise unreachable(url, exc, SOURCE) from None

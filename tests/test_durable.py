@@ -13,7 +13,7 @@ import time
 import pytest
 from langchain_core.messages import AIMessage
 
-from podium.graph import Context
+from podium.graph import Context, TrajectoryStore
 from podium.studio.durable import ThreadError, load_context, run_thread
 
 from .fakes import calc_tool
@@ -24,12 +24,16 @@ def call(name, **args):
 
 
 @pytest.fixture
-def cli_run(fake_graph, tmp_path, monkeypatch):
-    """``run(thread, question, decision, **ctx) -> (state, waiting)`` through the CLI's runner."""
-    monkeypatch.setenv("PODIUM_CHECKPOINT_DB", str(tmp_path / "cp.sqlite"))
+def cli_run(fake_graph, store_at, monkeypatch):
+    """``run(thread, question, decision, **ctx) -> (state, waiting)`` through the CLI's runner.
+
+    Checkpoints and trajectories go to SQLite files, then to a PostgreSQL server.
+    """
+    monkeypatch.setenv("PODIUM_CHECKPOINT_DB", store_at("cp"))
 
     def setup(script, tools):
         policy, base = fake_graph(script, tools)
+        base["trajectory_db"] = store_at("traj")
 
         def run(thread, question="", decision=None, **ctx):
             context = Context(**{**base, **ctx})
@@ -40,7 +44,7 @@ def cli_run(fake_graph, tmp_path, monkeypatch):
     return setup
 
 
-def test_a_paused_thread_waits_for_a_decision_then_resumes_with_its_own_context(cli_run, tmp_path):
+def test_a_paused_thread_waits_for_a_decision_then_resumes_with_its_own_context(cli_run, store_at):
     _, run = cli_run([call("calc", expression="6*7"), "42"], [calc_tool(0.001)])
     state, waiting = run("t", "What is 6 * 7?", approve_above_usd=0.0, budget_usd=0.5)
     assert waiting["tool"] == "calc" and not state.get("answer")
@@ -51,11 +55,11 @@ def test_a_paused_thread_waits_for_a_decision_then_resumes_with_its_own_context(
     # Resumed with other flags: the run keeps the context it started with.
     state, waiting = run("t", decision="approve", budget_usd=9.0)
     assert waiting is None and state["answer"] == "42"
-    assert load_context(tmp_path / "cp.sqlite", "t").budget_usd == 0.5
+    assert load_context(store_at("cp"), "t").budget_usd == 0.5
     assert [e["name"] for e in state["ledger"] if e["kind"] == "tool"] == ["calc"]
 
 
-def test_a_finished_thread_takes_a_follow_up_and_refuses_a_decision(cli_run):
+def test_a_finished_thread_takes_a_follow_up_and_refuses_a_decision(cli_run, store_at):
     policy, run = cli_run(["42", "84"], [calc_tool()])
     first, _ = run("t", "What is 6 * 7?")
     with pytest.raises(ThreadError, match="waits for no approval"):
@@ -65,6 +69,7 @@ def test_a_finished_thread_takes_a_follow_up_and_refuses_a_decision(cli_run):
     second, _ = run("t", "And twice that?")
     assert (first["answer"], second["answer"]) == ("42", "84")
     assert len(policy.prompts) == 2 and "What is 6 * 7?" in str(policy.prompts[1])
+    assert TrajectoryStore(store_at("traj")).get(second["trajectory_id"])["answer"] == "84"
 
 
 # --- the real CLI, killed mid-run ------------------------------------------------------------
