@@ -43,6 +43,8 @@ from podium.graph.stores import default_db
 from podium.tools.errors import UserError
 from podium.tools.paths import cache_dir
 
+from .console import usd
+
 SOURCE = "PODIUM_CHECKPOINT_DB"
 # One statement for both backends: SQLite reads DOUBLE PRECISION as REAL and has ON CONFLICT.
 CONTEXTS = """
@@ -214,7 +216,7 @@ async def next_step(
         if decision is None:
             raise ThreadError(
                 f"thread {thread_id} waits for approval of {waiting['tool']} "
-                f"(${waiting['predicted_cost_usd']:.6f}): resume it with "
+                f"({usd(waiting['predicted_cost_usd'])}): resume it with "
                 f"'podium run --thread {thread_id} --approve' or '--reject'"
             )
         return Step(Command(resume=decision), stored, resumed=True)

@@ -39,8 +39,10 @@ from podium.studio.durable import run_thread
 async def one(base_url, mode, proc, i):
     thread, n = f"p{proc}-{i}", proc * 100 + i
     ctx = Context(policy_base_url=base_url, max_turns=4, budget_usd=1.0)
-    if mode == "resume":
-        state, waiting = await run_thread(thread, "", ctx, "approve", lambda _: None)
+    if mode == "resume":  # each calc call of the run asks for approval: approve them all
+        waiting = True
+        while waiting:
+            state, waiting = await run_thread(thread, "", ctx, "approve", lambda _: None)
     else:
         ctx = dataclasses.replace(ctx, approve_above_usd=0.0) if i < PAUSED else ctx
         state, waiting = await run_thread(thread, question(n), ctx, None, lambda _: None)

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from podium.training.eval.run_context import BUDGET_USD, MAX_TURNS
 
-from ..console import console
+from ..console import console, usd
 from .options import (
     BudgetUsd,
     Concurrency,
@@ -93,11 +93,11 @@ def eval_(
 
 
 def _print_summary(summary: dict[str, Any], out_dir: Path) -> None:
-    table = Table("router", "accuracy", "95% CI", "mean $", "mean s", "calls/task", "errors")
+    table = Table("router", "accuracy", "95% CI", "mean cost", "mean s", "calls/task", "errors")
     for name, s in summary["routers"].items():
         low, high = s["accuracy_ci95"]
         table.add_row(
-            name, f"{s['accuracy']:.1%}", f"{low:.0%}–{high:.0%}", f"{s['mean_cost_usd']:.6f}",
+            name, f"{s['accuracy']:.1%}", f"{low:.0%}–{high:.0%}", usd(s["mean_cost_usd"]),
             f"{s['mean_latency_s']:.1f}", f"{s['calls_per_task']:.2f}", str(s["errors"]),
         )  # fmt: skip
     console.print(table)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from ..console import console
+from ..console import console, usd
 from .options import BudgetUsd, ConfigFile, JsonOut, LocalOnly, MaxTurns, Profile, UsageError
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ def run(
         if not json_out:
             print(
                 f"podium: paused: {waiting['tool']} ({waiting['args']}) is predicted to cost "
-                f"${waiting['predicted_cost_usd']:.6f}: resume with "
+                f"{usd(waiting['predicted_cost_usd'])}: resume with "
                 f"'podium run --thread {thread_id} --approve' or '--reject'",
                 file=sys.stderr,
             )
@@ -161,18 +161,18 @@ def _ask(waiting: dict[str, Any]) -> str:
 
 def _print_run(result: dict[str, Any]) -> None:
     console.print(f"[bold]Answer:[/bold] {result['answer'] or '(none)'}")
-    table = Table("tool", "ok", "cost $", "seconds", title="Tool calls", title_justify="left")
+    table = Table("tool", "ok", "cost", "seconds", title="Tool calls", title_justify="left")
     for call in result["tool_calls"]:
         table.add_row(
             call["tool"],
             "yes" if call["ok"] else "no",
-            f"{call['cost_usd']:.6f}",
+            usd(call["cost_usd"]),
             f"{call['latency_s']:.2f}",
         )
     if result["tool_calls"]:
         console.print(table)
     console.print(
-        f"cost ${result['cost_usd']:.6f} (policy ${result['policy_cost_usd']:.6f}) · "
+        f"cost {usd(result['cost_usd'])} (policy {usd(result['policy_cost_usd'])}) · "
         f"{result['latency_s']:.1f}s · {result['turns']} turns · stopped by {result['stopped_by']}"
         f" · trajectory {result['trajectory_id']} · thread {result['thread_id']}"
     )
