@@ -108,7 +108,15 @@ def connection(url: str, source: str) -> Iterator[psycopg.Connection]:
         with pool(url).connection() as conn:
             yield conn
     except psycopg.OperationalError as exc:
+        _discard(url)  # its reconnection backs off for minutes: the next use starts afresh
         raise unreachable(url, exc, source) from None
+
+
+def _discard(url: str) -> None:
+    with _lock:
+        stale = _pools.pop((os.getpid(), url), None)
+    if stale is not None:
+        stale.close(timeout=0)
 
 
 def advisory_key(name: str) -> int:
