@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from podium.training.eval.run_context import BUDGET_USD, MAX_TURNS
+from podium.training.eval.run_context import BUDGET_USD, MAX_TURNS, spread
 
 from ..console import console, usd
 from .options import (
@@ -20,6 +20,7 @@ from .options import (
     Limit,
     LocalOnly,
     MaxTurns,
+    PolicyBaseUrl,
     Profile,
     Seed,
 )
@@ -55,6 +56,7 @@ def eval_(
         bool, typer.Option(help="Run through langsmith.evaluate (uploads if LANGSMITH_API_KEY).")
     ] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar or table.")] = False,
+    policy_base_url: PolicyBaseUrl = "",
 ) -> None:
     """Evaluate routers on a task suite: results.jsonl, summary.json, report.html."""
     from podium.graph import Context
@@ -67,7 +69,9 @@ def eval_(
 
     ctx = {"profile": profile, "config": config, "local_only": local_only,
            "budget_usd": budget_usd, "max_turns": max_turns}  # fmt: skip
-    Context(**ctx)  # bad numbers fail here, as one line
+    if policy_base_url:
+        ctx["policy_base_url"] = policy_base_url  # a list is spread over runs by the runner
+    Context(**spread(ctx, 0))  # bad numbers fail here, as one line
     check_reachable(default_db(), "PODIUM_TRAJECTORY_DB")  # before any run starts
     cfg = EvalConfig(
         suite=suite, out=out or Path("podium-eval") / suite.replace(":", "_").replace("/", "_"),

@@ -16,7 +16,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from podium.tools.paths import atomic_path
 from . import suites
 from .metrics import summarize
 from .routers import ROUTERS, RouterError, fixed_router, router_for
-from .run_context import task_context, task_tools
+from .run_context import spread, task_context, task_tools
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
@@ -302,7 +302,7 @@ def plan_eval(cfg: EvalConfig) -> Plan:
             f"router {fixed[0]!r} cannot hold a {cfg.suite} conversation (its tools are the "
             "domain's): use --router policy"
         )
-    tools = resolve(Context(**cfg.context)).tools
+    tools = resolve(Context(**spread(cfg.context, 0))).tools
     _check_prefer(cfg, tools)
     for name in cfg.routers:
         if name not in ("policy", "oracle"):
@@ -326,7 +326,10 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     plan = plan_eval(cfg)
     tasks, tools, todo, results = plan.tasks, plan.tools, plan.todo, plan.results
     with _progress(len(todo), cfg.progress) as advance, ThreadPoolExecutor(cfg.concurrency) as ex:
-        futures = [ex.submit(run_unit, r, t, cfg, tools) for r, t in todo]
+        futures = [
+            ex.submit(run_unit, r, t, replace(cfg, context=spread(cfg.context, n)), tools)
+            for n, (r, t) in enumerate(todo)
+        ]
         for future in as_completed(futures):
             results.append(future.result())
             advance()

@@ -24,7 +24,14 @@ from podium.graph import TrajectoryStore
 from podium.graph.database import check_reachable, is_postgres
 from podium.tools.errors import UserError
 from podium.training.eval import suites
-from podium.training.eval.run_context import BUDGET_USD, MAX_TURNS, task_context, task_tools
+from podium.training.eval.run_context import (
+    BUDGET_USD,
+    MAX_TURNS,
+    policy_endpoints,
+    spread,
+    task_context,
+    task_tools,
+)
 
 from .preferences import NO_PREFERENCE, Preference, pool_localities, sample_preference
 from .rewards import TRAINING_KEY
@@ -47,7 +54,12 @@ class CollectConfig:
     concurrency: int = field(default=2, metadata={"help": "Runs in flight at once."})
     seed: int = field(default=0, metadata={"help": "Seed of the tasks and preferences."})
     temperature: float = field(default=1.0, metadata={"help": "Policy sampling temperature."})
-    policy_base_url: str = field(default="", metadata={"help": "Policy endpoint; empty = config."})
+    policy_base_url: str = field(
+        default="",
+        metadata={
+            "help": "Policy endpoint(s), comma-separated: runs go round-robin; empty = config."
+        },
+    )
     policy_model: str = field(default="", metadata={"help": "Model name at the endpoint."})
     profile: str = field(default="local", metadata={"help": "Tool-pool profile."})
     config: str = field(default="", metadata={"help": "User config file (TOML)."})
@@ -163,8 +175,8 @@ def check_request(cfg: CollectConfig) -> list[suites.Task]:
             "use another suite"
         )
     tasks = load_tasks(cfg.tasks, cfg.limit, cfg.seed)
-    if cfg.policy_base_url:
-        check_endpoint(cfg.policy_base_url)
+    for url in policy_endpoints(cfg.policy_base_url):
+        check_endpoint(url)
     return tasks
 
 
@@ -195,14 +207,16 @@ async def collect(
     gate = asyncio.Semaphore(cfg.concurrency)
     summary = {"tasks": len(tasks), "runs": 0, "correct": 0, "errors": 0, "store": store.location}
 
-    async def one(task: suites.Task, pref: Preference, index: int) -> None:
+    async def one(task: suites.Task, pref: Preference, index: int, run: int) -> None:
         group_id = f"{task.id}@{cfg.seed}"
         async with gate:
             with (
                 tempfile.TemporaryDirectory(prefix="podium-task-") as workdir,
                 task_tools(task),
             ):
-                ctx = task_context(base, task, Path(workdir), pref.instruction, pref.vector)
+                ctx = task_context(
+                    spread(base, run), task, Path(workdir), pref.instruction, pref.vector
+                )
                 state = await graph.ainvoke({"question": task.question}, context=ctx)
                 record = await asyncio.to_thread(
                     finish_record, store, state["trajectory_id"], task, group_id, index, pref
@@ -219,7 +233,7 @@ async def collect(
         pref = NO_PREFERENCE
         if cfg.sample_preferences:
             pref = sample_preference(task.id, pool, seed=cfg.seed)
-        jobs += [one(task, pref, i) for i in range(cfg.group_size)]
+        jobs += [one(task, pref, i, len(jobs) + i) for i in range(cfg.group_size)]
     await asyncio.gather(*jobs)
     return summary
 
