@@ -127,12 +127,12 @@ def find_record(trajectory_id: str | None, db: str | None = None) -> dict[str, A
     if trajectory_id is None:
         latest = store.latest(1)
         if not latest:
-            raise ViewError(f"no trajectories in {store.path}: run 'podium run QUESTION' first")
+            raise ViewError(f"no trajectories in {store.location}: run 'podium run QUESTION' first")
         return latest[0]
     record = store.get(trajectory_id)
     if record is None:
         raise ViewError(
-            f"no trajectory {trajectory_id!r} in {store.path}: use --latest or an id "
+            f"no trajectory {trajectory_id!r} in {store.location}: use --latest or an id "
             "from results.jsonl"
         )
     return record
