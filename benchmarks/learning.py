@@ -95,7 +95,7 @@ def run_heldout(model: Any, tok: Any, tasks: list[Any], setup: Setup, store: Any
         "max_turns": setup.max_turns,
         "budget_usd": 1.0,
         "policy_base_url": "http://127.0.0.1:9/in-process",  # never called: overridden
-        "trajectory_db": str(store.path),
+        "trajectory_db": store.location,
     }
     records = []
     for task in tasks:

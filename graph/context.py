@@ -123,7 +123,10 @@ class Context:
         metadata={"description": "Policy sampling temperature; negative = config (0 = greedy)."},
     )
     trajectory_db: str = field(
-        default="", metadata={"description": "SQLite file of trajectories; empty = cache dir."}
+        default="",
+        metadata={
+            "description": "Trajectory store: SQLite file or postgresql:// URL; empty = cache dir."
+        },
     )
     forecast: bool = field(
         default=False,

@@ -208,7 +208,8 @@ def _end_turn(
         seconds=seconds,
         cost_usd=bill(t.res.policy_model, t.cost, t.worst_usd, in_tok, out_tok),
     )
-    report_cost([entry])
+    shown: dict[str, Any] = dict(reply.usage_metadata or {})  # costs ride beside the tokens
+    report_cost([entry], shown_usd=float(shown.get("total_cost", 0.0)))
     update = t.update | {"ledger": [entry], "turns": t.turn}
     parsed = parse_tool_calls(reply, t.tools)
     parsed.calls = _unique(parsed.calls)

@@ -15,6 +15,7 @@ from langchain_core.tools import BaseTool
 
 from podium.tools import PodiumConfig, load_config, pool_entries
 from podium.tools.adapters import active_adapter
+from podium.tools.cost import ToolCost
 from podium.tools.endpoints import chat_model
 from podium.tools.environment import environment_tools
 from podium.tools.price_shock import apply_shock, current_shock
@@ -90,12 +91,20 @@ class Resources:
             self.policy_api_key_env,
             self.temperature,
             self.max_tokens,
+            self.policy_price.input,
+            self.policy_price.output,
         )
 
 
 @lru_cache(maxsize=16)
 def _chat_model(
-    base_url: str, model: str, api_key_env: str, temperature: float, max_tokens: int
+    base_url: str,
+    model: str,
+    api_key_env: str,
+    temperature: float,
+    max_tokens: int,
+    input_usd_per_mtok: float = 0.0,
+    output_usd_per_mtok: float = 0.0,
 ) -> BaseChatModel:
     register_key_env(api_key_env)
     api_key = os.environ.get(api_key_env, "")
@@ -105,6 +114,9 @@ def _chat_model(
         api_key=api_key,
         temperature=temperature,
         max_tokens=max_tokens,
+        price=ToolCost(
+            input_usd_per_mtok=input_usd_per_mtok, output_usd_per_mtok=output_usd_per_mtok
+        ),
     )
 
 

@@ -1,14 +1,10 @@
-"""The trajectory record every run writes, and the SQLite store that keeps them for training."""
+"""The trajectory record every run writes; :mod:`.stores` keeps them for training."""
 
 from __future__ import annotations
 
-import json
-import os
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import closing, contextmanager
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from langchain_core.messages import AIMessage, messages_to_dict
@@ -16,28 +12,15 @@ from langchain_core.tools import BaseTool
 from langgraph.runtime import Runtime
 
 from podium.tools.errors import UserError
-from podium.tools.paths import PathError, cache_dir, writable_file
 
 from .context import Context, context_of
 from .render import OFFERED_KEY, policy_tools, tool_schemas
 from .resources import resolve
 from .state import State, spent
+from .stores import FIX_STORE, TrajectoryStore, default_db
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS trajectories (
-    id TEXT PRIMARY KEY,
-    created_at REAL NOT NULL,
-    question TEXT NOT NULL,
-    answer TEXT NOT NULL,
-    stopped_by TEXT NOT NULL,
-    cost_usd REAL NOT NULL,
-    latency_s REAL NOT NULL,
-    turns INTEGER NOT NULL,
-    profile TEXT NOT NULL,
-    record TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS trajectories_created ON trajectories(created_at);
-"""
+__all__ = ["TrajectoryStore", "build_record", "default_db", "finish", "save_trajectory"]
+
 _CONTEXT_FIELDS = (
     "profile",
     "preference",
@@ -48,11 +31,6 @@ _CONTEXT_FIELDS = (
     "policy_model",
     "environment",
 )
-
-
-def default_db() -> Path:
-    """The default store: ``$PODIUM_TRAJECTORY_DB``, else ``trajectories.sqlite`` in the cache."""
-    return Path(os.environ.get("PODIUM_TRAJECTORY_DB") or cache_dir() / "trajectories.sqlite")
 
 
 def build_record(
@@ -104,88 +82,8 @@ def build_record(
     }
 
 
-WAL_ATTEMPTS = 20
 FORK_KEY = "replay_of"
 """Key of a record made by ``podium replay``: the run it forked (a counterfactual, not traffic)."""
-FIX_STORE = "move it aside or use another file ($PODIUM_TRAJECTORY_DB, --db, --out)"
-
-
-class TrajectoryStore:
-    """Trajectories in one SQLite file (WAL): a killed writer never corrupts earlier rows."""
-
-    def __init__(self, path: str | Path | None = None) -> None:
-        self.path = Path(path) if path else default_db()
-        writable_file(self.path, "trajectory store", FIX_STORE)
-        # WAL is a property of the file, set once. Switching to it answers SQLITE_BUSY at once,
-        # without the busy timeout, when another run opens the new file at the same moment.
-        for attempt in range(WAL_ATTEMPTS):
-            try:
-                with closing(sqlite3.connect(self.path, timeout=30)) as db:
-                    db.execute("PRAGMA journal_mode=WAL")
-                    with db:
-                        db.executescript(SCHEMA)
-                break
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or attempt == WAL_ATTEMPTS - 1:
-                    raise PathError(f"trajectory store {self.path}: {exc}: {FIX_STORE}") from None
-                time.sleep(0.05 * (attempt + 1))
-            except sqlite3.DatabaseError as exc:  # not SQLite at all, or a damaged file
-                raise PathError(
-                    f"trajectory store {self.path} is not a usable SQLite file ({exc}): {FIX_STORE}"
-                ) from None
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        # One transaction per use: a record is stored whole or not at all.
-        with closing(sqlite3.connect(self.path, timeout=30)) as db, db:
-            yield db
-
-    def save(self, record: dict[str, Any]) -> None:
-        """Insert or replace one record."""
-        row = (
-            record["id"],
-            record["started_at"] or time.time(),
-            record["question"],
-            record["answer"],
-            record["stopped_by"],
-            record["cost_usd"],
-            record["latency_s"],
-            record["turns"],
-            record["context"]["profile"],
-            json.dumps(record, default=str),
-        )
-        with self._connect() as db:
-            db.execute("INSERT OR REPLACE INTO trajectories VALUES (?,?,?,?,?,?,?,?,?,?)", row)
-
-    def get(self, trajectory_id: str) -> dict[str, Any] | None:
-        """The record with this id, or None."""
-        with self._connect() as db:
-            row = db.execute(
-                "SELECT record FROM trajectories WHERE id = ?", (trajectory_id,)
-            ).fetchone()
-        return json.loads(row[0]) if row else None
-
-    def latest(self, n: int = 1) -> list[dict[str, Any]]:
-        """The ``n`` most recent records, newest first."""
-        with self._connect() as db:
-            rows = db.execute(
-                "SELECT record FROM trajectories ORDER BY created_at DESC LIMIT ?", (n,)
-            ).fetchall()
-        return [json.loads(r[0]) for r in rows]
-
-    def records(self, key: str = "") -> list[dict[str, Any]]:
-        """Every record, oldest first; with ``key``, only records that hold that top-level key."""
-        where = "WHERE json_extract(record, ?) IS NOT NULL" if key else ""
-        args = (f'$."{key}"',) if key else ()
-        with self._connect() as db:
-            rows = db.execute(
-                f"SELECT record FROM trajectories {where} ORDER BY created_at", args
-            ).fetchall()
-        return [json.loads(r[0]) for r in rows]
-
-    def __len__(self) -> int:
-        with self._connect() as db:
-            return int(db.execute("SELECT COUNT(*) FROM trajectories").fetchone()[0])
 
 
 def save_trajectory(

@@ -9,6 +9,7 @@ helper every command prints such text through.
 
 from __future__ import annotations
 
+import math
 import re
 
 from rich.console import Console
@@ -32,3 +33,17 @@ def plain(text: str) -> str:
 def model_text(text: str, style: str = "") -> Text:
     """Model-written ``text`` as a rich :class:`~rich.text.Text`: printed as is, never as markup."""
     return Text(plain(text), style=style)
+
+
+def usd(dollars: float) -> str:
+    """Dollars readable at every size: ``$0``, ``$1.25``, ``$0.012``, ``$0.0000058``.
+
+    Runs on local models cost millionths of a dollar; a fixed ``.6f`` shows them as
+    ``0.000000``. Below a dollar two significant digits are kept, in plain decimals.
+    """
+    if dollars == 0 or not math.isfinite(dollars):
+        return "$0" if dollars == 0 else f"${dollars}"
+    if abs(dollars) >= 1:
+        return f"${dollars:,.2f}"
+    places = max(2, 1 - math.floor(math.log10(abs(dollars))))
+    return f"${dollars:.{places}f}"

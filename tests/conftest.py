@@ -196,3 +196,34 @@ def tiny_policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from podium.training.grpo.tiny import build_tiny_policy
 
     return build_tiny_policy(tmp_path_factory.mktemp("tiny") / "policy", seed=0)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A throwaway PostgreSQL server for the session (started on first use, removed after)."""
+    from .postgres import Cluster
+
+    cluster = Cluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+@pytest.fixture
+def pg_url(postgres_cluster):
+    """The URL of a fresh database on the session's PostgreSQL server."""
+    return postgres_cluster.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_at(request, tmp_path):
+    """``store_at(name)``: where a store named ``name`` lives, on each backend in turn.
+
+    The same tests run against a SQLite file and a PostgreSQL database (one per test).
+    """
+    if request.param == "sqlite":
+        return lambda name: str(tmp_path / f"{name}.sqlite")
+    url = request.getfixturevalue("pg_url")
+    return lambda name: url

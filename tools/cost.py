@@ -126,6 +126,19 @@ def _count(value: Any) -> int | None:
     return int(value) if value >= 0 else None
 
 
+def usage_costs(cost: ToolCost, input_tokens: int, output_tokens: int) -> dict[str, float]:
+    """The dollars of a token-priced call as LangSmith's ``usage_metadata`` cost fields.
+
+    ``total_cost`` is :meth:`ToolCost.price`, the ledger's formula; input and output are its
+    token parts, so LangSmith splits a local model's cost as it does a hosted one's.
+    """
+    return {
+        "input_cost": input_tokens * cost.input_usd_per_mtok / 1e6,
+        "output_cost": output_tokens * cost.output_usd_per_mtok / 1e6,
+        "total_cost": cost.price(input_tokens, output_tokens),
+    }
+
+
 def trusted_tokens(usage: Mapping[str, Any] | None) -> tuple[int, int] | None:
     """``(input_tokens, output_tokens)`` of a usage report, or ``None`` if it cannot be billed.
 

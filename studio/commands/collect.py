@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -29,7 +28,10 @@ from .options import (
 
 def collect(
     tasks: Annotated[str, typer.Option("--tasks", help="Suite: math, code, … or jsonl:FILE.")],
-    out: Annotated[Path, typer.Option("--out", help="SQLite store the trajectories go to.")],
+    out: Annotated[
+        str,
+        typer.Option("--out", help="Trajectory store: SQLite file or postgresql:// URL."),
+    ],
     group_size: Annotated[int, typer.Option(help="Runs per task (the GRPO group).")] = 8,
     limit: Limit = None,
     concurrency: Concurrency = 2,
@@ -62,7 +64,7 @@ def collect(
             f"--temperature must be finite and above 0 for GRPO groups, got {temperature}"
         )
     cfg = CollectConfig(
-        tasks=tasks, out=str(out), group_size=group_size, limit=limit,
+        tasks=tasks, out=out, group_size=group_size, limit=limit,
         concurrency=concurrency, seed=seed, temperature=temperature,
         policy_base_url=policy_base_url, policy_model=policy_model, profile=profile,
         config=config, local_only=local_only, max_turns=max_turns, budget_usd=budget_usd,

@@ -10,9 +10,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from podium.training.eval.run_context import BUDGET_USD, MAX_TURNS
+from podium.training.eval.run_context import BUDGET_USD, MAX_TURNS, spread
 
-from ..console import console
+from ..console import console, usd
 from .options import (
     BudgetUsd,
     Concurrency,
@@ -20,6 +20,7 @@ from .options import (
     Limit,
     LocalOnly,
     MaxTurns,
+    PolicyBaseUrl,
     Profile,
     Seed,
     UsageError,
@@ -66,9 +67,12 @@ def eval_(
     replay: Annotated[
         str, typer.Option(help="Trajectory store: ask its past runs again (instead of SUITE).")
     ] = "",
+    policy_base_url: PolicyBaseUrl = "",
 ) -> None:
     """Evaluate routers on a task suite: results.jsonl, summary.json, report.html."""
     from podium.graph import Context
+    from podium.graph.database import check_reachable
+    from podium.graph.stores import default_db
     from podium.tools.price_shock import load_shock
     from podium.training.eval.runner import EvalConfig, evaluate
     from podium.training.eval.suites import SuiteSkipped
@@ -84,7 +88,10 @@ def eval_(
     ctx = {"profile": profile, "config": config, "local_only": local_only,
            "budget_usd": budget_usd, "max_turns": max_turns}  # fmt: skip
     ctx["explicit"] = sorted(given_flags(click_ctx) & ctx.keys())  # flags beat $PODIUM_*
-    Context(**ctx)  # bad numbers fail here, as one line
+    if policy_base_url:
+        ctx["policy_base_url"] = policy_base_url  # a list is spread over runs by the runner
+    Context(**spread(ctx, 0))  # bad numbers fail here, as one line
+    check_reachable(default_db(), "PODIUM_TRAJECTORY_DB")  # before any run starts
     cfg = EvalConfig(
         suite=suite, out=out or Path("podium-eval") / suite.replace(":", "_").replace("/", "_"),
         routers=list(dict.fromkeys(router or ["policy"])), limit=limit, seed=seed,
@@ -116,11 +123,11 @@ def eval_(
 
 
 def _print_summary(summary: dict[str, Any], out_dir: Path) -> None:
-    table = Table("router", "accuracy", "95% CI", "mean $", "mean s", "calls/task", "errors")
+    table = Table("router", "accuracy", "95% CI", "mean cost", "mean s", "calls/task", "errors")
     for name, s in summary["routers"].items():
         low, high = s["accuracy_ci95"]
         table.add_row(
-            name, f"{s['accuracy']:.1%}", f"{low:.0%}–{high:.0%}", f"{s['mean_cost_usd']:.6f}",
+            name, f"{s['accuracy']:.1%}", f"{low:.0%}–{high:.0%}", usd(s["mean_cost_usd"]),
             f"{s['mean_latency_s']:.1f}", f"{s['calls_per_task']:.2f}", str(s["errors"]),
         )  # fmt: skip
     console.print(table)

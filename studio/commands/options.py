@@ -41,6 +41,12 @@ Seed = Annotated[
 ]
 Limit = Annotated[int | None, typer.Option(help="At most this many tasks.")]
 Concurrency = Annotated[int, typer.Option(help="Runs in flight at once.")]
-PolicyBaseUrl = Annotated[str, typer.Option(help="Policy endpoint URL (OpenAI-compatible).")]
+PolicyBaseUrl = Annotated[
+    str,
+    typer.Option(
+        help="Policy endpoint URL (OpenAI-compatible); several, comma-separated: runs go "
+        "to them in turn."
+    ),
+]
 PolicyModel = Annotated[str, typer.Option(help="Model name at the policy endpoint.")]
 Host = Annotated[str, typer.Option(help="Address to bind.")]

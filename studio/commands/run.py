@@ -13,7 +13,7 @@ from rich.text import Text
 
 from podium.tools.errors import UserError
 
-from ..console import console, model_text, plain
+from ..console import console, model_text, plain, usd
 from .options import (
     BudgetUsd,
     ConfigFile,
@@ -63,7 +63,7 @@ def run(
     """
     from podium.graph import Context
     from podium.graph.context import check_text
-    from podium.studio.durable import new_thread_id
+    from podium.studio.durable import check_stores, new_thread_id
     from podium.tools import load_pool
 
     if not question.strip() and not thread:
@@ -80,6 +80,7 @@ def run(
         approve_above_usd=approve_above_usd,
     )
     pool = load_pool(profile, config=config or None, local_only=local_only)  # config errors first
+    check_stores()  # a database that is down fails here, before the run starts
     if _forecast_first(question.strip(), ctx, pool, estimate=estimate, json_out=json_out):
         return
     thread_id = thread or new_thread_id()
@@ -97,7 +98,7 @@ def run(
             print(
                 f"podium: paused: {plain(waiting['tool'])} ({plain(str(waiting['args']))}) is "
                 "predicted to cost "
-                f"${waiting['predicted_cost_usd']:.6f}: resume with "
+                f"{usd(waiting['predicted_cost_usd'])}: resume with "
                 f"'podium run --thread {thread_id} --approve' or '--reject'",
                 file=sys.stderr,
             )
@@ -214,18 +215,18 @@ def _ask(waiting: dict[str, Any]) -> str:
 
 def _print_run(result: dict[str, Any]) -> None:
     console.print(Text("Answer: ", style="bold"), model_text(result["answer"] or "(none)"), sep="")
-    table = Table("tool", "ok", "cost $", "seconds", title="Tool calls", title_justify="left")
+    table = Table("tool", "ok", "cost", "seconds", title="Tool calls", title_justify="left")
     for call in result["tool_calls"]:
         table.add_row(
             model_text(call["tool"]),
             "yes" if call["ok"] else "no",
-            f"{call['cost_usd']:.6f}",
+            usd(call["cost_usd"]),
             f"{call['latency_s']:.2f}",
         )
     if result["tool_calls"]:
         console.print(table)
     console.print(
-        f"cost ${result['cost_usd']:.6f} (policy ${result['policy_cost_usd']:.6f}) · "
+        f"cost {usd(result['cost_usd'])} (policy {usd(result['policy_cost_usd'])}) · "
         f"{result['latency_s']:.1f}s · {result['turns']} turns · stopped by {result['stopped_by']}"
         f" · trajectory {result['trajectory_id']} · thread {plain(result['thread_id'])}",
         markup=False,

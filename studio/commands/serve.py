@@ -50,6 +50,12 @@ def serve(
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the endpoint as one JSON line.")
     ] = False,
+    tensor_parallel_size: Annotated[
+        int, typer.Option(help="vLLM: GPUs each model replica is split over.")
+    ] = 1,
+    data_parallel_size: Annotated[
+        int, typer.Option(help="vLLM: model replicas behind the endpoint.")
+    ] = 1,
 ) -> None:
     """Serve the policy on an OpenAI-compatible endpoint; extra flags go to vLLM."""
     adapter = ""
@@ -71,9 +77,14 @@ def serve(
         raise ServeError(f"--engine {engine!r}: choose vllm or llamacpp")
     if not 0 < port < 65536:
         raise ServeError(f"--port {port}: choose a port between 1 and 65535")
+    for flag, size in (("--tensor-parallel-size", tensor_parallel_size),
+                       ("--data-parallel-size", data_parallel_size)):  # fmt: skip
+        if size < 1:
+            raise ServeError(f"{flag} {size}: choose 1 or more")
+    parallel = tensor_parallel_size > 1 or data_parallel_size > 1
     if engine == "llamacpp":
-        if model or ctx.args:
-            raise ServeError("--model and extra flags are for --engine vllm only")
+        if model or ctx.args or parallel:
+            raise ServeError("--model, parallel sizes and extra flags are for --engine vllm only")
         adapter = llamacpp_adapter(lora or [])
         spec = ServeSpec(model="", host=host, port=port, timeout=timeout)
         code = serve_llamacpp(spec, announce, adapter)
@@ -88,6 +99,8 @@ def serve(
             port=port,
             extra=list(ctx.args),
             timeout=timeout,
+            tensor_parallel_size=tensor_parallel_size,
+            data_parallel_size=data_parallel_size,
         )
         code = serve_vllm(spec, announce)
     raise typer.Exit(code)

@@ -46,6 +46,8 @@ class ServeSpec:
     port: int = DEFAULT_PORT
     extra: list[str] = field(default_factory=list)
     timeout: float = 600.0
+    tensor_parallel_size: int = 1  # GPUs one model replica is split over (vLLM)
+    data_parallel_size: int = 1  # replicas behind the one endpoint (vLLM)
 
 
 def check_port_free(host: str, port: int) -> None:

@@ -21,6 +21,7 @@ USER_ERRORS = {
     "podium.tools.llamacpp:ServerError": RuntimeError,
     "podium.tools.retrieval:RetrievalError": RuntimeError,
     "podium.graph.context:ContextError": ValueError,
+    "podium.graph.database:DatabaseError": RuntimeError,
     "podium.training.eval.routers:RouterError": ValueError,
     "podium.training.eval.runner:EvalError": ValueError,
     "podium.training.eval.suites:SuiteError": ValueError,

@@ -13,6 +13,7 @@ import pytest
 from podium.graph import Context, graph
 from podium.graph.testing import calc_tool
 from podium.graph.trajectory import TrajectoryStore
+from podium.studio.console import usd
 from podium.studio.reports import REPORT, pareto_front, render_trajectory, write_report, write_view
 from podium.training.eval.runner import RESULTS, SUMMARY, EvalConfig, evaluate
 
@@ -74,7 +75,7 @@ def test_viewer_shows_turns_calls_observations_and_totals(fake_graph, tmp_path):
     assert "&quot;expression&quot;: &quot;6*7&quot;" in page  # the call's arguments
     assert '<pre class="obs">42</pre>' in page  # the observation
     assert page.count('class="step policy') == 2 and page.count('class="step tool') == 1
-    assert f"${record['cost_usd']:.6f}" in page  # final running total = the record's cost
+    assert usd(record["cost_usd"]) in page  # final running total = the record's cost
     assert "the policy answered" in page and ">The answer is 42<" in page
 
 

@@ -53,6 +53,26 @@ def test_command_has_tool_calling_lora_and_cpu_flags(tmp_path):
     assert "--enforce-eager" not in vllm_command(spec, PY, gpu=True)
 
 
+def test_parallel_sizes_reach_vllm_only_above_one():
+    spec = ServeSpec(model="/m", tensor_parallel_size=2, data_parallel_size=4)
+    text = " ".join(vllm_command(spec, PY, gpu=True))
+    assert "--tensor-parallel-size 2" in text and "--data-parallel-size 4" in text
+    assert "parallel-size" not in " ".join(vllm_command(ServeSpec(model="/m"), PY, gpu=True))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "/m", "--tensor-parallel-size", "0"], "--tensor-parallel-size 0: choose 1"),
+        (["--engine", "llamacpp", "--data-parallel-size", "2"], "for --engine vllm only"),
+    ],
+)
+def test_bad_parallel_sizes_are_one_line_errors(args, message):
+    done = podium("serve", *args)
+    assert done.returncode == 2 and message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
 def test_passthrough_flags_win_over_cpu_defaults():
     spec = ServeSpec(model="/m", extra=["--dtype=bfloat16", "--max-model-len", "2048"])
     cmd = vllm_command(spec, PY, gpu=False)

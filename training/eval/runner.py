@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextvars import copy_context
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from podium.tools.price_shock import PriceShock, price_shock
 from . import suites
 from .metrics import summarize
 from .routers import ROUTERS, RouterError, fixed_router, router_for
-from .run_context import task_context, task_tools
+from .run_context import spread, task_context, task_tools
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
@@ -324,7 +324,7 @@ def plan_eval(cfg: EvalConfig) -> Plan:
             "domain's): use --router policy"
         )
     with price_shock(cfg.shock):  # a shock may reorder the experts strongest/cheapest pick
-        tools = resolve(Context(**cfg.context)).tools
+        tools = resolve(Context(**spread(cfg.context, 0))).tools
     _check_prefer(cfg, tools)
     _check_shock(cfg, tools)
     for name in cfg.routers:
@@ -349,8 +349,15 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     plan = plan_eval(cfg)
     tasks, tools, todo, results = plan.tasks, plan.tools, plan.todo, plan.results
     with _progress(len(todo), cfg.progress) as advance, ThreadPoolExecutor(cfg.concurrency) as ex:
-        # Each unit runs in a copy of this context: a caller's policy/tools override holds there.
-        futures = [ex.submit(copy_context().run, run_unit, r, t, cfg, tools) for r, t in todo]
+        # Each unit runs in a copy of this context: a caller's policy/tools override holds there;
+        # a list of policy endpoints is spread over the units.
+        futures = [
+            ex.submit(
+                copy_context().run,
+                run_unit, r, t, replace(cfg, context=spread(cfg.context, n)), tools,
+            )
+            for n, (r, t) in enumerate(todo)
+        ]  # fmt: skip
         for future in as_completed(futures):
             results.append(future.result())
             advance()

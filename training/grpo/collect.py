@@ -21,10 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from podium.graph import TrajectoryStore
+from podium.graph.database import check_reachable, is_postgres
 from podium.tools.errors import UserError
 from podium.tools.price_shock import jittered, price_shock
 from podium.training.eval import suites
-from podium.training.eval.run_context import BUDGET_USD, MAX_TURNS, task_context, task_tools
+from podium.training.eval.run_context import (
+    BUDGET_USD,
+    MAX_TURNS,
+    policy_endpoints,
+    spread,
+    task_context,
+    task_tools,
+)
 
 from .preferences import NO_PREFERENCE, Preference, pool_localities, sample_preference
 from .rewards import TRAINING_KEY
@@ -39,13 +47,20 @@ class CollectConfig:
     """What ``podium collect`` runs."""
 
     tasks: str = field(metadata={"help": "Task suite: math, code, … or jsonl:<file>."})
-    out: str = field(metadata={"help": "SQLite trajectory store the rollouts go to."})
+    out: str = field(
+        metadata={"help": "Store the rollouts go to: SQLite file or postgresql:// URL."}
+    )
     group_size: int = field(default=8, metadata={"help": "Runs per task (the GRPO group)."})
     limit: int | None = field(default=None, metadata={"help": "At most this many tasks."})
     concurrency: int = field(default=2, metadata={"help": "Runs in flight at once."})
     seed: int = field(default=0, metadata={"help": "Seed of the tasks and preferences."})
     temperature: float = field(default=1.0, metadata={"help": "Policy sampling temperature."})
-    policy_base_url: str = field(default="", metadata={"help": "Policy endpoint; empty = config."})
+    policy_base_url: str = field(
+        default="",
+        metadata={
+            "help": "Policy endpoint(s), comma-separated: runs go round-robin; empty = config."
+        },
+    )
     policy_model: str = field(default="", metadata={"help": "Model name at the endpoint."})
     profile: str = field(default="local", metadata={"help": "Tool-pool profile."})
     config: str = field(default="", metadata={"help": "User config file (TOML)."})
@@ -97,7 +112,7 @@ def finish_record(
     """Judge a stored run with its task's checker and store the verdict beside it."""
     record = store.get(trajectory_id)
     if record is None:
-        raise RuntimeError(f"run {trajectory_id} left no record in {store.path}")
+        raise RuntimeError(f"run {trajectory_id} left no record in {store.location}")
     try:
         verdict, error = suites.check(task, record["answer"], record), ""
     except suites.CheckerError as exc:
@@ -153,7 +168,9 @@ def check_request(cfg: CollectConfig) -> list[suites.Task]:
     if not 0 <= cfg.price_jitter < float("inf"):
         raise CollectError(f"--price-jitter must be a number >= 0, got {cfg.price_jitter}")
     out = Path(cfg.out)
-    if not out.parent.is_dir():
+    if is_postgres(cfg.out):
+        check_reachable(cfg.out, "--out")
+    elif not out.parent.is_dir():
         raise CollectError(f"folder {out.parent} does not exist: create it or fix --out")
     try:
         talks = suites.converses(cfg.tasks)
@@ -165,8 +182,8 @@ def check_request(cfg: CollectConfig) -> list[suites.Task]:
             "use another suite"
         )
     tasks = load_tasks(cfg.tasks, cfg.limit, cfg.seed)
-    if cfg.policy_base_url:
-        check_endpoint(cfg.policy_base_url)
+    for url in policy_endpoints(cfg.policy_base_url):
+        check_endpoint(url)
     return tasks
 
 
@@ -181,8 +198,7 @@ async def collect(
     from podium.graph import graph
 
     tasks = check_request(cfg)
-    out = Path(cfg.out)
-    store = TrajectoryStore(out)
+    store = TrajectoryStore(cfg.out)
     pool = pool_localities(cfg.profile, cfg.config or None, cfg.local_only)
     base = {
         "policy_base_url": cfg.policy_base_url,
@@ -193,12 +209,12 @@ async def collect(
         "temperature": cfg.temperature,
         "max_turns": cfg.max_turns,
         "budget_usd": cfg.budget_usd,
-        "trajectory_db": str(out),
+        "trajectory_db": store.location,
     }
     gate = asyncio.Semaphore(cfg.concurrency)
-    summary = {"tasks": len(tasks), "runs": 0, "correct": 0, "errors": 0, "store": str(out)}
+    summary = {"tasks": len(tasks), "runs": 0, "correct": 0, "errors": 0, "store": store.location}
 
-    async def one(task: suites.Task, pref: Preference, index: int) -> None:
+    async def one(task: suites.Task, pref: Preference, index: int, run: int) -> None:
         group_id = f"{task.id}@{cfg.seed}"
         async with gate:
             jitter = jittered(cfg.price_jitter, f"{cfg.seed}:{task.id}:{index}")
@@ -207,7 +223,9 @@ async def collect(
                 task_tools(task),
                 price_shock(jitter if cfg.price_jitter else None),
             ):
-                ctx = task_context(base, task, Path(workdir), pref.instruction, pref.vector)
+                ctx = task_context(
+                    spread(base, run), task, Path(workdir), pref.instruction, pref.vector
+                )
                 state = await graph.ainvoke({"question": task.question}, context=ctx)
                 record = await asyncio.to_thread(
                     finish_record, store, state["trajectory_id"], task, group_id, index, pref
@@ -224,7 +242,7 @@ async def collect(
         pref = NO_PREFERENCE
         if cfg.sample_preferences:
             pref = sample_preference(task.id, pool, seed=cfg.seed)
-        jobs += [one(task, pref, i) for i in range(cfg.group_size)]
+        jobs += [one(task, pref, i, len(jobs) + i) for i in range(cfg.group_size)]
     await asyncio.gather(*jobs)
     return summary
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from podium.graph import Context, TrajectoryStore
+from podium.graph.database import check_reachable, is_postgres
 from podium.graph.resources import policy_override, resolve
 from podium.tools import cost_of
 from podium.tools.price_shock import jittered, price_shock
@@ -121,7 +122,7 @@ def online_rollouts(
         "budget_usd": cfg.budget_usd,
         "temperature": cfg.temperature,
         "policy_base_url": "http://127.0.0.1:9/in-process",  # never called: overridden
-        "trajectory_db": str(store.path),
+        "trajectory_db": store.location,
     }
 
     def rollout(prompts: list[Any], trainer: Any) -> dict[str, Any]:
@@ -203,7 +204,8 @@ def build_trainer(cfg: TrainConfig) -> tuple[Any, GroupReward]:
     pool = _pool(cfg)
     g = args.num_generations
     if cfg.mode == "offline":
-        if not Path(cfg.store).is_file():
+        check_reachable(cfg.store, "the [grpo] store")
+        if not is_postgres(cfg.store) and not Path(cfg.store).is_file():
             raise TrainConfigError(
                 f"store {cfg.store} does not exist: run podium collect --out {cfg.store} first"
             )
