@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -70,7 +71,7 @@ def collect(
         config=config, local_only=local_only, max_turns=max_turns, budget_usd=budget_usd,
         sample_preferences=sample_preferences, price_jitter=price_jitter,
     )  # fmt: skip
-    if out.exists():  # a directory or a broken store fails here, before the progress bar
+    if Path(out).exists():  # a directory or a broken store fails here, before the progress bar
         TrajectoryStore(out)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, disable=json_out, transient=True) as bar:
