@@ -44,6 +44,7 @@ _CONTEXT_FIELDS = (
     "local_only",
     "policy_model",
     "environment",
+    "first_tool",
 )
 
 
@@ -77,6 +78,8 @@ def build_record(ctx: Context, state: State, tools: list[str]) -> dict[str, Any]
         "preference": state.preference or ctx.preference,
         "context": {k: getattr(ctx, k) for k in _CONTEXT_FIELDS},
         "tools": tools,
+        # Exploration flag: the first call's tool was imposed, not chosen by the policy.
+        "explore": {"first_tool": ctx.first_tool} if ctx.first_tool else None,
         "answer": state.answer,
         "stopped_by": state.stopped_by,
         "turns": state.run_turns(),

@@ -36,9 +36,20 @@ def register(app: typer.Typer) -> None:
         profile: Annotated[str, typer.Option("--profile", "-p", help="Tool pool.")] = "local",
         config: Annotated[str, typer.Option("--config", "-c", help="Config (TOML).")] = "",
         local_only: Annotated[bool, typer.Option("--local-only", help="Only local tools.")] = False,
+        explore: Annotated[
+            bool,
+            typer.Option(
+                "--explore",
+                help="One run per pool tool (and one answering at once), that tool forced as the "
+                "first call; replaces --group-size. Stored flagged as exploration.",
+            ),
+        ] = False,
         json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
-        """Run every task GROUP_SIZE times (temperature > 0) and store the judged trajectories."""
+        """Run every task GROUP_SIZE times (temperature > 0) and store the judged trajectories.
+
+        With --explore, each task runs once per pool tool forced as the first call's name.
+        """
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
         from podium.training.grpo.collect import CollectConfig, CollectError, collect
@@ -50,6 +61,7 @@ def register(app: typer.Typer) -> None:
             concurrency=concurrency, seed=seed, temperature=temperature,
             policy_base_url=policy_base_url, policy_model=policy_model, profile=profile,
             config=config, local_only=local_only, max_turns=max_turns, budget_usd=budget_usd,
+            explore=explore,
         )  # fmt: skip
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
         with Progress(*columns, disable=json_out, transient=True) as bar:

@@ -104,6 +104,9 @@ def run_task(
     row |= {
         "answer": state.get("answer", ""),
         "cost_usd": sum(e["cost_usd"] for e in ledger),
+        "policy_cost_usd": sum(e["cost_usd"] for e in ledger if e["kind"] == "policy"),
+        "tool_cost_usd": sum(e["cost_usd"] for e in ledger if e["kind"] == "tool"),
+        "malformed_calls": state.get("malformed_calls", 0),
         "latency_s": sum(s.get("latency_s") or 0.0 for s in states) or time.perf_counter() - start,
         "tool_calls": calls,
         "tool_errors": sum(e["kind"] == "tool" and not e["ok"] for e in ledger),

@@ -46,6 +46,13 @@ class CollectConfig:
     local_only: bool = field(default=False, metadata={"help": "Offer only local tools."})
     max_turns: int = field(default=30, metadata={"help": "Policy turns per run (paper: 30)."})
     budget_usd: float = field(default=1.0, metadata={"help": "Hard cap on dollars per run."})
+    explore: bool = field(
+        default=False,
+        metadata={
+            "help": "One run per pool tool (and one answering at once), that tool forced as "
+            "the first call's name; replaces the sampled group."
+        },
+    )
 
 
 def training_info(
@@ -55,8 +62,9 @@ def training_info(
     pref: Preference,
     verdict: suites.Verdict | None,
     error: str = "",
+    first_tool: str = "",
 ) -> dict[str, Any]:
-    """The ``training`` entry of a stored record."""
+    """The ``training`` entry of a stored record (``first_tool``: the explored tool, if any)."""
     return {
         "task_id": task.id,
         "suite": task.suite,
@@ -69,17 +77,34 @@ def training_info(
         if verdict is None
         else {"correct": verdict.correct, "score": verdict.score, "detail": verdict.detail},
         "checker_error": error,
+        "explore_tool": first_tool or None,
     }
 
 
 def context_for(
-    base: Mapping[str, Any], task: suites.Task, pref: Preference, workdir: Path
+    base: Mapping[str, Any],
+    task: suites.Task,
+    pref: Preference,
+    workdir: Path,
+    first_tool: str = "",
 ) -> Context:
     """The run context of one task: the base settings, its preference and suite overrides."""
     overrides = suites.prepare(task, workdir)
     return Context(
-        **{**base, "preference": pref.instruction, "preference_vector": pref.vector, **overrides}
+        **{**base, "preference": pref.instruction, "preference_vector": pref.vector, **overrides},
+        first_tool=first_tool,
     )
+
+
+def explore_tools(pool: Mapping[str, Any]) -> list[str]:
+    """What an exploring collection forces first: every pool tool, then ``answer`` at once.
+
+    The untrained policy almost never tries some tools (``local_search`` ~3% of first calls),
+    so sampling alone never finds the run that wins; one forced run per tool does.
+    """
+    from podium.graph.render import ANSWER
+
+    return [*sorted(pool), ANSWER]
 
 
 def finish_record(
@@ -89,6 +114,7 @@ def finish_record(
     group_id: str,
     index: int,
     pref: Preference,
+    first_tool: str = "",
 ) -> dict[str, Any]:
     """Judge a stored run with its task's checker and store the verdict beside it."""
     record = store.get(trajectory_id)
@@ -98,7 +124,7 @@ def finish_record(
         verdict, error = suites.check(task, record["answer"], record), ""
     except suites.CheckerError as exc:
         verdict, error = None, str(exc)
-    record[TRAINING_KEY] = training_info(task, group_id, index, pref, verdict, error)
+    record[TRAINING_KEY] = training_info(task, group_id, index, pref, verdict, error, first_tool)
     store.save(record)
     return record
 
@@ -145,7 +171,7 @@ async def collect(
     """
     from podium.graph import graph
 
-    if cfg.group_size < 2:
+    if cfg.group_size < 2 and not cfg.explore:
         raise CollectError(f"--group-size must be at least 2 for GRPO, got {cfg.group_size}")
     if cfg.concurrency < 1:
         raise CollectError(f"--concurrency must be at least 1, got {cfg.concurrency}")
@@ -171,14 +197,14 @@ async def collect(
     gate = asyncio.Semaphore(cfg.concurrency)
     summary = {"tasks": len(tasks), "runs": 0, "correct": 0, "errors": 0, "store": str(out)}
 
-    async def one(task: suites.Task, pref: Preference, index: int) -> None:
+    async def one(task: suites.Task, pref: Preference, index: int, first: str = "") -> None:
         group_id = f"{task.id}@{cfg.seed}"
         async with gate:
             with tempfile.TemporaryDirectory(prefix="podium-task-") as workdir:
-                ctx = context_for(base, task, pref, Path(workdir))
+                ctx = context_for(base, task, pref, Path(workdir), first)
                 state = await graph.ainvoke({"question": task.question}, context=ctx)
                 record = await asyncio.to_thread(
-                    finish_record, store, state["trajectory_id"], task, group_id, index, pref
+                    finish_record, store, state["trajectory_id"], task, group_id, index, pref, first
                 )
         verdict = record[TRAINING_KEY]["verdict"]
         summary["runs"] += 1
@@ -190,7 +216,10 @@ async def collect(
     jobs = []
     for task in tasks:
         pref = sample_preference(task.id, pool, seed=cfg.seed)
-        jobs += [one(task, pref, i) for i in range(cfg.group_size)]
+        if cfg.explore:
+            jobs += [one(task, pref, i, t) for i, t in enumerate(explore_tools(pool))]
+        else:
+            jobs += [one(task, pref, i) for i in range(cfg.group_size)]
     await asyncio.gather(*jobs)
     return summary
 
