@@ -16,7 +16,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from podium.tools.paths import atomic_path
 
 from . import suites
 from .metrics import summarize
-from .routers import ROUTERS, RouterError, fixed_router, router_for
+from .routers import ROUTERS, RouterError, router_for
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
@@ -164,15 +164,19 @@ def _error(detail: str, seconds: float) -> dict[str, Any]:
 def run_oracle(
     task: suites.Task, cfg: EvalConfig, tools: dict[str, BaseTool], workdir: Path
 ) -> dict:
-    """Run every tool once on ``task``; keep the cheapest run that solves it.
+    """The best of the explore runs of ``task``: each tool forced first, the policy finishing.
 
-    When no tool solves the task the cheapest run is kept (incorrect): the oracle's cost is
-    then a lower bound too. ``oracle_runs`` lists every tool's outcome.
+    One policy run per pool tool (and one answering at once), the first call's name forced
+    (``Context.first_tool``); the cheapest correct run is kept, so this is an upper bound that
+    a router choosing the first tool can actually reach. When none is correct the cheapest
+    finished run is kept (incorrect). ``oracle_runs`` lists every forced tool's outcome.
     """
-    runs = {
-        name: run_task(task, cfg, fixed_router(tool), workdir / name)
-        for name, tool in sorted(tools.items())
-    }
+    from podium.graph.render import ANSWER
+
+    runs = {}
+    for name in [*sorted(tools), ANSWER]:
+        forced = replace(cfg, context={**cfg.context, "first_tool": name})
+        runs[name] = run_task(task, forced, None, workdir / name)
     solved = [r for r in runs.values() if r["correct"]]
     pool = solved or [r for r in runs.values() if r["status"] == "ok"] or list(runs.values())
     best = min(pool, key=lambda r: r["cost_usd"])

@@ -34,7 +34,8 @@ WORDS = (("hello world",), ("",), ("a bb ccc dddd",), ("Python is fun to learn",
 
 TEMPLATES = (
     Template("sum_multiples", "xs: list[int]) -> int", "Return the sum of the numbers in xs "
-             "that are multiples of {p}.", (2, 3, 5), lambda p: lambda xs: sum(x for x in xs if x % p == 0), LISTS),
+             "that are multiples of {p}.", (2, 3, 5),
+             lambda p: lambda xs: sum(x for x in xs if x % p == 0), LISTS),
     Template("count_above", "xs: list[int]) -> int", "Return how many numbers in xs are greater "
              "than {p}.", (0, 4, 6), lambda p: lambda xs: sum(x > p for x in xs), LISTS),
     Template("scale", "xs: list[int]) -> list[int]", "Return a new list with every number of xs "
@@ -43,7 +44,8 @@ TEMPLATES = (
              "that have at least {p} letters, in order.", (2, 3, 4),
              lambda p: lambda t: [w for w in t.split() if len(w) >= p], WORDS),
     Template("count_letter", "text: str) -> int", "Return how many times the letter '{p}' occurs "
-             "in text, ignoring case.", ("l", "o", "n"), lambda p: lambda t: t.lower().count(p), WORDS),
+             "in text, ignoring case.", ("l", "o", "n"),
+             lambda p: lambda t: t.lower().count(p), WORDS),
     Template("nth_power_sum", "n: int) -> int", "Return 1**{p} + 2**{p} + ... + n**{p} "
              "(0 when n < 1).", (1, 2, 3), lambda p: lambda n: sum(i**p for i in range(1, n + 1)),
              ((0,), (1,), (4,), (10,))),
