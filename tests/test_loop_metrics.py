@@ -93,3 +93,39 @@ def test_router_summary_splits_cost_and_counts_malformed_calls():
     assert math.isclose(s["mean_policy_cost_usd"], 0.1)
     assert math.isclose(s["mean_tool_cost_usd"], 0.1)
     assert s["malformed_calls"] == 3 and s["turns_per_task"] == 1.5
+
+
+def _rows(correct, cost, tool="python"):
+    return [
+        {"task_id": f"{'wiki' if i % 2 else 'math'}-{i}", "correct": c, "status": "ok",
+         "cost_usd": cost, "policy_cost_usd": cost / 2, "tool_cost_usd": cost / 2,
+         "latency_s": 1.0, "tool_calls": [tool], "turns": 2, "malformed_calls": 0}
+        for i, c in enumerate(correct)
+    ]  # fmt: skip
+
+
+def test_learning_report_compares_the_policies_and_places_them():
+    from podium.studio.report import learning_markdown
+    from podium.training.eval.compare import learning_report
+
+    rows = {
+        "untrained": _rows([True, False, False, False], 2.0),
+        "trained": _rows([True, True, True, False], 1.0, "local_search"),
+        "strongest": _rows([True, True, False, False], 4.0, "ask_big"),
+        "cheapest": _rows([False, False, False, False], 1.0, "ask_small"),
+    }
+    report = learning_report(rows)
+    assert report["mcnemar"] == {"tasks": 4, "gained": 2, "lost": 0, "p_value": 0.5}
+    by = report["routers"]
+    assert list(by) == ["untrained", "trained", "strongest", "cheapest"]
+    assert math.isclose(by["trained"]["pgr"], 1.5)  # (.75 - 0)/(.5 - 0)
+    assert math.isclose(by["untrained"]["pgr"], 0.5)
+    # fixed hull over [1, 4]: (1, 0) → (4, .5): mean height .25; with trained (1, .75) flat: .75
+    assert math.isclose(report["hull"]["aiq"]["fixed"], 0.25)
+    assert math.isclose(report["hull"]["aiq"]["fixed+trained"], 0.75)
+    assert report["hull"]["on_hull"] == ["trained"]
+    assert report["per_suite"]["trained"] == {"math": {"n": 2, "correct": 2},
+                                              "wiki": {"n": 2, "correct": 1}}  # fmt: skip
+    text = learning_markdown(report)
+    assert "| trained | 3/4 (75%, " in text and "2 gained, 0 lost, exact p = 0.5" in text
+    assert "local_search 100%" in text
