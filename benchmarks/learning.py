@@ -10,11 +10,16 @@ Every step is a podium command a user can run alone (the report lists them as ru
    code tasks, the training half of ``chat``), each pool tool forced once as the first call;
 3. ``podium train`` in mode ``rft``: each task's best run (correct, then cheapest), LoRA SFT;
 4. ``podium export``: the PEFT adapter as a GGUF LoRA for the embedded llama.cpp server;
-5. ``podium eval mixture`` again with the trained adapter (``[policy] adapter``);
+5. ``podium eval mixture`` again, the policy served with the trained GGUF LoRA;
 6. one report: ``training/eval/compare.py`` → ``report.json`` and ``report.md``.
 
     .venv/bin/python benchmarks/learning.py --out benchmarks/out/learning   # ~45 min, 2 cores
     .venv/bin/python benchmarks/learning.py --quick --out /tmp/learn-quick   # end-to-end check
+
+The policy is served by a llama.cpp server of the loop's own holding the policy alone (the
+base model, then the base model with the trained GGUF LoRA): no other client's requests and no
+expert swapping in and out evict its prompt cache, so the ~650-token system prompt and tool list
+are prefilled once, not per turn. Experts stay on the shared embedded server.
 
 A killed run continues where it stopped when started again with the same ``--out``.
 """
@@ -22,12 +27,15 @@ A killed run continues where it stopped when started again with the same ``--out
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import os
 import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +70,7 @@ class Step:
     def __init__(self, out: Path) -> None:
         self.out = out
         self.log: list[dict[str, Any]] = []
+        self.env = dict(os.environ)
         path = out / "steps.json"
         self.done = {s["name"]: s for s in json.loads(path.read_text())} if path.exists() else {}
 
@@ -75,7 +84,7 @@ class Step:
         print(f"[{name}] {command}", flush=True)
         start = time.perf_counter()
         argv = [sys.executable, "-m", "podium.studio.cli", *args]
-        code = subprocess.run(argv, cwd=self.out, check=False).returncode
+        code = subprocess.run(argv, cwd=self.out, env=self.env, check=False).returncode
         seconds = time.perf_counter() - start
         if code != 0:
             sys.exit(f"learning: step {name} failed (exit {code}) after {seconds:.0f} s: {command}")
@@ -85,6 +94,23 @@ class Step:
         with atomic_path(self.out / "steps.json") as tmp:
             tmp.write_text(json.dumps(list(self.done.values()), indent=2))
         print(f"[{name}] {seconds:.0f} s", flush=True)
+
+
+@contextlib.contextmanager
+def policy_server(step: Step, out: Path, adapter: Path | None = None) -> Iterator[None]:
+    """Serve the policy alone (with ``adapter``) for the steps inside; stopped after them."""
+    from podium.tools.llamacpp import EmbeddedServer
+
+    extra = {"adapter": adapter} if adapter else {}
+    server = EmbeddedServer(models=["policy"], state_dir=out / "server", owned=True, **extra)
+    url = server.ensure(timeout=900)
+    step.env |= {"PODIUM_POLICY_BASE_URL": url, "PODIUM_POLICY_MODEL": "policy"}
+    try:
+        yield
+    finally:
+        server.stop()
+        for key in ("PODIUM_POLICY_BASE_URL", "PODIUM_POLICY_MODEL"):
+            step.env.pop(key, None)
 
 
 def eval_args(setup: Setup, out: str, routers: list[str], config: str = "") -> list[str]:
@@ -105,13 +131,6 @@ def rft_config(setup: Setup, out: Path) -> Path:
         f"learning_rate = {setup.learning_rate}\n\n[lora]\nr = {setup.lora_r}\n"
         f"lora_alpha = {2 * setup.lora_r}\n"
     )
-    return path
-
-
-def policy_config(out: Path) -> Path:
-    """A podium config that serves the policy with the trained GGUF LoRA."""
-    path = out / "trained.toml"
-    path.write_text(f'[policy]\nadapter = "{out / "adapter.gguf"}"\n')
     return path
 
 
@@ -184,16 +203,18 @@ def main() -> None:
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     step = Step(out)
-    step.run("baseline", eval_args(setup, "before", ["policy", *setup.baselines]))
-    step.run("explore", [
-        "collect", "--explore", "--tasks", "mixture-train", "--limit", str(setup.train_tasks),
-        "--seed", str(setup.seed), "--temperature", str(setup.explore_temperature),
-        "--max-turns", str(setup.max_turns), "--concurrency", "1",
-        "--out", str(out / "explore.sqlite"), "--json",
-    ])  # fmt: skip
+    with policy_server(step, out):
+        step.run("baseline", eval_args(setup, "before", ["policy", *setup.baselines]))
+        step.run("explore", [
+            "collect", "--explore", "--tasks", "mixture-train", "--limit", str(setup.train_tasks),
+            "--seed", str(setup.seed), "--temperature", str(setup.explore_temperature),
+            "--max-turns", str(setup.max_turns), "--concurrency", "1",
+            "--out", str(out / "explore.sqlite"), "--json",
+        ])  # fmt: skip
     step.run("train", ["train", "--config", str(rft_config(setup, out))])
     step.run("export", ["export", str(out / "adapter"), "--out", str(out / "adapter.gguf")])
-    step.run("after", eval_args(setup, "after", ["policy"], str(policy_config(out))))
+    with policy_server(step, out, out / "adapter.gguf"):
+        step.run("after", eval_args(setup, "after", ["policy"]))
     result = report(out, setup, step.log)
     print((out / "report.md").read_text())
     if args.json:

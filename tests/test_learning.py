@@ -62,11 +62,9 @@ def test_steps_are_skipped_once_done_and_failures_stop_the_loop(learning, tmp_pa
         again.run("bad", ["no-such-command"])
 
 
-def test_configs_name_the_store_the_adapter_and_the_recipe(learning, tmp_path):
+def test_rft_config_names_the_store_and_the_recipe(learning, tmp_path):
     import tomllib
 
     rft = tomllib.loads(learning.rft_config(learning.Setup(), tmp_path).read_text())
     assert rft["mode"] == "rft" and rft["store"] == str(tmp_path / "explore.sqlite")
     assert rft["sft"]["num_train_epochs"] == 2 and rft["last_layers"] == 4
-    served = tomllib.loads(learning.policy_config(tmp_path).read_text())
-    assert served["policy"]["adapter"] == str(tmp_path / "adapter.gguf")
