@@ -71,6 +71,10 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="Run through langsmith.evaluate (uploads if LANGSMITH_API_KEY)."),
         ] = False,
         quiet: Annotated[bool, typer.Option(help="No progress bar or table.")] = False,
+        oracle_tool: Annotated[
+            list[str] | None,
+            typer.Option(help="Tools the oracle forces first (repeat; 'answer' too); default all."),
+        ] = None,
     ) -> None:
         from podium.graph import Context
         from podium.training.eval.runner import EvalConfig, evaluate
@@ -86,6 +90,7 @@ def register(app: typer.Typer) -> None:
             routers=list(dict.fromkeys(router or ["policy"])), limit=limit, seed=seed,
             concurrency=concurrency, resume=resume, retry_errors=retry_errors,
             prefer=list(prefer or []), context=ctx, progress=not quiet,
+            oracle_tools=list(oracle_tool or []),
         )  # fmt: skip
         try:
             if langsmith:

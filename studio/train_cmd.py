@@ -44,6 +44,10 @@ def register(app: typer.Typer) -> None:
                 "first call; replaces --group-size. Stored flagged as exploration.",
             ),
         ] = False,
+        explore_tool: Annotated[
+            list[str] | None,
+            typer.Option(help="With --explore: force only this tool (repeat; 'answer' too)."),
+        ] = None,
         json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Run every task GROUP_SIZE times (temperature > 0) and store the judged trajectories.
@@ -61,7 +65,7 @@ def register(app: typer.Typer) -> None:
             concurrency=concurrency, seed=seed, temperature=temperature,
             policy_base_url=policy_base_url, policy_model=policy_model, profile=profile,
             config=config, local_only=local_only, max_turns=max_turns, budget_usd=budget_usd,
-            explore=explore,
+            explore=explore, explore_tools=list(explore_tool or []),
         )  # fmt: skip
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
         with Progress(*columns, disable=json_out, transient=True) as bar:

@@ -219,3 +219,21 @@ def test_wilson_interval():
     low, high = wilson(5, 10)
     assert math.isclose(low + high, 1.0) and 0.23 < low < 0.24
     assert math.isclose(wilson(10, 10)[1], 1.0)
+
+
+def test_oracle_tools_restrict_the_forced_tools(pool, tmp_path, monkeypatch):
+    from podium.graph import resources
+
+    setup, _, _ = pool
+    _, ctx = setup()
+    policy = ForcedFirstPolicy()
+    monkeypatch.setattr(resources, "_chat_model", lambda *a, **k: policy)
+    cfg = EvalConfig("toy", tmp_path, routers=["oracle"], context=ctx, progress=False, limit=1,
+                     oracle_tools=["cheap", "answer"])  # fmt: skip
+    evaluate(cfg)
+    assert set(_rows(tmp_path)[0]["oracle_runs"]) == {"cheap", "answer"}
+    cfg = EvalConfig("toy", tmp_path / "b", routers=["oracle"], context=ctx, progress=False,
+                     oracle_tools=["web"])  # fmt: skip
+    with pytest.raises(EvalError, match="--oracle-tool 'web' is not a tool"):
+        evaluate(cfg)
+    assert not (tmp_path / "b").exists()

@@ -94,3 +94,13 @@ def test_collect_explore_runs_each_tool_first_once(obedient, tmp_path, monkeypat
     assert group[2]["turns"] == 1  # forced to answer at once
     assert all(r["training"]["verdict"]["correct"] for r in group)
     assert sorted(c for c in policy.choices if c) == sorted(explored)
+
+
+def test_explore_tools_keep_the_pool_order_and_refuse_unknown_ones():
+    from podium.training.grpo.collect import CollectError, explore_tools
+
+    pool = {"python": "local", "local_search": "local", "ask_big": "remote"}
+    assert explore_tools(pool) == ["ask_big", "local_search", "python", "answer"]
+    assert explore_tools(pool, ["answer", "python"]) == ["python", "answer"]
+    with pytest.raises(CollectError, match="--explore-tool 'web' is not offered"):
+        explore_tools(pool, ["web"])

@@ -53,6 +53,7 @@ class EvalConfig:
     resume: bool = False
     retry_errors: bool = False  # with resume: run the tasks whose rows are errors again
     prefer: list[str] = field(default_factory=list)  # preferred tools; compliance is measured
+    oracle_tools: list[str] = field(default_factory=list)  # forced first by the oracle; [] = all
     context: dict[str, Any] = field(default_factory=dict)  # Context overrides for every run
     progress: bool = True
 
@@ -174,7 +175,7 @@ def run_oracle(
     from podium.graph.render import ANSWER
 
     runs = {}
-    for name in [*sorted(tools), ANSWER]:
+    for name in cfg.oracle_tools or [*sorted(tools), ANSWER]:
         forced = replace(cfg, context={**cfg.context, "first_tool": name})
         runs[name] = run_task(task, forced, None, workdir / name)
     solved = [r for r in runs.values() if r["correct"]]
@@ -317,6 +318,10 @@ def plan_eval(cfg: EvalConfig) -> Plan:
             router_for(name, tools)  # fail now, not per task
     if "oracle" in cfg.routers and not tools:
         raise RouterError("router 'oracle' needs at least one tool in the pool")
+    unknown = [t for t in cfg.oracle_tools if t not in tools and t != "answer"]
+    if unknown:
+        raise EvalError(f"--oracle-tool {unknown[0]!r} is not a tool of the pool: use one of "
+                        f"{', '.join([*tools, 'answer'])}")  # fmt: skip
     cfg.out.mkdir(parents=True, exist_ok=True)
     if cfg.retry_errors and any(r["status"] == "error" for r in done):
         done = [r for r in done if r["status"] != "error"]

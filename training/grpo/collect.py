@@ -53,6 +53,10 @@ class CollectConfig:
             "the first call's name; replaces the sampled group."
         },
     )
+    explore_tools: list[str] = field(
+        default_factory=list,
+        metadata={"help": "With explore: force only these (pool tools or 'answer'); empty = all."},
+    )
 
 
 def training_info(
@@ -96,15 +100,25 @@ def context_for(
     )
 
 
-def explore_tools(pool: Mapping[str, Any]) -> list[str]:
+def explore_tools(pool: Mapping[str, Any], only: list[str] | None = None) -> list[str]:
     """What an exploring collection forces first: every pool tool, then ``answer`` at once.
 
     The untrained policy almost never tries some tools (``local_search`` ~3% of first calls),
-    so sampling alone never finds the run that wins; one forced run per tool does.
+    so sampling alone never finds the run that wins; one forced run per tool does. ``only``
+    keeps some of them (a CPU cannot afford every expert on every task).
+
+    Raises:
+        CollectError: ``only`` names a tool the pool does not offer.
     """
     from podium.graph.render import ANSWER
 
-    return [*sorted(pool), ANSWER]
+    every = [*sorted(pool), ANSWER]
+    unknown = [t for t in only or [] if t not in every]
+    if unknown:
+        raise CollectError(
+            f"--explore-tool {unknown[0]!r} is not offered: use one of {', '.join(every)}"
+        )
+    return [t for t in every if t in only] if only else every
 
 
 def finish_record(
@@ -181,8 +195,9 @@ async def collect(
     tasks = load_tasks(cfg.tasks, cfg.limit, cfg.seed)
     if cfg.policy_base_url:
         check_endpoint(cfg.policy_base_url)
-    store = TrajectoryStore(out)
     pool = pool_localities(cfg.profile, cfg.config or None, cfg.local_only)
+    forced = explore_tools(pool, cfg.explore_tools) if cfg.explore else []
+    store = TrajectoryStore(out)
     base = {
         "policy_base_url": cfg.policy_base_url,
         "policy_model": cfg.policy_model,
@@ -217,7 +232,7 @@ async def collect(
     for task in tasks:
         pref = sample_preference(task.id, pool, seed=cfg.seed)
         if cfg.explore:
-            jobs += [one(task, pref, i, t) for i, t in enumerate(explore_tools(pool))]
+            jobs += [one(task, pref, i, t) for i, t in enumerate(forced)]
         else:
             jobs += [one(task, pref, i) for i in range(cfg.group_size)]
     await asyncio.gather(*jobs)
