@@ -39,7 +39,7 @@ def _results(path: Path, router_correct: dict[str, list[bool]]) -> None:
 
 
 def test_report_puts_both_policies_and_the_baselines_in_one_table(learning, tmp_path):
-    setup = learning.Setup(baselines=("cheapest", "oracle"))
+    setup = learning.Setup(baselines=("cheapest",), references=("oracle",))
     _results(tmp_path / "before", {"policy": [False, False], "cheapest": [False, True],
                                    "oracle": [True, True]})  # fmt: skip
     _results(tmp_path / "after", {"policy": [True, False]})
