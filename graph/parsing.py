@@ -35,7 +35,7 @@ NOT_JSON = (
     "tool call is not valid JSON ({error}): write one JSON object with 'name' and 'arguments'"
 )
 UNKNOWN_TOOL = "there is no tool named {name!r}; available tools: {names}"
-NO_NAME = 'tool call has no tool name: write {{"name": ..., "arguments": {{...}}}}'
+NO_NAME = 'tool call has no tool name: write {"name": <tool name>, "arguments": <JSON object>}'
 BAD_ARGS = "arguments of {name!r} must be a JSON object, got {args!r}"
 
 

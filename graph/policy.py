@@ -28,8 +28,8 @@ from . import prompts
 from .context import Context, ContextError, context_of
 from .ledger import bill, policy_cost, prompt_bound
 from .ledger import entry as ledger_entry
-from .parsing import parse_tool_calls
-from .render import ANSWER, policy_tools, render
+from .parsing import Parsed, parse_tool_calls
+from .render import ANSWER, OFFERED_KEY, policy_tools, render, tool_schemas
 from .resources import Resources, resolve
 from .state import State, StopReason, spent, with_cost
 from .tool_calls import call_key
@@ -42,6 +42,22 @@ def _unique(calls: list[ToolCall]) -> list[ToolCall]:
     for call in calls:
         kept.setdefault(call_key(call), call)
     return list(kept.values())
+
+
+def _refuse_bundle(parsed: Parsed, forced: bool) -> None:
+    """Make an ``answer`` called together with other calls a malformed call: nothing runs.
+
+    An answer written in the same turn as calls was written before their results existed:
+    taking it would end the run on a guess and reward guessing. Running the calls and dropping
+    the answer instead spends them after the policy had already answered — a small policy lists
+    every tool, arguments copied from their descriptions, after its answer. So the turn is fed
+    back: answer alone, or call what is still needed. A forced turn keeps its answer.
+    """
+    if forced or not any(c["name"] == ANSWER for c in parsed.calls):
+        return
+    if parsed.errors or any(c["name"] != ANSWER for c in parsed.calls):
+        parsed.calls = []
+        parsed.errors.insert(0, prompts.BUNDLED)
 
 
 def _fallback_answer(messages: list[AnyMessage]) -> str:
@@ -106,7 +122,7 @@ class _Turn:
         """
         llm = self.res.chat_model()
         choice = ANSWER if self.forced else (self.first_tool or None)
-        return llm.bind_tools(list(self.tools.values()), tool_choice=choice)
+        return llm.bind_tools(tool_schemas(self.tools.values()), tool_choice=choice)
 
 
 def _begin_turn(state: State, runtime: Runtime[Context]) -> _Turn | dict[str, Any]:
@@ -207,8 +223,10 @@ def _end_turn(
         "content": content,
         "id": reply.id,
         "usage_metadata": usage,
-        "response_metadata": reply.response_metadata,
+        # The tools this turn offered: training renders the turn with them (samples.py).
+        "response_metadata": {**reply.response_metadata, OFFERED_KEY: list(t.tools)},
     }
+    _refuse_bundle(parsed, bool(t.forced))
     final = next((c for c in parsed.calls if c["name"] == ANSWER), None)
     if final is not None:
         return update | {
@@ -222,11 +240,7 @@ def _end_turn(
             "malformed_calls": state.malformed_calls + len(parsed.errors),
         }
     if parsed.errors and not t.forced:
-        feedback = HumanMessage(
-            prompts.MALFORMED.format(
-                errors="; ".join(parsed.errors), example=next(iter(t.tools), "python")
-            )
-        )
+        feedback = HumanMessage(prompts.MALFORMED.format(errors="; ".join(parsed.errors)))
         return update | {
             "messages": [*t.new, AIMessage(**keep), feedback],
             "malformed_calls": state.malformed_calls + len(parsed.errors),

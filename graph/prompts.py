@@ -23,9 +23,16 @@ OBSERVE = (
     "(Budget left: ${left:.4f}; turn {turn} of {max_turns}.)"
 )
 
+# Placeholders, not a sample call: a small policy copies a literal example's values as its own.
 MALFORMED = (
-    "Your tool call could not be run: {errors}. Reply with one valid tool call, e.g. "
-    '{{"name": "{example}", "arguments": {{...}}}}, or call answer with the final answer.'
+    "Your tool call could not be run: {errors}. Reply with one valid tool call, "
+    '{{"name": <tool name>, "arguments": <JSON object of its arguments>}}, or call answer with '
+    "the final answer."
+)
+
+BUNDLED = (
+    "answer was called together with other tools, so nothing was run: call answer alone, "
+    "or call only the tools you still need"
 )
 
 BLOCKED = "Not run: its worst-case cost ${bound:.6f} exceeds the ${left:.6f} left of the budget."

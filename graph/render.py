@@ -6,17 +6,23 @@ text: calls as ``<tool_call>`` blocks in its own turns, results as ``<tool_respo
 user turns — what Qwen/Hermes templates produce and tool-calling policies are trained on. Sending
 native messages would be equivalent, but chat templates render OpenAI's JSON-string arguments
 twice (a JSON string inside JSON), which small policies copy and loop on. Rendering is
-deterministic, so a trajectory's prompts are rebuilt from its messages alone (for training).
+deterministic, so a trajectory's prompts are rebuilt from its messages and the tool schemas it
+stored (:func:`tool_schemas`, per turn the names under :data:`OFFERED_KEY`) alone, for training.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 from langchain_core.tools import BaseTool, tool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 
 ANSWER = "answer"
+OFFERED_KEY = "podium_tools"
+"""Key of a policy turn's ``response_metadata`` naming the tools that turn was offered."""
 
 
 @tool(ANSWER)
@@ -58,3 +64,19 @@ def render(messages: list[AnyMessage]) -> list[AnyMessage]:
 def policy_tools(pool: dict[str, BaseTool], forced: bool) -> dict[str, BaseTool]:
     """Tools offered in a turn: the pool and ``answer``, or only ``answer`` when forced."""
     return {ANSWER: answer_tool} if forced else {ANSWER: answer_tool, **pool}
+
+
+def tool_schemas(tools: Iterable[BaseTool | Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """OpenAI tool schemas: what the policy is bound with and what a trajectory record keeps."""
+    return [convert_to_openai_tool(t) for t in tools]
+
+
+def offered_schemas(
+    schemas: Sequence[Mapping[str, Any]], names: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The schemas of the tools ``names`` (a turn's offer), in that order, out of a record's."""
+    by_name = {s["function"]["name"]: dict(s) for s in schemas}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise KeyError(f"no stored schema for tool {missing[0]!r}")
+    return [by_name[n] for n in names]

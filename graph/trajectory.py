@@ -6,17 +6,19 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import AIMessage, messages_to_dict
+from langchain_core.tools import BaseTool
 from langgraph.runtime import Runtime
 
 from podium.tools.paths import cache_dir
 
 from .context import Context, context_of
+from .render import OFFERED_KEY, policy_tools, tool_schemas
 from .resources import resolve
 from .state import State, spent
 
@@ -53,11 +55,13 @@ def default_db() -> Path:
     return Path(os.environ.get("PODIUM_TRAJECTORY_DB") or cache_dir() / "trajectories.sqlite")
 
 
-def build_record(ctx: Context, state: State, tools: list[str]) -> dict[str, Any]:
-    """The full, JSON-ready record of a finished run.
+def build_record(ctx: Context, state: State, tools: Mapping[str, BaseTool]) -> dict[str, Any]:
+    """The full, JSON-ready record of a finished run with the pool ``tools``.
 
-    It holds every policy turn's raw completion and parsed calls, every tool call with its
-    arguments, observation, tokens, dollars and seconds, the answer and why the run stopped.
+    It holds every policy turn's raw completion, parsed calls and offered tool names, every
+    tool call with its arguments, observation, tokens, dollars and seconds, the answer and why
+    the run stopped, and the schemas of the tools the run offered (``answer`` first, as bound):
+    training renders each turn with what it was offered, not with a pool rebuilt later.
     No endpoint URL or key is recorded.
     """
     turns = []
@@ -70,6 +74,7 @@ def build_record(ctx: Context, state: State, tools: list[str]) -> dict[str, Any]
                         {"id": c["id"], "tool": c["name"], "args": c["args"]}
                         for c in msg.tool_calls
                     ],
+                    "tools": msg.response_metadata.get(OFFERED_KEY),
                 }
             )
     return {
@@ -77,7 +82,8 @@ def build_record(ctx: Context, state: State, tools: list[str]) -> dict[str, Any]
         "question": state.question,
         "preference": state.preference or ctx.preference,
         "context": {k: getattr(ctx, k) for k in _CONTEXT_FIELDS},
-        "tools": tools,
+        "tools": sorted(tools),
+        "tool_schemas": tool_schemas(policy_tools(dict(tools), forced=False).values()),
         # Exploration flag: the first call's tool was imposed, not chosen by the policy.
         "explore": {"first_tool": ctx.first_tool} if ctx.first_tool else None,
         "answer": state.answer,
@@ -170,7 +176,7 @@ class TrajectoryStore:
             return int(db.execute("SELECT COUNT(*) FROM trajectories").fetchone()[0])
 
 
-def save_trajectory(ctx: Context, state: State, tools: list[str]) -> dict[str, Any]:
+def save_trajectory(ctx: Context, state: State, tools: Mapping[str, BaseTool]) -> dict[str, Any]:
     """Build the record of ``state`` (run with the pool ``tools``) and store it."""
     record = build_record(ctx, state, tools)
     TrajectoryStore(ctx.trajectory_db or None).save(record)
@@ -186,6 +192,5 @@ def finish(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "answer": state.answer,
         "latency_s": now - state.started_at if state.started_at else 0.0,
     }
-    tools = sorted(resolve(ctx).tools)
-    save_trajectory(ctx, State(**{**state.__dict__, **update}), tools)
+    save_trajectory(ctx, State(**{**state.__dict__, **update}), resolve(ctx).tools)
     return update

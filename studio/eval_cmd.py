@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from podium.training.eval.run_context import BUDGET_USD, MAX_TURNS
+
 EVAL_HELP = "Evaluate routers on a task suite: results.jsonl, summary.json, report.html."
 
 
@@ -64,8 +66,8 @@ def register(app: typer.Typer) -> None:
             str, typer.Option("--config", "-c", help="User config file (TOML).")
         ] = "",
         local_only: Annotated[bool, typer.Option("--local-only", help="Only local tools.")] = False,
-        budget_usd: Annotated[float, typer.Option(help="Dollar cap of each run.")] = 1.0,
-        max_turns: Annotated[int, typer.Option(help="Policy turns per run.")] = 8,
+        budget_usd: Annotated[float, typer.Option(help="Dollar cap of each run.")] = BUDGET_USD,
+        max_turns: Annotated[int, typer.Option(help="Policy turns per run.")] = MAX_TURNS,
         langsmith: Annotated[
             bool,
             typer.Option(help="Run through langsmith.evaluate (uploads if LANGSMITH_API_KEY)."),

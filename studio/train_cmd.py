@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
+from podium.training.eval.run_context import BUDGET_USD, MAX_TURNS
+
 
 def user_errors() -> tuple[type[Exception], ...]:
     """The exceptions of these commands that are user mistakes (one line, exit code 2)."""
@@ -31,8 +33,11 @@ def register(app: typer.Typer) -> None:
         temperature: Annotated[float, typer.Option(help="Policy sampling temperature.")] = 1.0,
         policy_base_url: Annotated[str, typer.Option(help="Policy endpoint URL.")] = "",
         policy_model: Annotated[str, typer.Option(help="Model name at the endpoint.")] = "",
-        max_turns: Annotated[int, typer.Option(help="Policy turns per run.")] = 30,
-        budget_usd: Annotated[float, typer.Option(help="Dollar cap of each run.")] = 1.0,
+        max_turns: Annotated[int, typer.Option(help="Policy turns per run.")] = MAX_TURNS,
+        budget_usd: Annotated[float, typer.Option(help="Dollar cap of each run.")] = BUDGET_USD,
+        sample_preferences: Annotated[
+            bool, typer.Option(help="A seeded preference per task (paper); default none, as eval.")
+        ] = False,
         profile: Annotated[str, typer.Option("--profile", "-p", help="Tool pool.")] = "local",
         config: Annotated[str, typer.Option("--config", "-c", help="Config (TOML).")] = "",
         local_only: Annotated[bool, typer.Option("--local-only", help="Only local tools.")] = False,
@@ -66,6 +71,7 @@ def register(app: typer.Typer) -> None:
             policy_base_url=policy_base_url, policy_model=policy_model, profile=profile,
             config=config, local_only=local_only, max_turns=max_turns, budget_usd=budget_usd,
             explore=explore, explore_tools=list(explore_tool or []),
+            sample_preferences=sample_preferences,
         )  # fmt: skip
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
         with Progress(*columns, disable=json_out, transient=True) as bar:

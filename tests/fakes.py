@@ -19,6 +19,7 @@ class FakePolicy(BaseChatModel):
     script: list[Any] = Field(default_factory=list)
     prompts: list[list[BaseMessage]] = Field(default_factory=list)
     bound: list[list[str]] = Field(default_factory=list)
+    schemas: list[list[dict]] = Field(default_factory=list)  # the tool schemas of each call
     choices: list[object] = Field(default_factory=list)
     usage: tuple[int, int] = (100, 20)
 
@@ -31,6 +32,7 @@ class FakePolicy(BaseChatModel):
     ) -> ChatResult:
         self.prompts.append(list(messages))
         self.bound.append([t["function"]["name"] for t in kwargs.get("tools", [])])
+        self.schemas.append(list(kwargs.get("tools", [])))
         self.choices.append(kwargs.get("tool_choice"))
         item = self.script.pop(0)
         if isinstance(item, Exception):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 
 import pytest
 from langchain_core.messages import AIMessage, ToolMessage
@@ -67,6 +68,47 @@ def test_answer_tool_ends_the_run_with_its_text(fake_graph):
     assert [m.type for m in second] == ["system", "human", "ai", "human"]
     assert "<tool_call>" in second[2].content and "<tool_response>" in second[3].content
     assert "call answer" in second[3].content
+
+
+def _bundle(*calls):
+    return AIMessage(
+        content="",
+        tool_calls=[{"name": n, "args": a, "id": f"c{i}"} for i, (n, a) in enumerate(calls)],
+    )
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        _bundle(("calc", {"expression": "6*7"}), ("answer", {"text": "41"})),
+        '<tool_call>\n{"name": "answer", "arguments": {"text": "41"}}\n</tool_call>\n'
+        '<tool_call>\n{"name": "calc", "arguments": {"expression": "6*7"}}\n</tool_call>',
+    ],
+)
+def test_an_answer_bundled_with_calls_is_a_malformed_call(fake_graph, first):
+    again = call("calc", expression="6*7")
+    answer = '{"name": "answer", "arguments": {"text": "42"}}'
+    policy, out = run(fake_graph, [first, again, answer], [calc_tool()])
+    # Neither the guess nor the calls beside it were taken: the policy is told to choose.
+    assert out["malformed_calls"] == 1 and out["turns"] == 3 and out["answer"] == "42"
+    assert [e["name"] for e in out["ledger"] if e["kind"] == "tool"] == ["calc"]  # turn 2's
+    feedback = policy.prompts[1][-1].content
+    assert "answer was called together with other tools" in feedback
+    assert "<tool_response>\n42\n</tool_response>" in policy.prompts[2][-1].content
+
+
+def test_an_answer_bundled_with_a_malformed_call_is_not_taken(fake_graph):
+    first = '{"name": "answer", "arguments": {"text": "41"}}\n{"name": "nope", "arguments": {}}'
+    policy, out = run(fake_graph, [first, "42"], [calc_tool()])
+    assert out["answer"] == "42" and out["malformed_calls"] == 2 and out["turns"] == 2
+    feedback = policy.prompts[1][-1].content
+    assert "together with other tools" in feedback and "no tool named 'nope'" in feedback
+
+
+def test_a_forced_turn_takes_its_answer_even_beside_a_broken_call(fake_graph):
+    script = [call("calc", expression="1+1"), '{"name": "answer", "arguments": {"text": "2"}} {']
+    _, out = run(fake_graph, script, [calc_tool()], max_turns=2)
+    assert out["stopped_by"] == "max_turns" and out["answer"] == "2"
 
 
 def test_token_priced_tool_bills_reported_usage(fake_graph):
@@ -149,6 +191,10 @@ def test_trajectory_is_stored_with_raw_completions(fake_graph):
     assert record["answer"] == "42" and record["stopped_by"] == "answer"
     assert record["policy_turns"][0]["raw"] == text
     assert record["policy_turns"][0]["calls"][0]["tool"] == "calc"
+    # The tools the run offered are stored as bound, so training renders them, not a new pool.
+    assert [t["tools"] for t in record["policy_turns"]] == [["answer", "calc"]] * 2
+    assert [s["function"]["name"] for s in record["tool_schemas"]] == ["answer", "calc"]
+    assert record["tool_schemas"][1]["function"]["parameters"]["required"] == ["expression"]
     assert math.isclose(record["cost_usd"], sum(e["cost_usd"] for e in record["ledger"]))
     assert "policy_base_url" not in record["context"]
 
@@ -205,3 +251,28 @@ def test_policy_override_routes_the_policy_node_in_sync_and_async_runs(fake_grap
         out = asyncio.run(graph.ainvoke({"question": "q"}, context=Context(**ctx)))
         assert out["answer"] == "again"
     assert graph.invoke({"question": "q"}, context=Context(**ctx))["answer"] == "from the endpoint"
+
+
+# A sample call or value in what the policy reads gets copied into unrelated answers (the 0.5B
+# policy answered a question about mountains with the python description's example product).
+_EXAMPLE = re.compile(
+    r"e\.g\.|for example|for instance|print\(|\d\s*[*/]\s*\d|\d\s+[+-]\s+\d", re.IGNORECASE
+)
+
+
+def test_no_copyable_example_in_a_tool_schema_or_a_prompt():
+    from podium.graph import prompts
+    from podium.graph.render import answer_tool, tool_schemas
+    from podium.tools import load_pool
+
+    tools = [answer_tool, *load_pool("local"), *load_pool("hosted")]
+    for schema in tool_schemas(tools):
+        text = re.sub(r"\[[^\]]*\]$", "", schema["function"]["description"])  # the price tag
+        params = schema["function"]["parameters"].get("properties", {}).values()
+        for said in [text, *(p.get("description", "") for p in params)]:
+            assert not _EXAMPLE.search(said), (schema["function"]["name"], said)
+    for name in dir(prompts):
+        value = getattr(prompts, name)
+        if isinstance(value, str):
+            assert not _EXAMPLE.search(value), name
+    assert "python" in {t.name for t in tools}

@@ -28,6 +28,19 @@ def test_wiki_questions_are_answerable_from_the_corpus():
     assert T.load_suite("wiki", limit=5, seed=2) != tasks[:5]
 
 
+def test_wiki_scores_a_short_answer_not_the_evidence_passage():
+    from podium.tools.retrieval import corpus_file
+    from podium.training.eval.suites.answers import MAX_ANSWER_WORDS
+
+    corpus = json.loads(corpus_file().read_text())
+    asia = next(t for t in T.load_suite("wiki") if t.question == "Find the largest continent")
+    passage = corpus[asia.data["title"]]["extract"]  # what local_search returns: it holds "Asia"
+    verdict = T.check(asia, passage)
+    assert not verdict.correct and "words" in verdict.detail
+    padded = " ".join(["so"] * (MAX_ANSWER_WORDS - 1) + ["Asia"])
+    assert T.check(asia, padded).correct and not T.check(asia, "and " + padded).correct
+
+
 def test_fc_mixes_categories_and_matches_calls_by_ast():
     tasks = T.load_suite("fc", limit=6)
     assert [t.data["category"] for t in tasks[:3]] == ["simple_python", "multiple", "parallel"]

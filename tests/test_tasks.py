@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from podium.tools.cost import ToolCost, Usage, with_cost
 from podium.training.eval import suites as T
 from podium.training.eval.suites.math import MATH_DATASETS
 
@@ -105,6 +106,49 @@ def test_jsonl_suite_with_named_checkers(tmp_path):
     assert T.check(tasks[2], " HI ").correct
     assert not T.check(tasks[2], "hello").correct
     assert T.prepare(tasks[0], tmp_path) == {}
+
+
+def test_containment_scores_a_final_answer_not_a_passage(tmp_path):
+    from podium.training.eval.suites.answers import MAX_ANSWER_WORDS
+
+    path = tmp_path / "mine.jsonl"
+    path.write_text(
+        '{"question": "Capital of France?", "answer": "Paris", "checker": "contains"}\n'
+    )
+    (task,) = T.load_suite(f"jsonl:{path}")
+    at_limit = " ".join(["word"] * (MAX_ANSWER_WORDS - 1) + ["Paris"])
+    assert T.check(task, at_limit).correct
+    verdict = T.check(task, "Well, " + at_limit)  # one word over the limit
+    assert not verdict.correct and verdict.score == 0.0
+    assert f"{MAX_ANSWER_WORDS + 1} words" in verdict.detail and "containment" in verdict.detail
+    numeric = tmp_path / "n.jsonl"  # other checkers do not look at the length
+    numeric.write_text('{"question": "2+2?", "answer": "4", "checker": "numeric"}\n')
+    (four,) = T.load_suite(f"jsonl:{numeric}")
+    assert T.check(four, " ".join(["so"] * 40 + ["4"])).correct
+
+
+def test_a_fixed_router_passing_a_passage_on_is_scored_by_the_same_rule(fake_graph, tmp_path):
+    from langchain_core.tools import StructuredTool
+
+    from podium.training.eval.runner import EvalConfig, evaluate
+
+    def lookup(query: str) -> tuple[str, Usage]:
+        """Return a long passage that mentions the answer."""
+        return "Paris is the capital of France. " + "It has many sights. " * 20, Usage()
+
+    tool = StructuredTool.from_function(lookup, response_format="content_and_artifact")
+    _, ctx = fake_graph([], [with_cost(tool, ToolCost(per_call_usd=0.0))])
+    path = tmp_path / "q.jsonl"
+    path.write_text(
+        '{"question": "Capital of France?", "answer": "Paris", "checker": "contains"}\n'
+    )
+    cfg = EvalConfig(f"jsonl:{path}", tmp_path / "out", routers=["random"], context=ctx)
+    cfg.progress = False
+    summary = evaluate(cfg)
+    row = json.loads((tmp_path / "out" / "results.jsonl").read_text().splitlines()[0])
+    assert row["tool_calls"] == ["lookup"] and "Paris" in row["answer"]
+    assert not row["correct"] and "words" in row["detail"]
+    assert summary["routers"]["random"]["accuracy"] == 0.0
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from podium.graph import Context, TrajectoryStore, graph
+from podium.graph import Context, TrajectoryStore, graph, prompts
 from podium.training.eval import suites as suites
+from podium.training.eval.run_context import MAX_TURNS
 from podium.training.grpo.collect import finish_record, stored_groups
 from podium.training.grpo.config import TrainConfigError, load_train_config
 from podium.training.grpo.preferences import make_preference
@@ -145,13 +146,48 @@ def test_config_errors_are_one_line(tmp_path):
         _config(tmp_path, 'model = "m"\noutput_dir = "o"\n')
 
 
-def test_paper_defaults(tmp_path):
-    cfg = _config(tmp_path, 'model = "m"\noutput_dir = "o"\nstore = "s"\n')
+def test_paper_preset_keeps_the_papers_values(tmp_path):
+    cfg = _config(tmp_path, 'model = "m"\noutput_dir = "o"\nstore = "s"\npreset = "paper"\n')
     args, lora = cfg.grpo_args(), cfg.lora_config()
     assert (args.num_generations, args.learning_rate, args.beta) == (8, 1e-6, 1e-4)
     assert (args.epsilon, args.epsilon_high) == (0.2, 0.28)
-    assert (lora.r, lora.lora_alpha) == (64, 128)
+    assert (lora.r, lora.lora_alpha, lora.layers_to_transform) == (64, 128, None)
     assert set(lora.target_modules) == {"q_proj", "k_proj", "v_proj", "o_proj"}
+
+
+def test_cpu_preset_is_the_default_and_adapts_the_last_layers(tmp_path):
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from podium.training.grpo.tiny import build_tiny_policy
+
+    model_dir = build_tiny_policy(tmp_path / "deep", seed=0, num_layers=6)
+    body = f'model = "{model_dir}"\noutput_dir = "o"\nstore = "s"\n'
+    cfg = _config(tmp_path, body)
+    args, lora = cfg.grpo_args(), cfg.lora_config()
+    assert (args.learning_rate, args.beta, lora.r, lora.lora_alpha) == (2e-4, 1e-4, 16, 32)
+    assert list(lora.layers_to_transform) == [2, 3, 4, 5]  # the last 4 of 6
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir), lora)
+    adapted = {
+        n.split(".layers.")[1].split(".")[0] for n, _ in model.named_parameters() if "lora_" in n
+    }
+    assert adapted == {"2", "3", "4", "5"}
+    every = _config(tmp_path, body + "last_layers = 0\n[grpo]\nlearning_rate = 5e-5\n")
+    assert every.lora_config().layers_to_transform is None
+    assert every.grpo_args().learning_rate == 5e-5  # [grpo] still overrides the preset
+    deep = _config(tmp_path, body + "last_layers = 9\n").lora_config()
+    assert list(deep.layers_to_transform) == list(range(6))  # past the depth: every layer
+
+
+def test_bad_preset_and_layer_count_are_one_line_errors(tmp_path):
+    with pytest.raises(TrainConfigError, match="unknown preset 'gpu'"):
+        _config(tmp_path, 'model = "m"\noutput_dir = "o"\nstore = "s"\npreset = "gpu"\n')
+    cfg = _config(tmp_path, 'model = "m"\noutput_dir = "o"\nstore = "s"\nlast_layers = -1\n')
+    with pytest.raises(TrainConfigError, match="last_layers must be 0"):
+        cfg.lora_config()
+    cfg = _config(tmp_path, 'model = "m"\noutput_dir = "o"\nstore = "s"\n')
+    with pytest.raises(TrainConfigError, match="not a Hugging Face model folder"):
+        cfg.lora_config()  # the cpu preset needs the model's depth
 
 
 def test_missing_store_and_empty_store(tmp_path, tiny_policy_dir, calc_pool):
@@ -194,3 +230,46 @@ def test_podium_collect_stores_judged_groups(fake_graph, tmp_path, monkeypatch):
     assert [i["verdict"]["correct"] for i in info] == [True, False, True]
     assert all(r["context"]["preference_vector"] == info[0]["preference_vector"] for r in group)
     assert len(policy.prompts) == 4 and probed == [ctx["policy_base_url"]]
+    # Runs are built as evaluation builds them: its turn limit, and no preference stated.
+    assert all(r["context"]["max_turns"] == MAX_TURNS and r["preference"] == "" for r in group)
+    assert {(i["preference"], i["preference_kind"]) for i in info} == {("", "none")}
+    assert prompts.NO_PREFERENCE in policy.prompts[0][0].content
+
+
+def test_collection_runs_the_prompt_and_tools_evaluation_runs(fake_graph, tmp_path, monkeypatch):
+    import asyncio
+
+    from podium.training.eval.runner import EvalConfig, evaluate
+    from podium.training.grpo import collect
+
+    monkeypatch.setattr(collect, "check_endpoint", lambda url: None)
+    judged, ctx = fake_graph(["no call"], [calc_tool()])
+    evaluate(EvalConfig("fc", tmp_path / "eval", limit=1, context=ctx, progress=False))
+    rolled, ctx = fake_graph(["no call", "no call"], [calc_tool()])
+    cfg = collect.CollectConfig(
+        tasks="fc", out=str(tmp_path / "c.sqlite"), group_size=2, limit=1, concurrency=1,
+        policy_base_url=ctx["policy_base_url"],
+    )  # fmt: skip
+    asyncio.run(collect.collect(cfg))
+
+    # The same system prompt (preference, budget, turns) and the task's own functions.
+    def text(policy):
+        return [(m.type, m.content) for m in policy.prompts[0]]
+
+    assert text(rolled) == text(judged) and rolled.schemas[0] == judged.schemas[0]
+    assert judged.bound[0] == ["answer", "calculate_triangle_area"]
+    sampled = collect.CollectConfig(**{**cfg.__dict__, "sample_preferences": True})
+    sampled.out = str(tmp_path / "s.sqlite")
+    rolled, _ = fake_graph(["no call", "no call"], [calc_tool()])
+    asyncio.run(collect.collect(sampled))
+    assert text(rolled)[0] != text(judged)[0]  # the paper's per-task preference
+
+
+def test_collect_refuses_a_conversation_suite(tmp_path):
+    import asyncio
+
+    from podium.training.grpo.collect import CollectConfig, CollectError, collect
+
+    cfg = CollectConfig(tasks="tau2", out=str(tmp_path / "c.sqlite"), limit=1)
+    with pytest.raises(CollectError, match="conversation"):
+        asyncio.run(collect(cfg))

@@ -23,7 +23,10 @@ DESCRIPTION = (
 class PythonArgs(BaseModel):
     """Arguments of the python tool."""
 
-    code: str = Field(description="Complete Python source to run, e.g. 'print(1234 * 5678)'.")
+    # No sample program here: small policies copied one's literal result into unrelated answers.
+    code: str = Field(
+        description="Complete Python source that computes what the task needs and prints it."
+    )
 
 
 def python_tool(cfg: PythonConfig, prices: Prices) -> BaseTool:

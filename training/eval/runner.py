@@ -24,13 +24,14 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 
 from podium.graph.context import Context
-from podium.graph.resources import policy_override, resolve, tools_override
+from podium.graph.resources import policy_override, resolve
 from podium.graph.trajectory import TrajectoryStore
 from podium.tools.paths import atomic_path
 
 from . import suites
 from .metrics import summarize
 from .routers import ROUTERS, RouterError, router_for
+from .run_context import task_context, task_tools
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
@@ -84,15 +85,12 @@ def run_task(
     start = time.perf_counter()
     try:
         workdir.mkdir(parents=True, exist_ok=True)
-        overrides = suites.prepare(task, workdir)
-        ctx = Context(**{**cfg.context, **overrides, "preference": text}, preference_vector=vector)
+        ctx = task_context(cfg.context, task, workdir, text, vector)
         dialogue = suites.dialogue(task)
-        own_tools = dialogue.tools if dialogue else suites.suite_tools(task)
         with contextlib.ExitStack() as stack:
             if model is not None:
                 stack.enter_context(policy_override(model))
-            if own_tools is not None:
-                stack.enter_context(tools_override(own_tools))
+            stack.enter_context(task_tools(task, dialogue))
             if dialogue is None:
                 states = [graph.invoke({"question": task.question}, context=ctx)]
             else:

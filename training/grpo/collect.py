@@ -1,9 +1,12 @@
 """Rollouts for GRPO: run the graph G times per task and store every trajectory for training.
 
-Each task gets a seeded preference (``preferences.py``); its G runs share a group id and that
-preference, sample at temperature > 0, and are stored in the trajectory store (SQLite) the
-graph writes anyway, under the record key ``training``: task id, suite, group id, sample
-index, preference and the checker's verdict — everything the reward needs.
+Each run is built as evaluation builds it (``training/eval/run_context.py``: turn limit,
+budget, no stated preference, the task's own tools), so the policy learns on the prompts it is
+judged on. With ``sample_preferences`` each task instead gets a seeded preference
+(``preferences.py``), as in ToolOrchestra. A task's G runs share a group id and its preference,
+sample at temperature > 0, and are stored in the trajectory store (SQLite) the graph writes
+anyway, under the record key ``training``: task id, suite, group id, sample index, preference
+and the checker's verdict — everything the reward needs.
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from podium.graph import Context, TrajectoryStore
+from podium.graph import TrajectoryStore
 from podium.training.eval import suites
+from podium.training.eval.run_context import BUDGET_USD, MAX_TURNS, task_context, task_tools
 
-from .preferences import Preference, pool_localities, sample_preference
+from .preferences import NO_PREFERENCE, Preference, pool_localities, sample_preference
 from .rewards import TRAINING_KEY
 
 
@@ -44,8 +48,12 @@ class CollectConfig:
     profile: str = field(default="local", metadata={"help": "Tool-pool profile."})
     config: str = field(default="", metadata={"help": "User config file (TOML)."})
     local_only: bool = field(default=False, metadata={"help": "Offer only local tools."})
-    max_turns: int = field(default=30, metadata={"help": "Policy turns per run (paper: 30)."})
-    budget_usd: float = field(default=1.0, metadata={"help": "Hard cap on dollars per run."})
+    max_turns: int = field(default=MAX_TURNS, metadata={"help": "Policy turns per run."})
+    budget_usd: float = field(default=BUDGET_USD, metadata={"help": "Dollar cap of each run."})
+    sample_preferences: bool = field(
+        default=False,
+        metadata={"help": "A seeded preference per task (the paper's); default: none, as eval."},
+    )
     explore: bool = field(
         default=False,
         metadata={
@@ -76,28 +84,13 @@ def training_info(
         "sample": index,
         "preference": pref.instruction,
         "preference_kind": pref.kind,
-        "preference_vector": pref.vector,
+        "preference_vector": pref.vector or None,
         "verdict": None
         if verdict is None
         else {"correct": verdict.correct, "score": verdict.score, "detail": verdict.detail},
         "checker_error": error,
         "explore_tool": first_tool or None,
     }
-
-
-def context_for(
-    base: Mapping[str, Any],
-    task: suites.Task,
-    pref: Preference,
-    workdir: Path,
-    first_tool: str = "",
-) -> Context:
-    """The run context of one task: the base settings, its preference and suite overrides."""
-    overrides = suites.prepare(task, workdir)
-    return Context(
-        **{**base, "preference": pref.instruction, "preference_vector": pref.vector, **overrides},
-        first_tool=first_tool,
-    )
 
 
 def explore_tools(pool: Mapping[str, Any], only: list[str] | None = None) -> list[str]:
@@ -175,6 +168,35 @@ def load_tasks(name: str, limit: int | None, seed: int) -> list[suites.Task]:
     return tasks
 
 
+def check_request(cfg: CollectConfig) -> list[suites.Task]:
+    """The tasks of a collection request, once every setting is checked.
+
+    Raises:
+        CollectError: a setting is out of range, the output folder or the endpoint is missing,
+            the suite is empty or is a conversation.
+    """
+    if cfg.group_size < 2 and not cfg.explore:
+        raise CollectError(f"--group-size must be at least 2 for GRPO, got {cfg.group_size}")
+    if cfg.concurrency < 1:
+        raise CollectError(f"--concurrency must be at least 1, got {cfg.concurrency}")
+    out = Path(cfg.out)
+    if not out.parent.is_dir():
+        raise CollectError(f"folder {out.parent} does not exist: create it or fix --out")
+    try:
+        talks = suites.converses(cfg.tasks)
+    except suites.SuiteError as exc:
+        raise CollectError(str(exc)) from None
+    if talks:
+        raise CollectError(
+            f"suite {cfg.tasks!r} is a conversation; collect runs one question per task: "
+            "use another suite"
+        )
+    tasks = load_tasks(cfg.tasks, cfg.limit, cfg.seed)
+    if cfg.policy_base_url:
+        check_endpoint(cfg.policy_base_url)
+    return tasks
+
+
 async def collect(
     cfg: CollectConfig, progress: Callable[[dict[str, Any]], None] | None = None
 ) -> dict[str, Any]:
@@ -185,16 +207,8 @@ async def collect(
     """
     from podium.graph import graph
 
-    if cfg.group_size < 2 and not cfg.explore:
-        raise CollectError(f"--group-size must be at least 2 for GRPO, got {cfg.group_size}")
-    if cfg.concurrency < 1:
-        raise CollectError(f"--concurrency must be at least 1, got {cfg.concurrency}")
+    tasks = check_request(cfg)
     out = Path(cfg.out)
-    if not out.parent.is_dir():
-        raise CollectError(f"folder {out.parent} does not exist: create it or fix --out")
-    tasks = load_tasks(cfg.tasks, cfg.limit, cfg.seed)
-    if cfg.policy_base_url:
-        check_endpoint(cfg.policy_base_url)
     pool = pool_localities(cfg.profile, cfg.config or None, cfg.local_only)
     forced = explore_tools(pool, cfg.explore_tools) if cfg.explore else []
     store = TrajectoryStore(out)
@@ -215,8 +229,12 @@ async def collect(
     async def one(task: suites.Task, pref: Preference, index: int, first: str = "") -> None:
         group_id = f"{task.id}@{cfg.seed}"
         async with gate:
-            with tempfile.TemporaryDirectory(prefix="podium-task-") as workdir:
-                ctx = context_for(base, task, pref, Path(workdir), first)
+            with (
+                tempfile.TemporaryDirectory(prefix="podium-task-") as workdir,
+                task_tools(task),
+            ):
+                run = {**base, "first_tool": first}
+                ctx = task_context(run, task, Path(workdir), pref.instruction, pref.vector)
                 state = await graph.ainvoke({"question": task.question}, context=ctx)
                 record = await asyncio.to_thread(
                     finish_record, store, state["trajectory_id"], task, group_id, index, pref, first
@@ -230,7 +248,9 @@ async def collect(
 
     jobs = []
     for task in tasks:
-        pref = sample_preference(task.id, pool, seed=cfg.seed)
+        pref = NO_PREFERENCE
+        if cfg.sample_preferences:
+            pref = sample_preference(task.id, pool, seed=cfg.seed)
         if cfg.explore:
             jobs += [one(task, pref, i, t) for i, t in enumerate(forced)]
         else:

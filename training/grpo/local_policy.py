@@ -20,6 +20,8 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, Field, PrivateAttr
 
+from podium.graph.render import tool_schemas
+
 from .samples import template_ids
 
 
@@ -51,9 +53,7 @@ class LocalPolicy(BaseChatModel):
 
     def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
         """Bind tools as OpenAI schemas (``tool_choice`` is accepted and not enforced)."""
-        from langchain_core.utils.function_calling import convert_to_openai_tool
-
-        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
+        return self.bind(tools=tool_schemas(tools), **kwargs)
 
     def generate_ids(self, prompt_ids: list[int]) -> GeneratedTurn:
         """Sample a completion of ``prompt_ids``; stops at EOS or ``max_new_tokens``."""

@@ -28,6 +28,10 @@ class Preference:
     kind: str
 
 
+NO_PREFERENCE = Preference("", {}, "none")
+"""What evaluation states: nothing (the reward then weighs outcome, cost and latency)."""
+
+
 def dimensions(tools: list[str]) -> list[str]:
     """The order of a preference vector's dimensions: the tools, then outcome, cost, latency."""
     return [*tools, *EXTRA_DIMS]

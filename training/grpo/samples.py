@@ -1,22 +1,27 @@
-"""Stored trajectories → GRPO samples for the policy's tokenizer.
+"""Stored trajectories → training samples for the policy's tokenizer.
 
-What the policy saw at turn k is the chat template (with the tools bound that turn) applied to
+What the policy saw at turn k is the chat template, with the tools that turn was offered (the
+record's ``tool_schemas``, named per turn: ``answer`` alone on a forced turn), applied to
 ``render(messages before turn k)`` with a generation prompt — exactly what ``graph/policy.py``
 sends. Two layouts:
 
 * **per turn** (the paper's): one sample per policy turn — that prompt, and the turn's raw
   completion as the trainable tokens; every turn shares its trajectory's advantage. Exact.
-* **per trajectory** (TRL's multi-turn layout): the first prompt, then every turn's raw
-  completion (``env_mask`` 1) interleaved with the template's tool results and notes
-  (``env_mask`` 0), with a per-token advantage. Turn k+1's prompt in that sequence is what the
-  policy saw whenever its turn-k completion was already in the canonical ``<tool_call>`` form
-  ``render`` writes back and the turn offered the same tools (``exact`` says so).
+* **per trajectory** (TRL's multi-turn layout): the first prompt, then every turn as later
+  prompts render it back (the canonical ``<tool_call>`` form), interleaved with the template's
+  tool results and notes (``env_mask`` 0), with a per-token advantage. Turn k+1 is therefore
+  conditioned on the text the policy was shown, not on what it wrote. A turn is trained as
+  written (``env_mask`` 1) when its written tokens are that canonical text (the last turn, which
+  no prompt shows, always is) and it was offered the sequence's tools; otherwise (a bare-JSON
+  call re-rendered, a forced turn offered only ``answer``) it is context only — ``exact`` is
+  then False — unless ``train_rewritten`` asks to train the canonical form of every turn
+  (supervised fine-tuning: teach the form the graph writes back).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.messages import (
@@ -27,15 +32,22 @@ from langchain_core.messages import (
     messages_from_dict,
 )
 from langchain_core.tools import BaseTool
-from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from podium.graph import prompts
-from podium.graph.render import policy_tools, render
+from podium.graph.render import (
+    ANSWER,
+    OFFERED_KEY,
+    offered_schemas,
+    policy_tools,
+    render,
+    tool_schemas,
+)
 
 from .rewards import TRAINING_KEY, RewardConfig, combined_rewards, group_advantages, measure
 
 _ROLES = {SystemMessage: "system", HumanMessage: "user", AIMessage: "assistant"}
 _FINAL_NOTES = {prompts.FINAL.format(reason=r) for r in prompts.REASONS.values()}
+Schemas = list[dict[str, Any]]
 
 
 class BatchError(ValueError):
@@ -51,11 +63,6 @@ def chat_messages(messages: Sequence[AnyMessage]) -> list[dict[str, str]]:
             raise BatchError(f"cannot template a {type(m).__name__}: render() the messages first")
         out.append({"role": role, "content": str(m.content)})
     return out
-
-
-def tool_schemas(tools: Sequence[BaseTool | dict[str, Any]]) -> list[dict[str, Any]]:
-    """OpenAI tool schemas, as ``bind_tools`` sends them to the model."""
-    return [convert_to_openai_tool(t) for t in tools]
 
 
 def template_ids(
@@ -81,32 +88,64 @@ def template_ids(
 
 @dataclass(frozen=True)
 class Turn:
-    """One policy turn of a trajectory: what it was shown and what it wrote."""
+    """One policy turn of a trajectory: what it was shown and offered, and what it wrote."""
 
     prompt: list[AnyMessage]
     raw: str
     forced: bool
     said: list[AnyMessage]  # the prompt and the turn as later prompts render it back
+    tools: Schemas = field(default_factory=list)  # the schemas the turn was offered
 
 
-def turns_of(record: Mapping[str, Any]) -> list[Turn]:
-    """The policy turns of a stored record, each with the rendered prompt the policy saw."""
+def _offered(
+    record: Mapping[str, Any], msg: AIMessage, forced: bool, pool: Mapping[str, BaseTool] | None
+) -> Schemas:
+    """The tool schemas one turn was offered: stored with the record, else rebuilt from ``pool``.
+
+    Raises:
+        BatchError: the record predates stored schemas and no ``pool`` was given, or a turn
+            names a tool the record has no schema of.
+    """
+    stored = record.get("tool_schemas")
+    if stored is None:
+        if pool is None:
+            raise BatchError(
+                f"trajectory {record.get('id')} has no stored tool schemas: collect it again, "
+                "or pass the pool it ran with"
+            )
+        return tool_schemas(policy_tools(dict(pool), forced=forced).values())
+    names = msg.response_metadata.get(OFFERED_KEY)
+    if names is None:  # a turn stored without its offer: the run's tools, or answer if forced
+        names = [ANSWER] if forced else [s["function"]["name"] for s in stored]
+    try:
+        return offered_schemas(stored, names)
+    except KeyError as exc:
+        raise BatchError(f"trajectory {record.get('id')}: {exc.args[0]}") from None
+
+
+def turns_of(record: Mapping[str, Any], pool: Mapping[str, BaseTool] | None = None) -> list[Turn]:
+    """The policy turns of a stored record, each with the rendered prompt and tools it saw.
+
+    ``pool`` is only for records stored before runs kept their tool schemas.
+    """
     messages = messages_from_dict(record["messages"])
     ai_at = [i for i, m in enumerate(messages) if isinstance(m, AIMessage)]
     ai_at = ai_at[len(ai_at) - len(record.get("policy_turns", ai_at)) :]  # this run's turns
     turns = []
     for i in ai_at:
-        before = messages[:i]
+        before, msg = messages[:i], messages[i]
         last = before[-1] if before else None
         forced = isinstance(last, HumanMessage) and str(last.content) in _FINAL_NOTES
-        raw = str(messages[i].content)
-        turns.append(Turn(render(before), raw, forced, render(messages[: i + 1])))
+        tools = _offered(record, msg, forced, pool)
+        turns.append(
+            Turn(render(before), str(msg.content), forced, render(messages[: i + 1]), tools)
+        )
     return turns
 
 
 @dataclass
 class GRPOSample:
-    """One GRPO sample: prompt and completion ids, which completion tokens the model wrote."""
+    """One sample: prompt and completion ids, which completion tokens are trained, how much."""
 
     prompt_ids: list[int]
     completion_ids: list[int]
@@ -116,6 +155,7 @@ class GRPOSample:
     trajectory_id: str
     turn: int | None
     exact: bool
+    logprobs: list[float] | None = None  # per completion token, when the generation's are known
 
 
 def _completion(tokenizer: Any, raw: str) -> list[int]:
@@ -127,13 +167,15 @@ def _is_prefix(prefix: list[int], ids: list[int]) -> bool:
 
 
 def turn_samples(
-    record: Mapping[str, Any], tokenizer: Any, pool: Mapping[str, BaseTool], advantage: float
+    record: Mapping[str, Any],
+    tokenizer: Any,
+    pool: Mapping[str, BaseTool] | None = None,
+    advantage: float = 0.0,
 ) -> list[GRPOSample]:
     """The paper's layout: one exact sample per policy turn, sharing ``advantage``."""
     out = []
-    for k, t in enumerate(turns_of(record)):
-        tools = tool_schemas(list(policy_tools(dict(pool), forced=t.forced).values()))
-        prompt = template_ids(tokenizer, t.prompt, tools, generation_prompt=True)
+    for k, t in enumerate(turns_of(record, pool)):
+        prompt = template_ids(tokenizer, t.prompt, t.tools, generation_prompt=True)
         completion = _completion(tokenizer, t.raw)
         out.append(
             GRPOSample(
@@ -150,81 +192,102 @@ def turn_samples(
     return out
 
 
+def _said(tokenizer: Any, t: Turn, tools: Schemas, seen: list[int]) -> tuple[list[int], int]:
+    """The sequence through turn ``t`` (whose prompt is ``seen``), and where its own text ends.
+
+    Raises:
+        BatchError: the template is not prefix-consistent, or does not close the turn with EOS.
+    """
+    said = template_ids(tokenizer, t.said, tools, generation_prompt=False)
+    if not _is_prefix(seen, said):
+        raise BatchError("the chat template is not prefix-consistent across turns")
+    eos = [i for i in range(len(seen), len(said)) if said[i] == tokenizer.eos_token_id]
+    if not eos:
+        raise BatchError("the chat template does not end an assistant turn with the EOS token")
+    return said, eos[-1] + 1
+
+
 def trajectory_sample(
     record: Mapping[str, Any],
     tokenizer: Any,
-    pool: Mapping[str, BaseTool],
+    pool: Mapping[str, BaseTool] | None = None,
     advantage: float = 0.0,
     generated: Sequence[Sequence[int]] | None = None,
+    *,
+    logprobs: Sequence[Sequence[float]] | None = None,
+    train_rewritten: bool = False,
 ) -> GRPOSample:
-    """The whole trajectory as one sample: completions trainable, everything else masked.
+    """The whole trajectory as one sample: the policy's turns trainable, everything else masked.
 
-    ``generated`` are the token ids the policy produced at each turn, when known (online
-    training); otherwise each raw completion is encoded and closed with the EOS token.
+    ``generated`` are the token ids the policy produced at each turn and ``logprobs`` theirs,
+    when known (online training); otherwise each raw completion is encoded and closed with the
+    EOS token. ``pool`` is only for records stored before runs kept their tool schemas.
 
     Raises:
         BatchError: the record has no policy turn, or the chat template is not
             prefix-consistent (a later prompt does not extend the earlier conversation).
     """
-    turns = turns_of(record)
+    turns = turns_of(record, pool)
     if not turns:
         raise BatchError(f"trajectory {record.get('id')} has no policy turn to train on")
-    if generated is not None and len(generated) != len(turns):
-        raise BatchError(f"{len(generated)} generations for {len(turns)} turns")
-    tools = tool_schemas(list(policy_tools(dict(pool), forced=False).values()))
-    eos = tokenizer.eos_token_id
-    prompt = template_ids(tokenizer, turns[0].prompt, tools, generation_prompt=True)
-    completion: list[int] = []
-    mask: list[int] = []
-    exact = not any(t.forced for t in turns)
+    for given in (generated, logprobs):
+        if given is not None and len(given) != len(turns):
+            raise BatchError(f"{len(given)} generations for {len(turns)} turns")
+    tools = turns[0].tools  # the sequence states its tools once: those of the first turn
+    ids = template_ids(tokenizer, turns[0].prompt, tools, generation_prompt=True)
+    start, mask, logps, exact = len(ids), [], [], True
     for k, t in enumerate(turns):
-        gen = list(generated[k]) if generated is not None else _completion(tokenizer, t.raw)
-        completion += gen
-        mask += [1] * len(gen)
-        if k + 1 == len(turns):
+        said, cut = _said(tokenizer, t, tools, ids)
+        own = said[len(ids) : cut]  # the turn as every later prompt shows it
+        written = list(generated[k]) if generated is not None else _completion(tokenizer, t.raw)
+        last = k + 1 == len(turns)
+        if last and not train_rewritten:
+            own = written  # no later prompt shows the last turn: it stays as written
+        as_written = own == written and t.tools == tools
+        exact = exact and as_written
+        mask += [int(as_written or train_rewritten)] * len(own)
+        logps += list(logprobs[k]) if logprobs is not None and as_written else [0.0] * len(own)
+        if last:
+            ids = ids + own
             break
-        seen = template_ids(tokenizer, t.prompt, tools, generation_prompt=True)
-        after = template_ids(tokenizer, turns[k + 1].prompt, tools, generation_prompt=True)
-        said = template_ids(tokenizer, t.said, tools, generation_prompt=False)
-        if not (_is_prefix(seen, said) and _is_prefix(said, after)):
+        ids = template_ids(tokenizer, turns[k + 1].prompt, tools, generation_prompt=True)
+        if not _is_prefix(said, ids):
             raise BatchError("the chat template is not prefix-consistent across turns")
-        canonical = said[len(seen) :]
-        cut = max((i for i, tok in enumerate(canonical) if tok == eos), default=-1) + 1
-        exact = exact and canonical[:cut] == gen
-        rest = canonical[cut:] + after[len(said) :]  # e.g. "\n" + the next user turn
-        completion += rest
-        mask += [0] * len(rest)
+        mask += [0] * (len(ids) - cut)  # the turn's closing text and the next user turn
+        logps += [0.0] * (len(ids) - cut)
     return GRPOSample(
-        prompt,
-        completion,
+        ids[:start],
+        ids[start:],
         mask,
         advantage,
         [advantage * m for m in mask],
         record["id"],
         None,
         exact,
+        logps if logprobs is not None else None,
     )
 
 
 def group_samples(
     records: Sequence[Mapping[str, Any]],
     tokenizer: Any,
-    pool: Mapping[str, BaseTool],
+    pool: Mapping[str, BaseTool] | None = None,
     cfg: RewardConfig | None = None,
     *,
     per_turn: bool = False,
 ) -> list[GRPOSample]:
     """GRPO samples of one group of trajectories (same task and preference).
 
-    Rewards are the group's combined rewards (``rewards.py``); a group whose reward spread is
-    below ``cfg.min_group_std`` yields no sample (it is dropped).
+    Rewards are the group's combined rewards (``rewards.py``) over the tools the runs were
+    offered; a group whose reward spread is below ``cfg.min_group_std`` yields no sample.
     """
     cfg = cfg or RewardConfig()
     if not records:
         return []
     info = records[0].get(TRAINING_KEY, {})
     pref = info.get("preference_vector") or cfg.default_preference
-    rewards = combined_rewards([measure(r, cfg) for r in records], list(pool), pref)
+    names = records[0].get("tools") or list(pool or {})
+    rewards = combined_rewards([measure(r, cfg) for r in records], names, pref)
     advantages = group_advantages(rewards, cfg.min_group_std)
     if advantages is None:
         return []

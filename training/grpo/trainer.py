@@ -28,17 +28,19 @@ from podium.graph import Context, TrajectoryStore
 from podium.graph.resources import policy_override, resolve
 from podium.tools import cost_of
 from podium.training.eval import suites
+from podium.training.eval.run_context import task_context, task_tools
 
-from .collect import context_for, finish_record, load_tasks, stored_groups
+from .collect import finish_record, load_tasks, stored_groups
 from .config import TrainConfig, TrainConfigError, load_train_config
 from .local_policy import LocalPolicy
-from .preferences import make_preference, sample_preference
+from .preferences import NO_PREFERENCE, Preference, make_preference, sample_preference
 from .rewards import TRAINING_KEY, GroupReward, measure
 from .samples import BatchError, GRPOSample, trajectory_sample
 
 RolloutFunc = Callable[[list[Any], Any], dict[str, Any]]
 # Preference kinds that need no tool name, so one can be set for every task (``preference``).
 FIXED_PREFERENCES = ("accuracy", "save_money", "be_fast", "avoid_api")
+SAMPLED = "sampled"  # ``preference = "sampled"``: a seeded preference per task, as in the paper
 
 
 def _pool(cfg: TrainConfig) -> dict[str, Any]:
@@ -102,7 +104,12 @@ def online_rollouts(
 
     store = TrajectoryStore(cfg.store or None)
     localities = {name: cost_of(tool).locality for name, tool in pool.items()}
-    fixed = make_preference(cfg.preference, localities) if cfg.preference else None
+
+    def preference(task: suites.Task) -> Preference:
+        if cfg.preference == SAMPLED:
+            return sample_preference(task.id, localities, seed=cfg.seed)
+        return make_preference(cfg.preference, localities) if cfg.preference else NO_PREFERENCE
+
     calls = itertools.count()
     base = {
         "profile": cfg.profile,
@@ -123,28 +130,36 @@ def online_rollouts(
         samples, records, logprobs = [], [], []
         for task_id in prompts:
             task = tasks[task_id]
-            pref = fixed or sample_preference(task.id, localities, seed=cfg.seed)
+            pref = preference(task)
             policy = LocalPolicy(
                 model=model,
                 tokenizer=tok,
                 temperature=cfg.temperature,
                 max_new_tokens=cfg.max_new_tokens,
             )
-            with tempfile.TemporaryDirectory(prefix="podium-task-") as workdir:
-                ctx = context_for(base, task, pref, Path(workdir))
-                with policy_override(policy):
-                    state = graph.invoke({"question": task.question}, context=ctx)
+            with (
+                tempfile.TemporaryDirectory(prefix="podium-task-") as workdir,
+                task_tools(task),
+                policy_override(policy),
+            ):
+                ctx = task_context(base, task, Path(workdir), pref.instruction, pref.vector)
+                state = graph.invoke({"question": task.question}, context=ctx)
             record = finish_record(
                 store, state["trajectory_id"], task, f"{task.id}#{step}", seen[task.id], pref
             )
             seen[task.id] += 1
             generated = [t.completion_ids for t in policy.turns]
             try:
-                sample = trajectory_sample(record, tok, pool, generated=generated)
+                sample = trajectory_sample(
+                    record,
+                    tok,
+                    pool,
+                    generated=generated,
+                    logprobs=[t.logprobs for t in policy.turns],
+                )
             except BatchError:
                 sample = _empty_sample(tok, record)
-            turn_logps = iter([lp for t in policy.turns for lp in t.logprobs])
-            logprobs.append([next(turn_logps) if m else 0.0 for m in sample.env_mask])
+            logprobs.append(sample.logprobs or [0.0] * len(sample.env_mask))
             samples.append(sample)
             records.append(record)
         return _outputs(samples, records, logprobs, cfg)
@@ -199,10 +214,9 @@ def build_trainer(cfg: TrainConfig) -> tuple[Any, GroupReward]:
         rows = [{"prompt": gid} for gid in groups]
         rollout = offline_rollouts(cfg, groups, pool)
     else:
-        if cfg.preference and cfg.preference not in FIXED_PREFERENCES:
-            raise TrainConfigError(
-                f"unknown preference {cfg.preference!r}: use one of {', '.join(FIXED_PREFERENCES)}"
-            )
+        if cfg.preference and cfg.preference not in (*FIXED_PREFERENCES, SAMPLED):
+            kinds = ", ".join((*FIXED_PREFERENCES, SAMPLED))
+            raise TrainConfigError(f"unknown preference {cfg.preference!r}: use one of {kinds}")
         tasks = {t.id: t for t in load_tasks(cfg.tasks, cfg.limit, cfg.seed)}
         rows = [{"prompt": tid} for tid in tasks]
         rollout = online_rollouts(cfg, tasks, pool)

