@@ -65,7 +65,7 @@ class Setup:
     explore_tools: tuple[str, ...] = ("local_search", "python", "answer")
     max_turns: int = 4
     explore_temperature: float = 0.7
-    epochs: int = 2
+    epochs: int = 1  # one pass, one optimiser step per kept run: ~7 steps on 10 tasks
     learning_rate: float = 2e-4
     last_layers: int = 4
     lora_r: int = 16
@@ -84,6 +84,23 @@ class Step:
         path = out / "steps.json"
         self.done = {s["name"]: s for s in json.loads(path.read_text())} if path.exists() else {}
 
+    def call(self, name: str, fn: Any, *args: Any) -> None:
+        """Run ``fn(*args)`` in-process as step ``name``; it returns its equivalent command."""
+        if name in self.done:
+            self.log.append(self.done[name])
+            return
+        start = time.perf_counter()
+        command = fn(*args)
+        self._finish(name, command, time.perf_counter() - start)
+
+    def _finish(self, name: str, command: str, seconds: float) -> None:
+        entry = {"name": name, "command": command, "seconds": round(seconds, 1)}
+        self.done[name] = entry
+        self.log = [s for s in self.log if s["name"] != name] + [entry]
+        with atomic_path(self.out / "steps.json") as tmp:
+            tmp.write_text(json.dumps(list(self.done.values()), indent=2))
+        print(f"[{name}] {seconds:.0f} s", flush=True)
+
     def run(self, name: str, args: list[str], *, resumable: bool = False) -> None:
         """Run ``podium ARGS`` unless step ``name`` finished before (``resumable``: rerun it)."""
         command = "podium " + shlex.join(args)
@@ -98,12 +115,7 @@ class Step:
         seconds = time.perf_counter() - start
         if code != 0:
             sys.exit(f"learning: step {name} failed (exit {code}) after {seconds:.0f} s: {command}")
-        entry = {"name": name, "command": command, "seconds": round(seconds, 1)}
-        self.done[name] = entry
-        self.log = [s for s in self.log if s["name"] != name] + [entry]
-        with atomic_path(self.out / "steps.json") as tmp:
-            tmp.write_text(json.dumps(list(self.done.values()), indent=2))
-        print(f"[{name}] {seconds:.0f} s", flush=True)
+        self._finish(name, command, seconds)
 
 
 @contextlib.contextmanager
@@ -123,6 +135,14 @@ def policy_server(step: Step, out: Path, adapter: Path | None = None) -> Iterato
             step.env.pop(key, None)
 
 
+def export_adapter(out: Path) -> str:
+    """``podium export ADAPTER --out adapter.gguf``, called in-process; its command line."""
+    from podium.studio.commands.export import export
+
+    export(out / "adapter", out=out / "adapter.gguf")
+    return f"podium export {out / 'adapter'} --out {out / 'adapter.gguf'}"
+
+
 def eval_args(setup: Setup, out: str, routers: list[str]) -> list[str]:
     """``podium eval mixture`` on the held-out tasks (resumable)."""
     args = ["eval", "mixture", "--limit", str(setup.heldout_tasks), "--seed", str(setup.seed)]
@@ -140,6 +160,7 @@ def rft_config(setup: Setup, out: Path) -> Path:
         f'mode = "rft"\nmodel = "policy"\nstore = "{out / "explore.sqlite"}"\n'
         f'output_dir = "{out / "adapter"}"\nseed = {setup.seed}\n'
         f"last_layers = {setup.last_layers}\n\n[sft]\nnum_train_epochs = {setup.epochs}\n"
+        "gradient_accumulation_steps = 1\n"
         f"learning_rate = {setup.learning_rate}\n\n[lora]\nr = {setup.lora_r}\n"
         f"lora_alpha = {2 * setup.lora_r}\n"
     )
@@ -237,7 +258,7 @@ def main() -> None:
             *[a for t in setup.explore_tools for a in ("--explore-tool", t)],
         ])  # fmt: skip
     step.run("train", ["train", "--config", str(rft_config(setup, out))])
-    step.run("export", ["export", str(out / "adapter"), "--out", str(out / "adapter.gguf")])
+    step.call("export", export_adapter, out)
     with policy_server(step, out, out / "adapter.gguf"):
         step.run("after", eval_args(setup, "after", ["policy"]))
     if setup.references:  # the same held-out tasks, added to the baseline's results
