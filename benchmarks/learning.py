@@ -225,29 +225,8 @@ def report(out: Path, setup: Setup, steps: list[dict[str, Any]]) -> dict[str, An
     return result
 
 
-def main() -> None:
-    """Run the loop, step by step, and print the report."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a few tasks: an end-to-end check")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/out/learning"))
-    parser.add_argument("--json", type=Path, help="also copy report.json here")
-    parser.add_argument("--heldout", type=int, help="held-out tasks (default 20; quick 4)")
-    parser.add_argument("--train", type=int, help="training tasks explored (default 20; quick 4)")
-    parser.add_argument("--baselines", help="routers run with the untrained policy (a,b,…)")
-    parser.add_argument("--references", help="routers run after the loop (a,b,…)")
-    args = parser.parse_args()
-    setup = QUICK if args.quick else Setup()
-    if args.heldout:
-        setup = dataclasses.replace(setup, heldout_tasks=args.heldout)
-    if args.train:
-        setup = dataclasses.replace(setup, train_tasks=args.train)
-    for key in ("baselines", "references"):
-        if getattr(args, key) is not None:
-            names = tuple(b for b in getattr(args, key).split(",") if b)
-            setup = dataclasses.replace(setup, **{key: names})
-    out = args.out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    step = Step(out)
+def run_loop(step: Step, setup: Setup, out: Path) -> None:
+    """Baseline → explore → RFT → export → evaluate again → references."""
     with policy_server(step, out):
         step.run("baseline", eval_args(setup, "before", ["policy", *setup.baselines]))
         step.run("explore", [
@@ -264,6 +243,36 @@ def main() -> None:
     if setup.references:  # the same held-out tasks, added to the baseline's results
         with policy_server(step, out):
             step.run("references", eval_args(setup, "before", list(setup.references)))
+
+
+def main() -> None:
+    """Run the loop, step by step, and print the report."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a few tasks: an end-to-end check")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/out/learning"))
+    parser.add_argument("--json", type=Path, help="also copy report.json here")
+    parser.add_argument("--heldout", type=int, help="held-out tasks (default 20; quick 4)")
+    parser.add_argument("--train", type=int, help="training tasks explored (default 20; quick 4)")
+    parser.add_argument("--baselines", help="routers run with the untrained policy (a,b,…)")
+    parser.add_argument("--references", help="routers run after the loop (a,b,…)")
+    parser.add_argument("--report-only", action="store_true", help="report what has finished")
+    args = parser.parse_args()
+    setup = QUICK if args.quick else Setup()
+    if args.heldout:
+        setup = dataclasses.replace(setup, heldout_tasks=args.heldout)
+    if args.train:
+        setup = dataclasses.replace(setup, train_tasks=args.train)
+    for key in ("baselines", "references"):
+        if getattr(args, key) is not None:
+            names = tuple(b for b in getattr(args, key).split(",") if b)
+            setup = dataclasses.replace(setup, **{key: names})
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    step = Step(out)
+    if args.report_only:
+        step.log = list(step.done.values())
+    else:
+        run_loop(step, setup, out)
     result = report(out, setup, step.log)
     print((out / "report.md").read_text())
     if args.json:

@@ -201,10 +201,15 @@ def learning_markdown(report: dict[str, Any]) -> str:
         f"{name}: " + ", ".join(f"{k} {v['correct']}/{v['n']}" for k, v in sorted(p.items()))
         for name, p in report["per_suite"].items()
     )
+    paired = (
+        f"McNemar, untrained → trained on {m['tasks']} paired tasks: {m['gained']} gained, "
+        f"{m['lost']} lost, exact p = {m['p_value']:.3g}."
+        if m
+        else "McNemar: needs both policies' rows."
+    )
     lines += [
         "",
-        f"McNemar, untrained → trained on {m['tasks']} paired tasks: {m['gained']} gained, "
-        f"{m['lost']} lost, exact p = {m['p_value']:.3g}.",
+        paired,
         f"AIQ over ${hull['cost_range_usd'][0]:.2e}–${hull['cost_range_usd'][1]:.2e} per task: "
         f"{aiqs}. On the cost–accuracy hull: {', '.join(hull['on_hull'])}.",
         f"Per part: {parts}.",

@@ -129,3 +129,13 @@ def test_learning_report_compares_the_policies_and_places_them():
     text = learning_markdown(report)
     assert "| trained | 3/4 (75%, " in text and "2 gained, 0 lost, exact p = 0.5" in text
     assert "local_search 100%" in text
+
+
+def test_learning_report_leaves_out_routers_without_rows():
+    from podium.studio.report import learning_markdown
+    from podium.training.eval.compare import learning_report
+
+    report = learning_report({"untrained": _rows([True, False], 1.0), "trained": [],
+                              "oracle": _rows([True, True], 2.0)})  # fmt: skip
+    assert list(report["routers"]) == ["untrained", "oracle"] and report["mcnemar"] is None
+    assert "needs both policies" in learning_markdown(report)

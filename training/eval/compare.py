@@ -62,8 +62,10 @@ def hull_figures(summary: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 def learning_report(rows: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, Any]:
     """The report of a learning run from its rows, by router name (see :data:`ORDER`).
 
-    Needs ``untrained`` and ``trained``; ``strongest`` and ``cheapest`` give PGR.
+    ``untrained`` and ``trained`` give the paired test, ``strongest`` and ``cheapest`` PGR; a
+    router without rows is left out (not reported as 0%).
     """
+    rows = {k: v for k, v in rows.items() if v}
     names = [n for n in ORDER if n in rows] + [n for n in rows if n not in ORDER]
     summary = {n: router_summary(list(rows[n])) for n in names}
     weak, strong = summary.get("cheapest"), summary.get("strongest")
@@ -73,7 +75,11 @@ def learning_report(rows: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str
         )
     return {
         "routers": summary,
-        "mcnemar": paired_test(rows["untrained"], rows["trained"]),
-        "per_suite": {n: per_suite(rows[n]) for n in ("untrained", "trained")},
+        "mcnemar": (
+            paired_test(rows["untrained"], rows["trained"])
+            if "untrained" in rows and "trained" in rows
+            else None
+        ),
+        "per_suite": {n: per_suite(rows[n]) for n in ("untrained", "trained") if n in rows},
         "hull": hull_figures(summary),
     }
