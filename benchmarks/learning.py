@@ -69,6 +69,9 @@ class Setup:
     learning_rate: float = 2e-4
     last_layers: int = 4
     lora_r: int = 16
+    # Threads of the loop's policy server; 0 = every core. Under a load average far above
+    # the core count, llama.cpp's threads wait on each other: one thread then decodes faster.
+    server_threads: int = 0
 
 
 QUICK = Setup(heldout_tasks=4, train_tasks=4, epochs=1, baselines=("cheapest",), references=())
@@ -119,11 +122,15 @@ class Step:
 
 
 @contextlib.contextmanager
-def policy_server(step: Step, out: Path, adapter: Path | None = None) -> Iterator[None]:
+def policy_server(
+    step: Step, setup: Setup, out: Path, adapter: Path | None = None
+) -> Iterator[None]:
     """Serve the policy alone (with ``adapter``) for the steps inside; stopped after them."""
     from podium.tools.llamacpp import EmbeddedServer
 
-    extra = {"adapter": adapter} if adapter else {}
+    extra: dict[str, Any] = {"adapter": adapter} if adapter else {}
+    if setup.server_threads:
+        extra["n_threads"] = setup.server_threads
     server = EmbeddedServer(models=["policy"], state_dir=out / "server", owned=True, **extra)
     url = server.ensure(timeout=900)
     step.env |= {"PODIUM_POLICY_BASE_URL": url, "PODIUM_POLICY_MODEL": "policy"}
@@ -227,7 +234,7 @@ def report(out: Path, setup: Setup, steps: list[dict[str, Any]]) -> dict[str, An
 
 def run_loop(step: Step, setup: Setup, out: Path) -> None:
     """Baseline → explore → RFT → export → evaluate again → references."""
-    with policy_server(step, out):
+    with policy_server(step, setup, out):
         step.run("baseline", eval_args(setup, "before", ["policy", *setup.baselines]))
         step.run("explore", [
             "collect", "--explore", "--tasks", "mixture-train", "--limit", str(setup.train_tasks),
@@ -238,10 +245,10 @@ def run_loop(step: Step, setup: Setup, out: Path) -> None:
         ])  # fmt: skip
     step.run("train", ["train", "--config", str(rft_config(setup, out))])
     step.call("export", export_adapter, out)
-    with policy_server(step, out, out / "adapter.gguf"):
+    with policy_server(step, setup, out, out / "adapter.gguf"):
         step.run("after", eval_args(setup, "after", ["policy"]))
     if setup.references:  # the same held-out tasks, added to the baseline's results
-        with policy_server(step, out):
+        with policy_server(step, setup, out):
             step.run("references", eval_args(setup, "before", list(setup.references)))
 
 
@@ -256,12 +263,15 @@ def main() -> None:
     parser.add_argument("--baselines", help="routers run with the untrained policy (a,b,…)")
     parser.add_argument("--references", help="routers run after the loop (a,b,…)")
     parser.add_argument("--report-only", action="store_true", help="report what has finished")
+    parser.add_argument("--threads", type=int, help="threads of the loop's policy server")
     args = parser.parse_args()
     setup = QUICK if args.quick else Setup()
     if args.heldout:
         setup = dataclasses.replace(setup, heldout_tasks=args.heldout)
     if args.train:
         setup = dataclasses.replace(setup, train_tasks=args.train)
+    if args.threads:
+        setup = dataclasses.replace(setup, server_threads=args.threads)
     for key in ("baselines", "references"):
         if getattr(args, key) is not None:
             names = tuple(b for b in getattr(args, key).split(",") if b)
