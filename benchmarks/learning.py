@@ -21,7 +21,7 @@ Every step is a podium command a user can run alone (the report lists them as ru
 The policy is served by a llama.cpp server of the loop's own holding the policy alone (the
 base model, then the base model with the trained GGUF LoRA): no other client's requests and no
 expert swapping in and out evict its prompt cache, so the ~650-token system prompt and tool list
-are prefilled once, not per turn. Experts stay on the shared embedded server.
+are prefilled once, not per turn. The local experts get a server of the loop's own too.
 
 A killed run continues where it stopped when started again with the same ``--out``.
 """
@@ -142,6 +142,32 @@ def policy_server(
             step.env.pop(key, None)
 
 
+EXPERTS = {"ask_smollm2": "smollm2", "ask_qwen_coder": "qwen-coder-1.5b"}
+
+
+@contextlib.contextmanager
+def expert_server(step: Step, setup: Setup, out: Path) -> Iterator[None]:
+    """Serve the local experts from the loop's own server (``$PODIUM_CONFIG`` points them at it).
+
+    The shared embedded server queues every other client's requests; an expert call of the
+    loop waited minutes behind them. Same models and prices, another process.
+    """
+    from podium.tools.llamacpp import EmbeddedServer
+
+    extra: dict[str, Any] = {"n_threads": setup.server_threads} if setup.server_threads else {}
+    models = list(EXPERTS.values())
+    server = EmbeddedServer(models=models, state_dir=out / "experts", owned=True, **extra)
+    url = server.ensure(timeout=900)
+    config = out / "experts.toml"
+    config.write_text("".join(f'[experts.{t}]\nbase_url = "{url}"\n' for t in EXPERTS))
+    step.env["PODIUM_CONFIG"] = str(config)
+    try:
+        yield
+    finally:
+        server.stop()
+        step.env.pop("PODIUM_CONFIG", None)
+
+
 def export_adapter(out: Path) -> str:
     """``podium export ADAPTER --out adapter.gguf``, called in-process; its command line."""
     from podium.studio.commands.export import export
@@ -234,7 +260,7 @@ def report(out: Path, setup: Setup, steps: list[dict[str, Any]]) -> dict[str, An
 
 def run_loop(step: Step, setup: Setup, out: Path) -> None:
     """Baseline → explore → RFT → export → evaluate again → references."""
-    with policy_server(step, setup, out):
+    with expert_server(step, setup, out), policy_server(step, setup, out):
         step.run("baseline", eval_args(setup, "before", ["policy", *setup.baselines]))
         step.run("explore", [
             "collect", "--explore", "--tasks", "mixture-train", "--limit", str(setup.train_tasks),
@@ -245,10 +271,13 @@ def run_loop(step: Step, setup: Setup, out: Path) -> None:
         ])  # fmt: skip
     step.run("train", ["train", "--config", str(rft_config(setup, out))])
     step.call("export", export_adapter, out)
-    with policy_server(step, setup, out, out / "adapter.gguf"):
+    with (
+        expert_server(step, setup, out),
+        policy_server(step, setup, out, out / "adapter.gguf"),
+    ):
         step.run("after", eval_args(setup, "after", ["policy"]))
     if setup.references:  # the same held-out tasks, added to the baseline's results
-        with policy_server(step, setup, out):
+        with expert_server(step, setup, out), policy_server(step, setup, out):
             step.run("references", eval_args(setup, "before", list(setup.references)))
 
 

@@ -94,6 +94,8 @@ def test_collect_explore_runs_each_tool_first_once(obedient, tmp_path, monkeypat
     assert group[2]["turns"] == 1  # forced to answer at once
     assert all(r["training"]["verdict"]["correct"] for r in group)
     assert sorted(c for c in policy.choices if c) == sorted(explored)
+    again = CliRunner().invoke(app, args, catch_exceptions=False)  # resumes: nothing left to run
+    assert json.loads(again.output.strip().splitlines()[-1])["runs"] == 0
 
 
 def test_explore_tools_keep_the_pool_order_and_refuse_unknown_ones():

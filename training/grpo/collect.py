@@ -246,13 +246,20 @@ async def collect(
         if progress is not None:
             progress(record)
 
+    # An exploring collection resumes: a (task, forced tool) run already stored is not redone.
+    done = {
+        (r[TRAINING_KEY]["task_id"], r[TRAINING_KEY].get("explore_tool"))
+        for r in (store.records(TRAINING_KEY) if cfg.explore else [])
+    }
     jobs = []
     for task in tasks:
         pref = NO_PREFERENCE
         if cfg.sample_preferences:
             pref = sample_preference(task.id, pool, seed=cfg.seed)
         if cfg.explore:
-            jobs += [one(task, pref, i, t) for i, t in enumerate(forced)]
+            jobs += [
+                one(task, pref, i, t) for i, t in enumerate(forced) if (task.id, t) not in done
+            ]
         else:
             jobs += [one(task, pref, i) for i in range(cfg.group_size)]
     await asyncio.gather(*jobs)
