@@ -88,7 +88,7 @@ bench: install
 load: install  ## N = 1, 8, 32, 64 concurrent graph runs against a fake OpenAI server on 127.0.0.1
 	$(PY) benchmarks/load.py
 
-learn: install  ## GRPO on the real 0.5B policy, held-out before/after (~45 min; QUICK=1: ~7 min)
+learn: install  ## baseline → explore → RFT → export → eval again on the held-out mixture (~45 min; QUICK=1: a few tasks)
 	$(PY) benchmarks/learning.py $(if $(QUICK),--quick) --out benchmarks/out/learning --json benchmarks/out/learning.json
 
 clean:

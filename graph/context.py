@@ -122,6 +122,13 @@ class Context:
         default=-1.0,
         metadata={"description": "Policy sampling temperature; negative = config (0 = greedy)."},
     )
+    first_tool: str = field(
+        default="",
+        metadata={
+            "description": "Exploration: the tool the policy's first call must name (it still "
+            "writes the arguments and everything after); empty = the policy chooses."
+        },
+    )
     trajectory_db: str = field(
         default="",
         metadata={

@@ -28,7 +28,7 @@ from podium.tools.endpoints import billable, reported_usage
 from podium.tools.redact import redact
 
 from . import prompts
-from .context import Context, context_of
+from .context import Context, ContextError, context_of
 from .ledger import bill, policy_cost, prompt_bound
 from .ledger import entry as ledger_entry
 from .parsing import Parsed, parse_tool_calls
@@ -114,15 +114,18 @@ class _Turn:
     prompt: list[AnyMessage]
     cost: ToolCost
     worst_usd: float  # what the guard admitted this turn at
+    first_tool: str = ""  # exploration: the tool this (first) turn's call must name
 
     def runnable(self) -> Runnable:
         """The policy with this turn's tools; a forced turn *must* call ``answer``.
 
         A named ``tool_choice`` makes llama.cpp, vLLM and OpenAI constrain decoding to the
-        answer tool's schema, so even a policy stuck in calling tools writes an answer.
+        answer tool's schema, so even a policy stuck in calling tools writes an answer. The
+        same mechanism forces an exploring run's first call to name ``first_tool``: the
+        policy still writes its arguments, sampled, and decides everything after.
         """
         llm = self.res.chat_model()
-        choice = ANSWER if self.forced else None
+        choice = ANSWER if self.forced else (self.first_tool or None)
         return llm.bind_tools(tool_schemas(self.tools.values()), tool_choice=choice)
 
 
@@ -165,6 +168,11 @@ def _begin_turn(state: State, runtime: Runtime[Context]) -> _Turn | dict[str, An
             )
         )
     tools = policy_tools(res.tools, forced=bool(forced))
+    first = ctx.first_tool if run_turn == 1 and not forced else ""
+    if first and first not in tools:
+        raise ContextError(
+            f"first_tool {first!r} is not offered in this run: use one of {', '.join(tools)}"
+        )
     prompt = render([*state.messages, *new])
     cost = policy_cost(res)
     worst = cost.worst_case(prompt_bound(prompt, tools))
@@ -174,7 +182,7 @@ def _begin_turn(state: State, runtime: Runtime[Context]) -> _Turn | dict[str, An
             "stopped_by": "budget",
             "answer": _fallback_answer(state.messages),
         }
-    return _Turn(res, update, new, turn, forced, tools, prompt, cost, worst)
+    return _Turn(res, update, new, turn, forced, tools, prompt, cost, worst, first)
 
 
 def _end_turn(

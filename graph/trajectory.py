@@ -30,6 +30,7 @@ _CONTEXT_FIELDS = (
     "local_only",
     "policy_model",
     "environment",
+    "first_tool",
 )
 
 
@@ -69,6 +70,8 @@ def build_record(
         "tools": sorted(tools),
         "tool_schemas": tool_schemas(policy_tools(dict(tools), forced=False).values()),
         "policy_adapter": adapter,
+        # Exploration flag: the first call's tool was imposed, not chosen by the policy.
+        "explore": {"first_tool": ctx.first_tool} if ctx.first_tool else None,
         "answer": state.answer,
         "stopped_by": state.stopped_by,
         "turns": state.run_turns(),

@@ -51,9 +51,24 @@ def collect(
     profile: Profile = "local",
     config: ConfigFile = "",
     local_only: LocalOnly = False,
+    explore: Annotated[
+        bool,
+        typer.Option(
+            "--explore",
+            help="One run per pool tool (and one answering at once), that tool forced as the "
+            "first call; replaces --group-size. Stored flagged as exploration.",
+        ),
+    ] = False,
+    explore_tool: Annotated[
+        list[str] | None,
+        typer.Option(help="With --explore: force only this tool (repeat; 'answer' too)."),
+    ] = None,
     json_out: JsonOut = False,
 ) -> None:
-    """Run every task GROUP_SIZE times (temperature > 0) and store the judged trajectories."""
+    """Run every task GROUP_SIZE times (temperature > 0) and store the judged trajectories.
+
+    With --explore, each task runs once per pool tool forced as the first call's name.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from podium.graph import TrajectoryStore
@@ -70,6 +85,7 @@ def collect(
         policy_base_url=policy_base_url, policy_model=policy_model, profile=profile,
         config=config, local_only=local_only, max_turns=max_turns, budget_usd=budget_usd,
         sample_preferences=sample_preferences, price_jitter=price_jitter,
+        explore=explore, explore_tools=list(explore_tool or []),
     )  # fmt: skip
     if Path(out).exists():  # a directory or a broken store fails here, before the progress bar
         TrajectoryStore(out)

@@ -68,6 +68,10 @@ def eval_(
         str, typer.Option(help="Trajectory store: ask its past runs again (instead of SUITE).")
     ] = "",
     policy_base_url: PolicyBaseUrl = "",
+    oracle_tool: Annotated[
+        list[str] | None,
+        typer.Option(help="Tools the oracle forces first (repeat; 'answer' too); default all."),
+    ] = None,
 ) -> None:
     """Evaluate routers on a task suite: results.jsonl, summary.json, report.html."""
     from podium.graph import Context
@@ -97,6 +101,7 @@ def eval_(
         routers=list(dict.fromkeys(router or ["policy"])), limit=limit, seed=seed,
         concurrency=concurrency, resume=resume, retry_errors=retry_errors,
         prefer=list(prefer or []), context=ctx, progress=not quiet,
+        oracle_tools=list(oracle_tool or []),
     )  # fmt: skip
     if cfg.out.exists() and not cfg.out.is_dir():
         raise UsageError(f"--out {cfg.out} is a file: pass a directory for the results")

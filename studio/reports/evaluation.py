@@ -152,6 +152,52 @@ def markdown_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _share(calls: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.0%}" for k, v in sorted(calls.items(), key=lambda kv: -kv[1]))
+
+
+def learning_markdown(report: dict[str, Any]) -> str:
+    """The learning run's report (``training/eval/compare.py``) as Markdown.
+
+    One router table, then the paired test, the hull and each part's accuracy for both policies.
+    """
+    lines = [
+        "| router | accuracy (95% CI) | mean cost $ (policy + tools) | calls/task | turns/task "
+        "| malformed | PGR | tool mix |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, s in report["routers"].items():
+        low, high = s["accuracy_ci95"]
+        gap = "–" if s.get("pgr") is None else f"{s['pgr']:.2f}"
+        lines.append(
+            f"| {name} | {s['correct']}/{s['n']} ({s['accuracy']:.0%}, {low:.0%}–{high:.0%}) | "
+            f"{s['mean_cost_usd']:.2e} ({s['mean_policy_cost_usd']:.1e} + "
+            f"{s['mean_tool_cost_usd']:.1e}) | {s['calls_per_task']:.2f} | "
+            f"{s['turns_per_task']:.2f} | {s['malformed_calls']} | {gap} | "
+            f"{_share(s['tool_share']) or 'none'} |"
+        )
+    m, hull = report["mcnemar"], report["hull"]
+    aiqs = ", ".join(f"{k} {v:.3f}" for k, v in hull["aiq"].items())
+    parts = "; ".join(
+        f"{name}: " + ", ".join(f"{k} {v['correct']}/{v['n']}" for k, v in sorted(p.items()))
+        for name, p in report["per_suite"].items()
+    )
+    paired = (
+        f"McNemar, untrained → trained on {m['tasks']} paired tasks: {m['gained']} gained, "
+        f"{m['lost']} lost, exact p = {m['p_value']:.3g}."
+        if m
+        else "McNemar: needs both policies' rows."
+    )
+    lines += [
+        "",
+        paired,
+        f"AIQ over ${hull['cost_range_usd'][0]:.2e}–${hull['cost_range_usd'][1]:.2e} per task: "
+        f"{aiqs}. On the cost–accuracy hull: {', '.join(hull['on_hull'])}.",
+        f"Per part: {parts}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def write_report(out: Path) -> Path:
     """Write ``report.html`` (and its PNGs) for the evaluation in ``out``; return its path."""
     summary = json.loads((out / "summary.json").read_text())

@@ -6,11 +6,13 @@ import json
 import math
 
 import pytest
+from langchain_core.messages import AIMessage
+from langchain_core.tools import StructuredTool
 
-from podium.graph.testing import calc_tool
+from podium.graph.testing import FakePolicy, calc_tool
 from podium.training.eval import suites as T
 from podium.training.eval.metrics import summarize, wilson
-from podium.training.eval.routers import RouterError, llm_experts, router_for
+from podium.training.eval.routers import RESPONSE, RouterError, llm_experts, question_of, router_for
 from podium.training.eval.runner import RESULTS, SUMMARY, EvalConfig, EvalError, evaluate
 
 
@@ -24,7 +26,8 @@ def pool(fake_graph, toy_expert):
     ]
 
     def setup(script=()):
-        policy, ctx = fake_graph(list(script), tools)
+        # a script for the fake policy, or a chat model to use as the policy
+        policy, ctx = fake_graph(script if isinstance(script, FakePolicy) else list(script), tools)
         return policy, ctx
 
     return setup, {t.name: t for t in tools}, calls
@@ -46,23 +49,23 @@ def test_fixed_routers_pick_experts_by_price(pool):
 
 
 def test_eval_writes_rows_and_a_summary_that_adds_up(pool, tmp_path):
-    setup, _, calls = pool
+    setup, _, _ = pool
     script = [
         '{"name": "pricey", "arguments": {"question": "What is 6*7?"}}', "It is 42",
         "Paris", "5",
     ]  # fmt: skip
     _, ctx = setup(script)
-    routers = ["policy", "strongest", "cheapest", "random", "oracle"]
+    routers = ["policy", "strongest", "cheapest", "random"]
     cfg = EvalConfig("toy", tmp_path, routers=routers, context=ctx, progress=False)
     summary = evaluate(cfg)
     rows = _rows(tmp_path)
-    assert len(rows) == 15 and {r["status"] for r in rows} == {"ok"}
+    assert len(rows) == 12 and {r["status"] for r in rows} == {"ok"}
     assert json.loads((tmp_path / SUMMARY).read_text()) == summary
     assert summary["routers"] == summarize(rows, routers)
     by = summary["routers"]
     assert list(by) == routers
     assert by["policy"]["correct"] == 2 and by["strongest"]["correct"] == 3
-    assert by["cheapest"]["correct"] == 1 and by["oracle"]["correct"] == 3
+    assert by["cheapest"]["correct"] == 1
     assert by["strongest"]["tool_calls"] == {"pricey": 3} and by["strongest"]["tool_errors"] == 0
     for r in rows:  # calc cannot evaluate a question: a failed call, passed through
         assert r["tool_errors"] == (r["tool_calls"] == ["calc"]), r
@@ -74,13 +77,43 @@ def test_eval_writes_rows_and_a_summary_that_adds_up(pool, tmp_path):
         assert s["accuracy_ci95"][0] <= s["accuracy"] <= s["accuracy_ci95"][1]
     # Fixed routers pay for their one expert call only: (10 + 100) tokens at $10 per M.
     assert math.isclose(by["strongest"]["mean_cost_usd"], 110 * 10.0 / 1e6)
-    # The oracle ran every tool on every task and kept the cheapest that solved it.
-    oracle = {r["task_id"]: r for r in rows if r["router"] == "oracle"}
-    assert oracle["toy-0"]["oracle_tool"] == "cheap"
+    assert by["policy"]["malformed_calls"] == 0 and by["policy"]["turns_per_task"] == 4 / 3
+    pricey = next(r for r in rows if r["router"] == "policy" and r["tool_calls"])
+    assert math.isclose(pricey["tool_cost_usd"], 110 * 10.0 / 1e6)
+    assert math.isclose(pricey["policy_cost_usd"] + pricey["tool_cost_usd"], pricey["cost_usd"])
+
+
+class ForcedFirstPolicy(FakePolicy):
+    """Obeys a named ``tool_choice`` (as constrained decoding does) with the question as the
+    argument, then answers with the tool's result; forced to answer at once, it guesses "5"."""
+
+    def _generate(self, messages, stop=None, run_manager=None, **kw):
+        choice, text = kw.get("tool_choice"), str(messages[-1].content)
+        seen = RESPONSE.findall(text)
+        if choice and choice != "answer":
+            call = {"name": choice, "args": {"question": question_of(messages)}, "id": "c1"}
+        else:
+            call = {"name": "answer", "args": {"text": seen[-1] if seen else "5"}, "id": "c2"}
+        self.script = [AIMessage(content="", tool_calls=[call])]
+        return super()._generate(messages, stop, run_manager, **kw)
+
+
+def test_oracle_is_the_cheapest_correct_explore_run(pool, tmp_path, monkeypatch):
+    setup, _, calls = pool
+    policy = ForcedFirstPolicy()
+    _, ctx = setup(policy)
+    cfg = EvalConfig("toy", tmp_path, routers=["oracle"], context=ctx, progress=False)
+    by = evaluate(cfg)["routers"]
+    oracle = {r["task_id"]: r for r in _rows(tmp_path)}
+    # The policy ran once per tool forced first, and once answering at once, on every task.
+    assert set(oracle["toy-0"]["oracle_runs"]) == {"cheap", "pricey", "calc", "answer"}
+    assert [c for c in policy.choices if c] == ["calc", "cheap", "pricey", "answer"] * 3
+    assert oracle["toy-0"]["oracle_tool"] == "cheap"  # cheap and pricey know 42: cheaper wins
     assert oracle["toy-1"]["oracle_tool"] == "pricey"
-    assert set(oracle["toy-0"]["oracle_runs"]) == {"cheap", "pricey", "calc"}
-    assert by["oracle"]["total_cost_usd"] < by["strongest"]["total_cost_usd"]
-    assert calls.count("cheap") == 3 + 3  # cheapest + oracle (random may add more)
+    assert oracle["toy-2"]["oracle_tool"] == "pricey"
+    assert by["oracle"]["correct"] == 3 and calls.count("cheap") == 3
+    assert by["oracle"]["calls_per_task"] == 1  # the kept runs; the policy's turns are billed
+    assert all(r["policy_cost_usd"] > 0 for r in oracle.values())
 
 
 def test_resume_skips_finished_tasks_and_torn_lines(pool, tmp_path):
@@ -152,3 +185,18 @@ def test_wilson_interval():
     low, high = wilson(5, 10)
     assert math.isclose(low + high, 1.0) and 0.23 < low < 0.24
     assert math.isclose(wilson(10, 10)[1], 1.0)
+
+
+def test_oracle_tools_restrict_the_forced_tools(pool, tmp_path, monkeypatch):
+    setup, _, _ = pool
+    policy = ForcedFirstPolicy()
+    _, ctx = setup(policy)
+    cfg = EvalConfig("toy", tmp_path, routers=["oracle"], context=ctx, progress=False, limit=1,
+                     oracle_tools=["cheap", "answer"])  # fmt: skip
+    evaluate(cfg)
+    assert set(_rows(tmp_path)[0]["oracle_runs"]) == {"cheap", "answer"}
+    cfg = EvalConfig("toy", tmp_path / "b", routers=["oracle"], context=ctx, progress=False,
+                     oracle_tools=["web"])  # fmt: skip
+    with pytest.raises(EvalError, match="--oracle-tool 'web' is not a tool"):
+        evaluate(cfg)
+    assert not (tmp_path / "b").exists()

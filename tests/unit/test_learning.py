@@ -1,95 +1,70 @@
-"""The learning benchmark's routing task: its priced tools, disjoint suites, before/after table.
+"""The learning loop's parts (``benchmarks/learning.py``): its configs, resumable steps, report.
 
-The benchmark itself (``benchmarks/routing.py``) trains a real 0.5B policy for ~45 minutes;
-its ``--quick`` mode takes ~7 minutes on 2 shared cores, too long for the test suite. Its
-parts live in :mod:`podium.training.grpo.routing` and are tested here.
+The loop itself runs real models for ~45 minutes (``make learn``); its numbers are in
+docs/learning.md, not in tests.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import sys
 from pathlib import Path
 
 import pytest
 
-from podium.graph import Context, TrajectoryStore, graph
-from podium.graph.testing import text_tool_call
-from podium.training.eval import suites as suites
-from podium.training.grpo import routing
-from podium.training.grpo.collect import finish_record
-from podium.training.grpo.config import TrainConfigError
-from podium.training.grpo.preferences import make_preference
+from podium.graph import TrajectoryStore
 
-SETUP_KW = {"train_tasks": 6, "heldout_tasks": 5}
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "learning.py"
 
 
-def test_suites_are_disjoint_and_both_tools_compute_the_gold_answer():
-    setup = routing.Setup(**SETUP_KW)
-    train, heldout = routing.register_routing_suites(setup)
-    train_tasks, heldout_tasks = suites.load_suite(train), suites.load_suite(heldout)
-    assert (len(train_tasks), len(heldout_tasks)) == (6, 5)
-    assert not {t.question for t in train_tasks} & {t.question for t in heldout_tasks}
-    expert, calculator = routing.routing_tools()
-    for task in train_tasks + heldout_tasks:
-        expression = task.data["entry"]["metadata"]["expression"]
-        value = calculator.invoke({"expression": expression})
-        assert suites.check(task, value).correct, (expression, value, task.gold)
-        said = expert.invoke({"expression": expression})
-        assert suites.check(task, said).correct, (expression, said, task.gold)
-        assert not suites.check(task, str(int(task.gold) + 1)).correct
+@pytest.fixture(scope="module")
+def learning():
+    spec = importlib.util.spec_from_file_location("podium_learning_benchmark", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve annotations through it
+    spec.loader.exec_module(module)
+    return module
 
 
-def test_calculator_refuses_what_is_not_arithmetic():
-    _, calculator = routing.routing_tools()
-    assert calculator.invoke({"expression": "__import__('os')"}).startswith("error")
-    assert calculator.invoke({"expression": "1/0"}).startswith("error")
-    assert calculator.invoke({"expression": "( 7 / 2 )"}) == "3.5"
+def _results(path: Path, router_correct: dict[str, list[bool]]) -> None:
+    path.mkdir(parents=True)
+    rows = [
+        {"router": router, "task_id": f"wiki-{i}", "correct": c, "status": "ok",
+         "cost_usd": 1e-5, "policy_cost_usd": 1e-5, "tool_cost_usd": 0.0, "latency_s": 1.0,
+         "tool_calls": [], "turns": 1, "malformed_calls": 0}
+        for router, correct in router_correct.items() for i, c in enumerate(correct)
+    ]  # fmt: skip
+    (path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def _run(fake_graph, tools, store, task, script):
-    """One stored, judged run of the real graph with a scripted policy."""
-    pref = make_preference("save_money", {t.name: "local" for t in tools})
-    _, ctx = fake_graph(script, tools)
-    ctx |= {"trajectory_db": str(store.path), "max_turns": 2}
-    ctx |= {"preference": pref.instruction, "preference_vector": pref.vector}
-    state = graph.invoke({"question": task.question}, context=Context(**ctx))
-    return finish_record(store, state["trajectory_id"], task, task.id, 0, pref)
+def test_report_puts_both_policies_and_the_baselines_in_one_table(learning, tmp_path):
+    setup = learning.Setup(baselines=("cheapest",), references=("oracle",))
+    _results(tmp_path / "before", {"policy": [False, False], "cheapest": [False, True],
+                                   "oracle": [True, True]})  # fmt: skip
+    _results(tmp_path / "after", {"policy": [True, False]})
+    TrajectoryStore(tmp_path / "explore.sqlite")
+    steps = [{"name": "baseline", "command": "podium eval mixture", "seconds": 60.0}]
+    result = learning.report(tmp_path, setup, steps)
+    assert list(result["routers"]) == ["untrained", "trained", "cheapest", "oracle"]
+    assert result["mcnemar"]["gained"] == 1 and result["minutes"] == 1.0
+    text = (tmp_path / "report.md").read_text()
+    assert "| trained | 1/2 (50%" in text and "podium eval mixture   # 1.0 min" in text
 
 
-def test_summary_prefers_the_cheap_right_route(fake_graph, tmp_path):
-    setup = routing.Setup(**SETUP_KW)
-    _, heldout = routing.register_routing_suites(setup)
-    tasks = suites.load_suite(heldout)[:2]
-    tools = routing.routing_tools()
-    store = TrajectoryStore(tmp_path / "runs.sqlite")
-    expert_runs, calc_runs = [], []
-
-    def route(tool: str, task) -> list[str]:
-        expression = task.data["entry"]["metadata"]["expression"]
-        return [
-            text_tool_call(tool, expression=expression),
-            text_tool_call("answer", text=task.gold),
-        ]
-
-    for task in tasks:
-        expert_runs.append(_run(fake_graph, tools, store, task, route("math_expert", task)))
-        calc_runs.append(_run(fake_graph, tools, store, task, route("calculator", task)))
-    summary = routing.summarize(expert_runs, calc_runs, setup)
-    before, after = summary["before"], summary["after"]
-    assert before["accuracy"] == after["accuracy"] == 1.0
-    assert before["calls_per_task"] == {"math_expert": 1.0, "calculator": 0.0}
-    assert after["calls_per_task"] == {"math_expert": 0.0, "calculator": 1.0}
-    assert after["mean_cost_usd"] < before["mean_cost_usd"] - 0.015
-    assert after["mean_reward"] > before["mean_reward"]
-    routing.print_table(summary, len(tasks))
+def test_steps_are_skipped_once_done_and_failures_stop_the_loop(learning, tmp_path):
+    step = learning.Step(tmp_path)
+    step.run("tools", ["tools", "--help"])
+    assert json.loads((tmp_path / "steps.json").read_text())[0]["name"] == "tools"
+    again = learning.Step(tmp_path)
+    again.run("tools", ["no-such-command"])  # done before: not run again
+    with pytest.raises(SystemExit, match="step bad failed"):
+        again.run("bad", ["no-such-command"])
 
 
-def test_unknown_fixed_preference_is_one_line(tmp_path, tiny_policy_dir):
-    from podium.graph.resources import tools_override
-    from podium.training.grpo.trainer import build_trainer
+def test_rft_config_names_the_store_and_the_recipe(learning, tmp_path):
+    import tomllib
 
-    setup = routing.Setup(**SETUP_KW, preference="be_cheap")
-    train, _ = routing.register_routing_suites(setup)
-    cfg = routing.train_config(setup, Path(tiny_policy_dir), tmp_path, train)
-    refused = pytest.raises(TrainConfigError, match="unknown preference 'be_cheap'")
-    with tools_override(routing.routing_tools()), refused:
-        build_trainer(cfg)
+    rft = tomllib.loads(learning.rft_config(learning.Setup(), tmp_path).read_text())
+    assert rft["mode"] == "rft" and rft["store"] == str(tmp_path / "explore.sqlite")
+    assert rft["sft"]["num_train_epochs"] == 1 and rft["last_layers"] == 4

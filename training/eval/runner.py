@@ -33,7 +33,7 @@ from podium.tools.price_shock import PriceShock, price_shock
 
 from . import suites
 from .metrics import summarize
-from .routers import ROUTERS, RouterError, fixed_router, router_for
+from .routers import ROUTERS, RouterError, router_for
 from .run_context import spread, task_context, task_tools
 
 RESULTS = "results.jsonl"
@@ -57,6 +57,7 @@ class EvalConfig:
     resume: bool = False
     retry_errors: bool = False  # with resume: run the tasks whose rows are errors again
     prefer: list[str] = field(default_factory=list)  # preferred tools; compliance is measured
+    oracle_tools: list[str] = field(default_factory=list)  # forced first by the oracle; [] = all
     context: dict[str, Any] = field(default_factory=dict)  # Context overrides for every run
     progress: bool = True
     shock: PriceShock | None = None  # evaluate under another price table (--prices)
@@ -106,6 +107,9 @@ def run_task(
     row |= {
         "answer": state.get("answer", ""),
         "cost_usd": sum(e["cost_usd"] for e in ledger),
+        "policy_cost_usd": sum(e["cost_usd"] for e in ledger if e["kind"] == "policy"),
+        "tool_cost_usd": sum(e["cost_usd"] for e in ledger if e["kind"] == "tool"),
+        "malformed_calls": state.get("malformed_calls", 0),
         "latency_s": sum(s.get("latency_s") or 0.0 for s in states) or time.perf_counter() - start,
         "tool_calls": calls,
         "tool_errors": sum(e["kind"] == "tool" and not e["ok"] for e in ledger),
@@ -163,15 +167,19 @@ def _error(detail: str, seconds: float) -> dict[str, Any]:
 def run_oracle(
     task: suites.Task, cfg: EvalConfig, tools: dict[str, BaseTool], workdir: Path
 ) -> dict:
-    """Run every tool once on ``task``; keep the cheapest run that solves it.
+    """The best of the explore runs of ``task``: each tool forced first, the policy finishing.
 
-    When no tool solves the task the cheapest run is kept (incorrect): the oracle's cost is
-    then a lower bound too. ``oracle_runs`` lists every tool's outcome.
+    One policy run per pool tool (and one answering at once), the first call's name forced
+    (``Context.first_tool``); the cheapest correct run is kept, so this is an upper bound that
+    a router choosing the first tool can actually reach. When none is correct the cheapest
+    finished run is kept (incorrect). ``oracle_runs`` lists every forced tool's outcome.
     """
-    runs = {
-        name: run_task(task, cfg, fixed_router(tool), workdir / name)
-        for name, tool in sorted(tools.items())
-    }
+    from podium.graph.render import ANSWER
+
+    runs = {}
+    for name in cfg.oracle_tools or [*sorted(tools), ANSWER]:
+        forced = replace(cfg, context={**cfg.context, "first_tool": name})
+        runs[name] = run_task(task, forced, None, workdir / name)
     solved = [r for r in runs.values() if r["correct"]]
     pool = solved or [r for r in runs.values() if r["status"] == "ok"] or list(runs.values())
     best = min(pool, key=lambda r: r["cost_usd"])
@@ -332,6 +340,10 @@ def plan_eval(cfg: EvalConfig) -> Plan:
             router_for(name, tools)  # fail now, not per task
     if "oracle" in cfg.routers and not tools:
         raise RouterError("router 'oracle' needs at least one tool in the pool")
+    unknown = [t for t in cfg.oracle_tools if t not in tools and t != "answer"]
+    if unknown:
+        raise EvalError(f"--oracle-tool {unknown[0]!r} is not a tool of the pool: use one of "
+                        f"{', '.join([*tools, 'answer'])}")  # fmt: skip
     cfg.out.mkdir(parents=True, exist_ok=True)
     if cfg.retry_errors and any(r["status"] == "error" for r in done):
         done = [r for r in done if r["status"] != "error"]

@@ -15,7 +15,7 @@ import asyncio
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,17 @@ class CollectConfig:
         default=False,
         metadata={"help": "A seeded preference per task (the paper's); default: none, as eval."},
     )
+    explore: bool = field(
+        default=False,
+        metadata={
+            "help": "One run per pool tool (and one answering at once), that tool forced as "
+            "the first call's name; replaces the sampled group."
+        },
+    )
+    explore_tools: list[str] = field(
+        default_factory=list,
+        metadata={"help": "With explore: force only these (pool tools or 'answer'); empty = all."},
+    )
 
 
 def training_info(
@@ -84,8 +95,9 @@ def training_info(
     pref: Preference,
     verdict: suites.Verdict | None,
     error: str = "",
+    first_tool: str = "",
 ) -> dict[str, Any]:
-    """The ``training`` entry of a stored record."""
+    """The ``training`` entry of a stored record (``first_tool``: the explored tool, if any)."""
     return {
         "task_id": task.id,
         "suite": task.suite,
@@ -98,7 +110,29 @@ def training_info(
         if verdict is None
         else {"correct": verdict.correct, "score": verdict.score, "detail": verdict.detail},
         "checker_error": error,
+        "explore_tool": first_tool or None,
     }
+
+
+def explore_tools(pool: Mapping[str, Any], only: list[str] | None = None) -> list[str]:
+    """What an exploring collection forces first: every pool tool, then ``answer`` at once.
+
+    The untrained policy almost never tries some tools (``local_search`` ~3% of first calls),
+    so sampling alone never finds the run that wins; one forced run per tool does. ``only``
+    keeps some of them (a CPU cannot afford every expert on every task).
+
+    Raises:
+        CollectError: ``only`` names a tool the pool does not offer.
+    """
+    from podium.graph.render import ANSWER
+
+    every = [*sorted(pool), ANSWER]
+    unknown = [t for t in only or [] if t not in every]
+    if unknown:
+        raise CollectError(
+            f"--explore-tool {unknown[0]!r} is not offered: use one of {', '.join(every)}"
+        )
+    return [t for t in every if t in only] if only else every
 
 
 def finish_record(
@@ -108,6 +142,7 @@ def finish_record(
     group_id: str,
     index: int,
     pref: Preference,
+    first_tool: str = "",
 ) -> dict[str, Any]:
     """Judge a stored run with its task's checker and store the verdict beside it."""
     record = store.get(trajectory_id)
@@ -117,7 +152,7 @@ def finish_record(
         verdict, error = suites.check(task, record["answer"], record), ""
     except suites.CheckerError as exc:
         verdict, error = None, str(exc)
-    record[TRAINING_KEY] = training_info(task, group_id, index, pref, verdict, error)
+    record[TRAINING_KEY] = training_info(task, group_id, index, pref, verdict, error, first_tool)
     store.save(record)
     return record
 
@@ -161,7 +196,7 @@ def check_request(cfg: CollectConfig) -> list[suites.Task]:
         CollectError: a setting is out of range, the output folder or the endpoint is missing,
             the suite is empty or is a conversation.
     """
-    if cfg.group_size < 2:
+    if cfg.group_size < 2 and not cfg.explore:
         raise CollectError(f"--group-size must be at least 2 for GRPO, got {cfg.group_size}")
     if cfg.concurrency < 1:
         raise CollectError(f"--concurrency must be at least 1, got {cfg.concurrency}")
@@ -198,8 +233,9 @@ async def collect(
     from podium.graph import graph
 
     tasks = check_request(cfg)
-    store = TrajectoryStore(cfg.out)
     pool = pool_localities(cfg.profile, cfg.config or None, cfg.local_only)
+    forced = explore_tools(pool, cfg.explore_tools) if cfg.explore else []
+    store = TrajectoryStore(cfg.out)
     base = {
         "policy_base_url": cfg.policy_base_url,
         "policy_model": cfg.policy_model,
@@ -214,7 +250,9 @@ async def collect(
     gate = asyncio.Semaphore(cfg.concurrency)
     summary = {"tasks": len(tasks), "runs": 0, "correct": 0, "errors": 0, "store": store.location}
 
-    async def one(task: suites.Task, pref: Preference, index: int, run: int) -> None:
+    async def one(
+        task: suites.Task, pref: Preference, index: int, run: int, first: str = ""
+    ) -> None:
         group_id = f"{task.id}@{cfg.seed}"
         async with gate:
             jitter = jittered(cfg.price_jitter, f"{cfg.seed}:{task.id}:{index}")
@@ -223,12 +261,11 @@ async def collect(
                 task_tools(task),
                 price_shock(jitter if cfg.price_jitter else None),
             ):
-                ctx = task_context(
-                    spread(base, run), task, Path(workdir), pref.instruction, pref.vector
-                )
+                with_first = {**spread(base, run), "first_tool": first}
+                ctx = task_context(with_first, task, Path(workdir), pref.instruction, pref.vector)
                 state = await graph.ainvoke({"question": task.question}, context=ctx)
                 record = await asyncio.to_thread(
-                    finish_record, store, state["trajectory_id"], task, group_id, index, pref
+                    finish_record, store, state["trajectory_id"], task, group_id, index, pref, first
                 )
         verdict = record[TRAINING_KEY]["verdict"]
         summary["runs"] += 1
@@ -237,12 +274,24 @@ async def collect(
         if progress is not None:
             progress(record)
 
+    # An exploring collection resumes: a (task, forced tool) run already stored is not redone.
+    done = {
+        (r[TRAINING_KEY]["task_id"], r[TRAINING_KEY].get("explore_tool"))
+        for r in (store.records(TRAINING_KEY) if cfg.explore else [])
+    }
     jobs = []
     for task in tasks:
         pref = NO_PREFERENCE
         if cfg.sample_preferences:
             pref = sample_preference(task.id, pool, seed=cfg.seed)
-        jobs += [one(task, pref, i, len(jobs) + i) for i in range(cfg.group_size)]
+        if cfg.explore:
+            jobs += [
+                one(task, pref, i, len(jobs) + i, t)
+                for i, t in enumerate(forced)
+                if (task.id, t) not in done
+            ]
+        else:
+            jobs += [one(task, pref, i, len(jobs) + i) for i in range(cfg.group_size)]
     await asyncio.gather(*jobs)
     return summary
 

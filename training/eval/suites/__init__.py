@@ -92,7 +92,10 @@ class _Suite:
 
 _SUITES: dict[str, _Suite] = {}
 # Suites registered by their own modules, imported the first time they are named.
-_LAZY = {name: f"{__name__}.{name}" for name in ("math", "code", "wiki", "fc", "tau2", "toolscale")}
+_LAZY = {
+    name: f"{__name__}.{name}"
+    for name in ("math", "code", "wiki", "fc", "tau2", "toolscale", "chat", "mixture")
+} | {"mixture-train": f"{__name__}.mixture"}
 JSONL_PREFIX = "jsonl:"
 
 
