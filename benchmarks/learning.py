@@ -226,7 +226,8 @@ def run_heldout(model: Any, tok: Any, tasks: list[Any], setup: Setup, store: Any
     """Run each held-out task once through the graph, greedy; returns judged records."""
     from podium.graph import graph
     from podium.graph.resources import policy_override
-    from podium.training.grpo.collect import context_for, finish_record
+    from podium.training.eval.run_context import task_context
+    from podium.training.grpo.collect import finish_record
     from podium.training.grpo.local_policy import LocalPolicy
     from podium.training.grpo.preferences import make_preference
 
@@ -244,7 +245,7 @@ def run_heldout(model: Any, tok: Any, tasks: list[Any], setup: Setup, store: Any
             model=model, tokenizer=tok, temperature=0.0, max_new_tokens=setup.max_new_tokens
         )
         with tempfile.TemporaryDirectory(prefix="podium-task-") as workdir:
-            ctx = context_for(base, task, pref, Path(workdir))
+            ctx = task_context(base, task, Path(workdir), pref.instruction, pref.vector)
             with policy_override(policy):
                 state = graph.invoke({"question": task.question}, context=ctx)
         records.append(finish_record(store, state["trajectory_id"], task, task.id, 0, pref))
