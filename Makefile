@@ -5,7 +5,8 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-QUESTION ?= What is 1234 * 5678? Use the python tool.
+# Numbers that occur in no prompt or tool schema: the answer (1888264) must come from the tool.
+QUESTION ?= What is 4817 * 392? Use the python tool.
 # llama.cpp must be built without AMX: the CPU reports it, the VM traps it (SIGILL in
 # ggml_backend_amx_mul_mat). docs/serving.md has the details.
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \

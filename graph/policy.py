@@ -54,13 +54,21 @@ def _refuse_bundle(parsed: Parsed, forced: bool) -> None:
     taking it would end the run on a guess and reward guessing. Running the calls and dropping
     the answer instead spends them after the policy had already answered — a small policy lists
     every tool, arguments copied from their descriptions, after its answer. So the turn is fed
-    back: answer alone, or call what is still needed. A forced turn keeps its answer.
+    back: answer alone, or call what is still needed (a policy that writes the same bundle
+    again is then made to answer, as one repeating a call is). A forced turn keeps its answer.
     """
     if forced or not any(c["name"] == ANSWER for c in parsed.calls):
         return
     if parsed.errors or any(c["name"] != ANSWER for c in parsed.calls):
         parsed.calls = []
         parsed.errors.insert(0, prompts.BUNDLED)
+
+
+def _said_before(state: State, content: Any) -> bool:
+    """Whether the policy's last turn of this run wrote exactly ``content`` (a stuck policy)."""
+    run = state.messages[state.run_message_start :]
+    last = next((m for m in reversed(run) if isinstance(m, AIMessage)), None)
+    return last is not None and last.content == content
 
 
 def _fallback_answer(messages: list[AnyMessage]) -> str:
@@ -249,6 +257,8 @@ def _end_turn(
         }
     if parsed.errors and not t.forced:
         feedback = HumanMessage(prompts.MALFORMED.format(errors="; ".join(parsed.errors)))
+        if _said_before(state, content):  # feedback did not help: the next turn must answer
+            update["force_final"] = "answer"
         return update | {
             "messages": [*t.new, AIMessage(**keep), feedback],
             "malformed_calls": state.malformed_calls + len(parsed.errors),

@@ -7,7 +7,6 @@ import math
 
 import pytest
 from langchain_core.messages import AIMessage
-from langchain_core.tools import StructuredTool
 
 from podium.graph.testing import FakePolicy, calc_tool
 from podium.training.eval import suites as T

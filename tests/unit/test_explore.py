@@ -9,9 +9,8 @@ import pytest
 from langchain_core.messages import AIMessage
 
 from podium.graph import Context, ContextError, TrajectoryStore, graph
-from podium.training.grpo.collect import stored_groups
-
 from podium.graph.testing import FakePolicy, calc_tool, expert_tool
+from podium.training.grpo.collect import stored_groups
 
 ARGS = {"calc": {"expression": "2+2"}, "oracle": {"question": "What is 2+2?"}}
 

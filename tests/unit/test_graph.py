@@ -104,6 +104,18 @@ def test_an_answer_bundled_with_a_malformed_call_is_not_taken(fake_graph):
     assert "together with other tools" in feedback and "no tool named 'nope'" in feedback
 
 
+def test_a_policy_writing_the_same_malformed_turn_again_is_made_to_answer(fake_graph):
+    bundle = '{"name": "answer", "arguments": {"text": "42"}}\n{"name": "calc", "arguments": {}}'
+    policy, out = run(fake_graph, [bundle, bundle, "42"], [calc_tool()])
+    assert policy.bound == [["answer", "calc"], ["answer", "calc"], ["answer"]]
+    assert out["stopped_by"] == "answer" and out["answer"] == "42" and out["turns"] == 3
+    assert "You are repeating" in policy.prompts[2][-1].content
+    # A different mistake next time is not a stuck policy: it gets its feedback and goes on.
+    other = '{"name": "nope", "arguments": {}}'
+    policy, out = run(fake_graph, [bundle, other, "42"], [calc_tool()])
+    assert policy.bound[2] == ["answer", "calc"] and out["malformed_calls"] == 2
+
+
 def test_a_forced_turn_takes_its_answer_even_beside_a_broken_call(fake_graph):
     script = [
         tool_call("calc", expression="1+1"),
