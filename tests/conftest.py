@@ -227,3 +227,34 @@ def store_at(request, tmp_path):
         return lambda name: str(tmp_path / f"{name}.sqlite")
     url = request.getfixturevalue("pg_url")
     return lambda name: url
+
+
+@pytest.fixture
+def judged_runs(fake_graph: FakeGraph) -> Callable[[Path, list[list[Any]]], list[Any]]:
+    """``store(path, scripts) -> prompts``: runs of one task ("What is 2+2?", gold "4") through
+    the real graph, one per script of the fake policy, judged exactly and stored as
+    ``podium collect`` stores them (the data RFT and offline GRPO learn from)."""
+    from podium.graph import Context, TrajectoryStore, graph
+    from podium.training.eval import suites
+    from podium.training.grpo.collect import finish_record
+    from podium.training.grpo.preferences import Preference
+
+    def exact(task: suites.Task, answer: str, record: object) -> suites.Verdict:
+        ok = answer.strip() == task.gold
+        return suites.Verdict(ok, float(ok), "exact")
+
+    def store(path: Path, scripts: list[list[Any]]) -> list[Any]:
+        task = suites.Task("q1", "rft-exact", "What is 2+2?", gold="4")
+        suites.register_suite("rft-exact", lambda limit=None, seed=0: [task], exact)
+        pref = Preference("Be accurate.", {"outcome": 1.0}, "accuracy")
+        trajectories = TrajectoryStore(path)
+        prompts = []
+        for i, script in enumerate(scripts):
+            policy, ctx = fake_graph(script, [calc_tool()])
+            ctx["trajectory_db"] = str(path)
+            state = graph.invoke({"question": task.question}, context=Context(**ctx))
+            finish_record(trajectories, state["trajectory_id"], task, "q1@0", i, pref)
+            prompts.append(policy.prompts)
+        return prompts
+
+    return store

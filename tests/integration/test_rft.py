@@ -6,12 +6,7 @@ import json
 
 import pytest
 
-from podium.graph import Context, TrajectoryStore, graph
-from podium.graph.testing import calc_tool
-from podium.training.eval import suites
-from podium.training.grpo.collect import finish_record
-from podium.training.grpo.config import TrainConfigError, load_train_config
-from podium.training.grpo.preferences import Preference
+from podium.training.grpo.config import TrainConfigError
 
 CALL = '<tool_call>\n{"name": "calc", "arguments": {"expression": "%s"}}\n</tool_call>'
 
@@ -21,35 +16,10 @@ def _answer(text: str) -> str:
     return f"<tool_call>\n{call}\n</tool_call>"
 
 
-def _exact(task, answer, record):
-    ok = answer.strip() == task.gold
-    return suites.Verdict(ok, float(ok), "exact")
-
-
-def _store(fake_graph, path, scripts):
-    """Judged runs of one task through the real graph and the jsonl checker; returns prompts."""
-    task = suites.Task("q1", "rft-exact", "What is 2+2?", gold="4")
-    suites.register_suite("rft-exact", lambda limit=None, seed=0: [task], _exact)
-    pref = Preference("Be accurate.", {"outcome": 1.0}, "accuracy")
-    store = TrajectoryStore(path)
-    prompts = []
-    for i, script in enumerate(scripts):
-        policy, ctx = fake_graph(script, [calc_tool()])
-        ctx["trajectory_db"] = str(path)
-        state = graph.invoke({"question": task.question}, context=Context(**ctx))
-        finish_record(store, state["trajectory_id"], task, "q1@0", i, pref)
-        prompts.append(policy.prompts)
-    return prompts
-
-
-def _config(tmp_path, body):
-    path = tmp_path / "train.toml"
-    path.write_text(body)
-    return load_train_config(path)
-
-
 @pytest.mark.integration
-def test_offline_grpo_starts_from_an_rft_adapter(fake_graph, tmp_path, tiny_policy_dir, calc_pool):
+def test_offline_grpo_starts_from_an_rft_adapter(
+    fake_graph, tmp_path, tiny_policy_dir, calc_pool, judged_runs, train_config
+):
     from safetensors.torch import load_file
 
     from podium.training.grpo.tiny import build_tiny_lora
@@ -57,9 +27,8 @@ def test_offline_grpo_starts_from_an_rft_adapter(fake_graph, tmp_path, tiny_poli
 
     start = build_tiny_lora(tiny_policy_dir, tmp_path / "rft-adapter", r=8)
     store = tmp_path / "runs.sqlite"
-    _store(fake_graph, store, [[_answer("4")], [_answer("5")]])
-    cfg = _config(
-        tmp_path,
+    judged_runs(store, [[_answer("4")], [_answer("5")]])
+    cfg = train_config(
         f'model = "{tiny_policy_dir}"\noutput_dir = "{tmp_path / "out"}"\nstore = "{store}"\n'
         f'init_adapter = "{start}"\n[grpo]\nnum_generations = 2\n'
         "per_device_train_batch_size = 2\nmax_steps = 1\nlearning_rate = 0.01\n",

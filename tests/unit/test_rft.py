@@ -6,12 +6,9 @@ import json
 
 import pytest
 
-from podium.graph import Context, TrajectoryStore, graph
+from podium.graph import TrajectoryStore
 from podium.graph.testing import calc_tool
-from podium.training.eval import suites
-from podium.training.grpo.collect import finish_record
-from podium.training.grpo.config import TrainConfigError, load_train_config
-from podium.training.grpo.preferences import Preference
+from podium.training.grpo.config import TrainConfigError
 from podium.training.grpo.rft import best_run, select_best
 
 CALL = '<tool_call>\n{"name": "calc", "arguments": {"expression": "%s"}}\n</tool_call>'
@@ -76,44 +73,16 @@ def test_no_correct_run_keeps_nothing_and_selection_is_per_task_across_groups():
     assert (selection.runs, selection.tasks) == (4, 2)
 
 
-def _exact(task, answer, record):
-    ok = answer.strip() == task.gold
-    return suites.Verdict(ok, float(ok), "exact")
-
-
-def _store(fake_graph, path, scripts):
-    """Judged runs of one task through the real graph and the jsonl checker; returns prompts."""
-    task = suites.Task("q1", "rft-exact", "What is 2+2?", gold="4")
-    suites.register_suite("rft-exact", lambda limit=None, seed=0: [task], _exact)
-    pref = Preference("Be accurate.", {"outcome": 1.0}, "accuracy")
-    store = TrajectoryStore(path)
-    prompts = []
-    for i, script in enumerate(scripts):
-        policy, ctx = fake_graph(script, [calc_tool()])
-        ctx["trajectory_db"] = str(path)
-        state = graph.invoke({"question": task.question}, context=Context(**ctx))
-        finish_record(store, state["trajectory_id"], task, "q1@0", i, pref)
-        prompts.append(policy.prompts)
-    return prompts
-
-
-def _config(tmp_path, body):
-    path = tmp_path / "train.toml"
-    path.write_text(body)
-    return load_train_config(path)
-
-
 def test_the_loss_covers_the_policys_tokens_and_not_the_tool_output(
-    fake_graph, tmp_path, tiny_policy_dir, calc_pool
+    fake_graph, tmp_path, tiny_policy_dir, calc_pool, judged_runs, train_config
 ):
     from podium.graph.render import policy_tools
     from podium.training.grpo.rft import build_rft_trainer
     from podium.training.grpo.samples import template_ids, tool_schemas
 
     store = tmp_path / "runs.sqlite"
-    prompts = _store(fake_graph, store, [[_answer("5")], [CALL % "2+2", _answer("4")]])
-    cfg = _config(
-        tmp_path,
+    prompts = judged_runs(store, [[_answer("5")], [CALL % "2+2", _answer("4")]])
+    cfg = train_config(
         f'mode = "rft"\nmodel = "{tiny_policy_dir}"\noutput_dir = "{tmp_path / "out"}"\n'
         f'store = "{store}"\n',
     )
@@ -141,7 +110,7 @@ def test_the_loss_covers_the_policys_tokens_and_not_the_tool_output(
 
 
 def test_a_run_the_graph_re_rendered_is_trained_turn_by_turn_on_exact_prompts(
-    fake_graph, tmp_path, tiny_policy_dir, calc_pool
+    fake_graph, tmp_path, tiny_policy_dir, calc_pool, judged_runs
 ):
     from transformers import AutoTokenizer
 
@@ -151,7 +120,7 @@ def test_a_run_the_graph_re_rendered_is_trained_turn_by_turn_on_exact_prompts(
 
     bare = '{"name": "calc", "arguments": {"expression": "2+2"}}'  # as Qwen 0.5B writes calls
     store = tmp_path / "runs.sqlite"
-    (prompts,) = _store(fake_graph, store, [[bare, _answer("4")]])
+    (prompts,) = judged_runs(store, [[bare, _answer("4")]])
     (record,) = TrajectoryStore(store).records("training")
     tok = AutoTokenizer.from_pretrained(tiny_policy_dir)
     pool = {"calc": calc_tool()}
@@ -168,39 +137,39 @@ def test_a_run_the_graph_re_rendered_is_trained_turn_by_turn_on_exact_prompts(
 
 
 def test_missing_store_and_store_without_a_correct_run(
-    fake_graph, tmp_path, tiny_policy_dir, calc_pool
+    fake_graph, tmp_path, tiny_policy_dir, calc_pool, judged_runs, train_config
 ):
     from podium.training.grpo.rft import build_rft_trainer
 
     store = tmp_path / "runs.sqlite"
     body = f'mode = "rft"\nmodel = "{tiny_policy_dir}"\noutput_dir = "o"\nstore = "{store}"\n'
     with pytest.raises(TrainConfigError, match=f"store {store} does not exist: run podium collect"):
-        build_rft_trainer(_config(tmp_path, body))
-    _store(fake_graph, store, [[_answer("5")], [_answer("six")]])
+        build_rft_trainer(train_config(body))
+    judged_runs(store, [[_answer("5")], [_answer("six")]])
     with pytest.raises(TrainConfigError, match="no correct run to learn from") as err:
-        build_rft_trainer(_config(tmp_path, body))
+        build_rft_trainer(train_config(body))
     assert "\n" not in str(err.value) and "(2 judged runs of 1 tasks)" in str(err.value)
 
 
-def test_rft_preset_last_layers_and_config_checks(tmp_path):
+def test_rft_preset_last_layers_and_config_checks(tmp_path, train_config):
     model = tmp_path / "m"
     model.mkdir()
     (model / "config.json").write_text('{"num_hidden_layers": 24}')
     head = f'mode = "rft"\nmodel = "{model}"\noutput_dir = "o"\nstore = "s"\n'
-    cfg = _config(tmp_path, head)
+    cfg = train_config(head)
     lora, args = cfg.lora_config(), cfg.sft_args()
     assert lora.layers_to_transform == [20, 21, 22, 23] and (lora.r, lora.lora_alpha) == (16, 32)
     assert (args.learning_rate, args.lr_scheduler_type) == (2e-4, "constant")
     assert args.completion_only_loss and not args.gradient_checkpointing
-    assert _config(tmp_path, head + "last_layers = 0\n").lora_config().layers_to_transform is None
-    paper = _config(tmp_path, head + 'preset = "paper"\n[sft]\nmax_steps = 3\n')
+    assert train_config(head + "last_layers = 0\n").lora_config().layers_to_transform is None
+    paper = train_config(head + 'preset = "paper"\n[sft]\nmax_steps = 3\n')
     assert (paper.lora_config().r, paper.sft_args().learning_rate) == (64, 1e-6)
     assert paper.sft_args().max_steps == 3
     with pytest.raises(TrainConfigError, match=r"unknown key 'lr' in \[sft\]"):
-        _config(tmp_path, head + "[sft]\nlr = 1\n")
+        train_config(head + "[sft]\nlr = 1\n")
     with pytest.raises(TrainConfigError, match="rft training needs store"):
-        _config(tmp_path, 'mode = "rft"\nmodel = "m"\noutput_dir = "o"\n')
+        train_config('mode = "rft"\nmodel = "m"\noutput_dir = "o"\n')
     with pytest.raises(TrainConfigError, match=r"init_adapter .* is not a PEFT adapter folder"):
-        _config(tmp_path, head + f'init_adapter = "{tmp_path}"\n')
+        train_config(head + f'init_adapter = "{tmp_path}"\n')
     with pytest.raises(TrainConfigError, match="nor a packaged model"):
-        _config(tmp_path, 'mode = "rft"\nmodel = "m"\noutput_dir = "o"\nstore = "s"\n').model_dir()
+        train_config('mode = "rft"\nmodel = "m"\noutput_dir = "o"\nstore = "s"\n').model_dir()
