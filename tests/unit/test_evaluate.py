@@ -86,11 +86,13 @@ class ForcedFirstPolicy(FakePolicy):
     """Obeys a named ``tool_choice`` (as constrained decoding does) with the question as the
     argument, then answers with the tool's result; forced to answer at once, it guesses "5"."""
 
+    arg: str = "question"
+
     def _generate(self, messages, stop=None, run_manager=None, **kw):
         choice, text = kw.get("tool_choice"), str(messages[-1].content)
         seen = RESPONSE.findall(text)
         if choice and choice != "answer":
-            call = {"name": choice, "args": {"question": question_of(messages)}, "id": "c1"}
+            call = {"name": choice, "args": {self.arg: question_of(messages)}, "id": "c1"}
         else:
             call = {"name": "answer", "args": {"text": seen[-1] if seen else "5"}, "id": "c2"}
         self.script = [AIMessage(content="", tool_calls=[call])]

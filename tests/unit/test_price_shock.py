@@ -47,13 +47,21 @@ def shock_file(tmp_path):
 def test_doubling_one_price_changes_the_oracles_choice_and_the_report_says_so(
     fake_graph, suite, shock_file, tmp_path
 ):
-    _, ctx = fake_graph([], [calc_tool(0.001), abacus_tool(0.0015)])
+    from .test_evaluate import ForcedFirstPolicy
+
+    # The oracle is the best of the policy's runs with each tool forced first.
+    _, ctx = fake_graph(
+        ForcedFirstPolicy(arg="expression"), [calc_tool(0.001), abacus_tool(0.0015)]
+    )
     cfg = EvalConfig(suite=suite, out=tmp_path / "ev", routers=["oracle"], context=ctx,
                      progress=False)  # fmt: skip
     report = evaluate_shock(cfg, load_shock(shock_file))
     assert report["oracle_switches"] == [{"task_id": "t1", "from": "calc", "to": "abacus"}]
     base, shocked = report["routers"]["oracle"]["mean_cost_usd"]
-    assert base == pytest.approx(0.001) and shocked == pytest.approx(0.0015)
+    policy_turns = 2 * (100 * 0.02 + 20 * 0.02) / 1e6  # the fake's tokens at the policy's price
+    assert base == pytest.approx(0.001 + policy_turns) and shocked == pytest.approx(
+        0.0015 + policy_turns
+    )
     assert report["routers"]["oracle"]["tool_share"] == {"abacus": [0.0, 1.0], "calc": [1.0, 0.0]}
     lines = describe(report)
     assert "oracle: choice changed on 1 of 1 tasks (t1: calc → abacus)" in lines
