@@ -15,7 +15,7 @@ import pytest
 
 from podium.graph import TrajectoryStore
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "learning.py"
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "learning.py"
 
 
 @pytest.fixture(scope="module")
