@@ -20,6 +20,7 @@ from typing import Any
 from langgraph.graph.state import CompiledStateGraph
 
 from podium.graph import Context, TrajectoryStore
+from podium.graph.database import is_postgres
 from podium.graph.resources import policy_override, resolve
 from podium.graph.trajectory import FORK_KEY
 from podium.tools.errors import UserError
@@ -102,7 +103,7 @@ async def fork_thread(
         ReplayError: no such thread, an unfinished run, or no turn ``from_turn`` in it.
     """
     path = path or checkpoint_db()
-    if not path.exists():
+    if not is_postgres(str(path)) and not Path(path).exists():
         raise ReplayError(f"no checkpoint file at {path}: run 'podium run' first")
     async with durable_graph(path) as graph:
         final, snap = await _before_turn(graph, thread_id, from_turn)

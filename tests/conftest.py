@@ -169,7 +169,7 @@ class RecordingClient(Client):
         self.payloads.append(kwargs)
 
     def update_run(self, run_id: Any, **kwargs: Any) -> None:
-        self.payloads.append(kwargs)
+        self.payloads.append({"run_id": run_id, **kwargs})
 
 
 @pytest.fixture
