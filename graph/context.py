@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Collection
 from dataclasses import InitVar, dataclass, field, fields
 from typing import Any
 
@@ -150,9 +149,9 @@ class Context:
         },
     )
 
-    explicit: InitVar[Collection[str]] = ()
+    explicit: InitVar[frozenset[str] | list[str] | tuple[str, ...]] = ()
 
-    def __post_init__(self, explicit: Collection[str]) -> None:
+    def __post_init__(self, explicit: frozenset[str] | list[str] | tuple[str, ...]) -> None:
         for f in fields(self):
             env = os.environ.get(f"{ENV_PREFIX}{f.name.upper()}")
             if (
