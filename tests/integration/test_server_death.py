@@ -123,7 +123,8 @@ def test_killed_during_a_policy_request_the_run_ends_clearly_and_the_next_restar
 
     assert out["stopped_by"] == "error" and out["answer"] == ""
     (entry,) = out["ledger"]
-    assert entry["kind"] == "policy" and not entry["ok"] and entry["cost_usd"] == 0
+    # A lost reply may have been billed by a provider: it is billed at its admitted worst case.
+    assert entry["kind"] == "policy" and not entry["ok"] and entry["cost_usd"] > 0
     assert "ConnectionError: Connection error" in entry["error"]
     assert "\n" not in entry["error"] and "127.0.0.1" not in entry["error"]
     record = TrajectoryStore(ctx.trajectory_db).get(out["trajectory_id"])
