@@ -63,6 +63,9 @@ def collect(
         list[str] | None,
         typer.Option(help="With --explore: force only this tool (repeat; 'answer' too)."),
     ] = None,
+    explore_samples: Annotated[
+        int, typer.Option(help="With --explore: sampled runs per forced tool.")
+    ] = 1,
     json_out: JsonOut = False,
 ) -> None:
     """Run every task GROUP_SIZE times (temperature > 0) and store the judged trajectories.
@@ -85,7 +88,7 @@ def collect(
         policy_base_url=policy_base_url, policy_model=policy_model, profile=profile,
         config=config, local_only=local_only, max_turns=max_turns, budget_usd=budget_usd,
         sample_preferences=sample_preferences, price_jitter=price_jitter,
-        explore=explore, explore_tools=list(explore_tool or []),
+        explore=explore, explore_tools=list(explore_tool or []), explore_samples=explore_samples,
     )  # fmt: skip
     if Path(out).exists():  # a directory or a broken store fails here, before the progress bar
         TrajectoryStore(out)

@@ -92,6 +92,14 @@ def test_collect_explore_runs_each_tool_first_once(obedient, tmp_path, monkeypat
     assert sorted(c for c in policy.choices if c) == sorted(explored)
     again = CliRunner().invoke(app, args, catch_exceptions=False)  # resumes: nothing left to run
     assert json.loads(again.output.strip().splitlines()[-1])["runs"] == 0
+    more = CliRunner().invoke(app, [*args, "--explore-samples", "2"], catch_exceptions=False)
+    assert json.loads(more.output.strip().splitlines()[-1])["runs"] == 3  # the second samples
+    (group,) = stored_groups(TrajectoryStore(store)).values()
+    assert [r["training"]["sample"] for r in group] == list(range(6))
+    assert sorted(r["training"]["explore_tool"] for r in group) == sorted(explored * 2)
+    bad = CliRunner().invoke(app, [*args, "--explore-samples", "0"])
+    assert isinstance(bad.exception, collect.CollectError)  # the CLI's main prints it, exit 2
+    assert "--explore-samples must be at least 1" in str(bad.exception)
 
 
 def test_explore_tools_keep_the_pool_order_and_refuse_unknown_ones():

@@ -45,7 +45,24 @@ def test_training_mixture_is_disjoint_from_every_heldout_task():
     assert not evidence_titles(train) & evidence_titles(suites.load_suite("wiki"))
     assert Counter(t.suite for t in train) == {"wiki": 12, "chat": 12, "math": 10, "code": 6}
     facts = [t for t in train if t.suite == "wiki"]
-    assert all("____" in t.question and t.gold for t in facts)
+    assert len({t.data["relation"] for t in facts}) >= 5  # relations in turn, none dominates
+
+
+def test_fact_questions_name_their_article_and_its_intro_holds_the_answer():
+    import json
+
+    from podium.tools.retrieval import corpus_file
+    from podium.training.eval.suites.wiki import normalise
+    from podium.training.synth.wiki_facts import wiki_facts
+
+    corpus = json.loads(corpus_file().read_text(encoding="utf-8"))
+    facts = wiki_facts(30, seed=3, exclude=set())
+    assert len(facts) == 30 and len({t.data["title"] for t in facts}) == 30
+    for t in facts:
+        name = t.data["title"].split(" (")[0]
+        assert name in t.question and "____" not in t.question
+        assert normalise(t.gold) in normalise(corpus[t.data["title"]]["extract"])
+        assert normalise(t.gold) not in normalise(name)  # the question does not give it away
 
 
 def test_heldout_mixture_keeps_each_suite_and_its_shares():

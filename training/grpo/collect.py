@@ -15,6 +15,7 @@ import asyncio
 import tempfile
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +86,13 @@ class CollectConfig:
     explore_tools: list[str] = field(
         default_factory=list,
         metadata={"help": "With explore: force only these (pool tools or 'answer'); empty = all."},
+    )
+    explore_samples: int = field(
+        default=1,
+        metadata={
+            "help": "With explore: sampled runs per forced tool (a 0.5B policy writes a usable "
+            "query or program in some samples, not in every one)."
+        },
     )
 
 
@@ -200,6 +208,8 @@ def check_request(cfg: CollectConfig) -> list[suites.Task]:
         raise CollectError(f"--group-size must be at least 2 for GRPO, got {cfg.group_size}")
     if cfg.concurrency < 1:
         raise CollectError(f"--concurrency must be at least 1, got {cfg.concurrency}")
+    if cfg.explore_samples < 1:
+        raise CollectError(f"--explore-samples must be at least 1, got {cfg.explore_samples}")
     if not 0 <= cfg.price_jitter < float("inf"):
         raise CollectError(f"--price-jitter must be a number >= 0, got {cfg.price_jitter}")
     out = Path(cfg.out)
@@ -274,22 +284,20 @@ async def collect(
         if progress is not None:
             progress(record)
 
-    # An exploring collection resumes: a (task, forced tool) run already stored is not redone.
-    done = {
+    # An exploring collection resumes: a task's forced tool gets only the samples it lacks.
+    done = Counter(
         (r[TRAINING_KEY]["task_id"], r[TRAINING_KEY].get("explore_tool"))
         for r in (store.records(TRAINING_KEY) if cfg.explore else [])
-    }
+    )
     jobs = []
     for task in tasks:
         pref = NO_PREFERENCE
         if cfg.sample_preferences:
             pref = sample_preference(task.id, pool, seed=cfg.seed)
         if cfg.explore:
-            jobs += [
-                one(task, pref, i, len(jobs) + i, t)
-                for i, t in enumerate(forced)
-                if (task.id, t) not in done
-            ]
+            plan = [t for t in forced for k in range(cfg.explore_samples) if k >= done[task.id, t]]
+            stored = sum(n for (tid, _), n in done.items() if tid == task.id)  # next sample index
+            jobs += [one(task, pref, stored + i, len(jobs) + i, t) for i, t in enumerate(plan)]
         else:
             jobs += [one(task, pref, i, len(jobs) + i) for i in range(cfg.group_size)]
     await asyncio.gather(*jobs)

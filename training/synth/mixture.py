@@ -1,19 +1,17 @@
 """The training side of the ``mixture``: synthesized tasks on which different tools win.
 
-Nothing here is human-written evaluation data. Wikipedia facts are cloze questions made from
-the packaged intros (the answer is a number in the intro, so ``local_search`` finds it and no
-small model knows it); arithmetic, counting and word problems come from reasoning-gym's
-generators under other seeds; code tasks are small functions with tests generated here
-(:mod:`.code_tasks`); rephrasing and small talk are the ``chat`` lists' training half.
-A training task that shares an evidence article or a question with a held-out task is dropped,
-and :func:`assert_disjoint` checks it.
+Nothing here is human-written evaluation data. Wikipedia facts are single-hop questions
+about a named article made from the packaged intros (:mod:`.wiki_facts`: the answer is
+written in the intro, so ``local_search`` finds it); arithmetic, counting and word problems
+come from reasoning-gym's generators under other seeds; code tasks are small functions with
+tests generated here (:mod:`.code_tasks`); rephrasing and small talk are the ``chat``
+lists' training half. A training task that shares an evidence article or a question with a
+held-out task is dropped, and :func:`assert_disjoint` checks it.
 """
 
 from __future__ import annotations
 
 import json
-import random
-import re
 from collections.abc import Iterable
 
 from podium.training.eval.suites import Task, load_suite
@@ -21,16 +19,11 @@ from podium.training.eval.suites.chat import chat_tasks
 from podium.training.eval.suites.mixture import interleave, part_sizes
 
 from .code_tasks import code_tasks
+from .wiki_facts import wiki_facts
 
 TRAIN_SEED = 10_000
 """Added to the run's seed for every generator, so training never draws an evaluation seed."""
 ARITHMETIC = ("basic_arithmetic", "chain_sum", "letter_counting", "gsm_symbolic")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
-_NUMBER = re.compile(r"\b(1[0-9]{3}|20[0-9]{2}|[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+(?:\.[0-9]+)?)\b")
-CLOZE = (
-    'The Wikipedia article "{title}" says: "{sentence}" '
-    "What number goes in the blank? Reply with the number only."
-)
 
 
 class OverlapError(AssertionError):
@@ -40,45 +33,6 @@ class OverlapError(AssertionError):
 def evidence_titles(tasks: Iterable[Task]) -> set[str]:
     """The Wikipedia articles tasks rest on."""
     return {t.data["title"] for t in tasks if t.data.get("title")}
-
-
-def wiki_facts(n: int, seed: int, exclude: set[str]) -> list[Task]:
-    """``n`` cloze questions from intros whose title is not in ``exclude``.
-
-    One sentence of the intro with one number blanked out; the title is given, as a user
-    naming the topic would, so a search finds the article.
-    """
-    from podium.tools.retrieval import corpus_file
-
-    corpus = json.loads(corpus_file().read_text(encoding="utf-8"))
-    rng = random.Random(seed)
-    titles = sorted(t for t in corpus if t not in exclude)
-    rng.shuffle(titles)
-    tasks = []
-    for title in titles:
-        if len(tasks) == n:
-            break
-        candidates = [
-            (s, m)
-            for s in _SENTENCE.split(corpus[title].get("extract", ""))[:4]
-            if 8 <= len(s.split()) <= 40
-            for m in [_NUMBER.search(s)]
-            if m
-        ]
-        if not candidates:
-            continue
-        sentence, match = rng.choice(candidates)
-        blanked = sentence[: match.start()] + "____" + sentence[match.end() :]
-        tasks.append(
-            Task(
-                id=f"fact-{len(tasks):04d}",
-                suite="wiki",
-                question=CLOZE.format(title=title, sentence=blanked),
-                gold=match.group(0),
-                data={"title": title},
-            )
-        )
-    return tasks
 
 
 def arithmetic(n: int, seed: int) -> list[Task]:
