@@ -22,6 +22,8 @@ from .options import (
     PolicyBaseUrl,
     PolicyModel,
     Profile,
+    Ray,
+    RayWorkers,
     Seed,
 )
 
@@ -45,6 +47,8 @@ def collect(
     config: ConfigFile = "",
     local_only: LocalOnly = False,
     json_out: JsonOut = False,
+    ray: Ray = None,
+    ray_workers: RayWorkers = 2,
 ) -> None:
     """Run every task GROUP_SIZE times (temperature > 0) and store the judged trajectories."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -59,11 +63,11 @@ def collect(
         concurrency=concurrency, seed=seed, temperature=temperature,
         policy_base_url=policy_base_url, policy_model=policy_model, profile=profile,
         config=config, local_only=local_only, max_turns=max_turns, budget_usd=budget_usd,
-        sample_preferences=sample_preferences,
+        sample_preferences=sample_preferences, ray=ray, ray_workers=ray_workers,
     )  # fmt: skip
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, disable=json_out, transient=True) as bar:
-        job = bar.add_task("collecting", total=None)
+        job = bar.add_task("collecting", total=None)  # known once the suite is loaded
         done = {"correct": 0}
 
         def step(record: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ import asyncio
 import tempfile
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from podium.graph import TrajectoryStore
 from podium.tools.errors import UserError
 from podium.training.eval import suites
 from podium.training.eval.run_context import BUDGET_USD, MAX_TURNS, task_context, task_tools
+from podium.training.ray_runs import RayPlan, run_on_ray
 
 from .preferences import NO_PREFERENCE, Preference, pool_localities, sample_preference
 from .rewards import TRAINING_KEY
@@ -55,6 +57,10 @@ class CollectConfig:
         default=False,
         metadata={"help": "A seeded preference per task (the paper's); default: none, as eval."},
     )
+    ray: str | None = field(
+        default=None, metadata={"help": "Ray cluster address ('local': start one); None: here."}
+    )
+    ray_workers: int = field(default=2, metadata={"help": "Ray workers to spread runs over."})
 
 
 def training_info(
@@ -163,21 +169,55 @@ def check_request(cfg: CollectConfig) -> list[suites.Task]:
     return tasks
 
 
-async def collect(
-    cfg: CollectConfig, progress: Callable[[dict[str, Any]], None] | None = None
-) -> dict[str, Any]:
-    """Run every task ``cfg.group_size`` times and store the judged trajectories.
+@dataclass(frozen=True)
+class RunSpec:
+    """One rollout: its task, preference, place in the group and fixed trajectory id.
 
-    Returns:
-        A summary: tasks, runs, correct runs, errors and the store's path.
+    The id is fixed before the run starts, so a run retried after its worker died replaces
+    its record instead of adding a second one.
     """
+
+    task: suites.Task
+    pref: Preference
+    index: int
+    group_id: str
+    run_id: str
+
+
+def plan_runs(cfg: CollectConfig, tasks: list[suites.Task]) -> list[RunSpec]:
+    """Every run of a collection: ``cfg.group_size`` per task, ids unique to this call."""
+    pool = pool_localities(cfg.profile, cfg.config or None, cfg.local_only)
+    batch = uuid.uuid4().hex  # a new collection into the same store adds, never replaces
+    specs = []
+    for task in tasks:
+        pref = NO_PREFERENCE
+        if cfg.sample_preferences:
+            pref = sample_preference(task.id, pool, seed=cfg.seed)
+        group_id = f"{task.id}@{cfg.seed}"
+        for i in range(cfg.group_size):
+            run_id = uuid.uuid5(uuid.NAMESPACE_OID, f"{batch}/{group_id}/{i}").hex
+            specs.append(RunSpec(task, pref, i, group_id, run_id))
+    return specs
+
+
+async def collect_run(base: dict[str, Any], spec: RunSpec) -> dict[str, Any]:
+    """Run ``spec`` through the graph (context ``base``), judge it and store the verdict."""
     from podium.graph import graph
 
-    tasks = check_request(cfg)
-    out = Path(cfg.out)
-    store = TrajectoryStore(out)
-    pool = pool_localities(cfg.profile, cfg.config or None, cfg.local_only)
-    base = {
+    task = spec.task
+    with tempfile.TemporaryDirectory(prefix="podium-task-") as workdir, task_tools(task):
+        ctx = task_context(base, task, Path(workdir), spec.pref.instruction, spec.pref.vector)
+        state = await graph.ainvoke(
+            {"question": task.question, "trajectory_id": spec.run_id}, context=ctx
+        )
+        store = TrajectoryStore(base["trajectory_db"])
+        return await asyncio.to_thread(
+            finish_record, store, state["trajectory_id"], task, spec.group_id, spec.index, spec.pref
+        )
+
+
+def _base_context(cfg: CollectConfig) -> dict[str, Any]:
+    return {
         "policy_base_url": cfg.policy_base_url,
         "policy_model": cfg.policy_model,
         "profile": cfg.profile,
@@ -186,23 +226,29 @@ async def collect(
         "temperature": cfg.temperature,
         "max_turns": cfg.max_turns,
         "budget_usd": cfg.budget_usd,
-        "trajectory_db": str(out),
+        "trajectory_db": str(Path(cfg.out).resolve()),
     }
-    gate = asyncio.Semaphore(cfg.concurrency)
+
+
+async def collect(
+    cfg: CollectConfig, progress: Callable[[dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
+    """Run every task ``cfg.group_size`` times and store the judged trajectories.
+
+    With ``cfg.ray`` set the runs are spread over that Ray cluster (``ray_runs.py``),
+    ``cfg.concurrency`` in flight on each of ``cfg.ray_workers`` workers.
+
+    Returns:
+        A summary: tasks, runs, correct runs, errors and the store's path.
+    """
+    tasks = check_request(cfg)
+    out = Path(cfg.out)
+    TrajectoryStore(out)  # created (WAL, schema) once, before any worker opens it
+    base = _base_context(cfg)
+    specs = plan_runs(cfg, tasks)
     summary = {"tasks": len(tasks), "runs": 0, "correct": 0, "errors": 0, "store": str(out)}
 
-    async def one(task: suites.Task, pref: Preference, index: int) -> None:
-        group_id = f"{task.id}@{cfg.seed}"
-        async with gate:
-            with (
-                tempfile.TemporaryDirectory(prefix="podium-task-") as workdir,
-                task_tools(task),
-            ):
-                ctx = task_context(base, task, Path(workdir), pref.instruction, pref.vector)
-                state = await graph.ainvoke({"question": task.question}, context=ctx)
-                record = await asyncio.to_thread(
-                    finish_record, store, state["trajectory_id"], task, group_id, index, pref
-                )
+    def tally(record: dict[str, Any]) -> None:
         verdict = record[TRAINING_KEY]["verdict"]
         summary["runs"] += 1
         summary["correct"] += bool(verdict and verdict["correct"])
@@ -210,13 +256,19 @@ async def collect(
         if progress is not None:
             progress(record)
 
-    jobs = []
-    for task in tasks:
-        pref = NO_PREFERENCE
-        if cfg.sample_preferences:
-            pref = sample_preference(task.id, pool, seed=cfg.seed)
-        jobs += [one(task, pref, i) for i in range(cfg.group_size)]
-    await asyncio.gather(*jobs)
+    if cfg.ray is not None:
+        plan = RayPlan(cfg.ray, cfg.ray_workers, cfg.concurrency)
+        jobs = [(base, spec) for spec in specs]
+        await asyncio.to_thread(run_on_ray, collect_run, jobs, plan, tally)
+        return summary
+    gate = asyncio.Semaphore(cfg.concurrency)
+
+    async def one(spec: RunSpec) -> None:
+        async with gate:
+            record = await collect_run(base, spec)
+        tally(record)
+
+    await asyncio.gather(*(one(spec) for spec in specs))
     return summary
 
 

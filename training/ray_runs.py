@@ -1,0 +1,164 @@
+"""Graph runs spread over a Ray cluster, for ``podium collect --ray`` and ``podium eval --ray``.
+
+Each Ray worker is an actor that runs podium's own graph against the configured policy
+endpoint, at most ``in_flight`` runs at once; the driver keeps every worker that many runs
+ahead and hands each result to a callback (progress, results file). A worker that dies is
+restarted by Ray and its unfinished runs are retried there (``max_restarts`` and
+``max_task_retries``), so a run may execute twice: callers give each run a fixed id and write
+its record keyed by that id (``TrajectoryStore.save`` replaces), so it is stored exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import socket
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from podium.tools.errors import UserError
+
+LOCAL = "local"  # ``--ray`` with no address: start a local cluster (Ray's own word for it)
+MAX_RESTARTS = 4  # a worker killed more often than this fails the collection
+MAX_RETRIES = 4  # a run whose worker died is retried this often on the restarted worker
+PROBE_TIMEOUT_S = 5.0
+
+
+class RayError(UserError, ValueError):
+    """Ray is missing or the cluster address does not answer (one line naming the fix)."""
+
+
+@dataclass(frozen=True)
+class RayPlan:
+    """Where and how wide to spread runs."""
+
+    address: str = LOCAL
+    workers: int = 2
+    in_flight: int = 4  # runs in flight at once on each worker
+
+
+def _probe(address: str) -> None:
+    """Refuse an address whose head node does not accept a TCP connection, in seconds.
+
+    ``ray.init`` itself retries an unreachable address for a long time before failing.
+    """
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if not parts.hostname or not parts.port:
+        raise RayError(f"Ray address {address!r} is not HOST:PORT: fix --ray (or omit its value)")
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=PROBE_TIMEOUT_S):
+            return
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+    raise RayError(
+        f"Ray cluster at {address} is unreachable ({reason}): start it with `ray start --head` "
+        "or fix --ray"
+    )
+
+
+def connect(plan: RayPlan) -> None:
+    """Join the cluster at ``plan.address``, or start a local one sized for ``plan.workers``.
+
+    Raises:
+        RayError: ray is not installed, or the address does not answer.
+    """
+    try:
+        import ray
+    except ModuleNotFoundError:
+        raise RayError("ray is not installed: pip install 'podium[ray]'") from None
+    if ray.is_initialized():
+        return
+    if plan.workers < 1 or plan.in_flight < 1:
+        raise RayError("--ray-workers and --concurrency must be at least 1")
+    quiet = {"include_dashboard": False, "log_to_driver": False}
+    if plan.address in ("", LOCAL):
+        ray.init(num_cpus=plan.workers, **quiet)
+        return
+    _probe(plan.address)
+    try:
+        ray.init(address=plan.address, **quiet)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        fix = f"cannot join the Ray cluster at {plan.address} ({first}): fix --ray"
+        raise RayError(fix) from None
+
+
+class RunWorker:
+    """A Ray actor (an asyncio actor: runs overlap on one event loop and its threads)."""
+
+    async def run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        """``fn(*args)``: awaited when it is a coroutine function, else on a thread."""
+        if inspect.iscoroutinefunction(fn):
+            return await fn(*args)
+        return await asyncio.to_thread(fn, *args)
+
+    async def pid(self) -> int:
+        """The worker's process id (tests kill it)."""
+        return os.getpid()
+
+
+def start_workers(plan: RayPlan) -> list[Any]:
+    """``plan.workers`` restartable :class:`RunWorker` actors on the connected cluster."""
+    import ray
+
+    actor = ray.remote(RunWorker).options(
+        num_cpus=1,
+        max_concurrency=plan.in_flight,
+        max_restarts=MAX_RESTARTS,
+        max_task_retries=MAX_RETRIES,
+    )
+    return [actor.remote() for _ in range(plan.workers)]
+
+
+def run_all(
+    fn: Callable[..., Any],
+    jobs: Sequence[tuple[Any, ...]],
+    workers: list[Any],
+    in_flight: int,
+    on_result: Callable[[Any], None],
+) -> None:
+    """Run ``fn(*job)`` for every job on ``workers``, ``in_flight`` at a time on each.
+
+    ``on_result`` sees each result once, in the driver, as it arrives. A run that raises
+    raises here (as Ray's wrapper of the run's exception).
+    """
+    import ray
+
+    queue = deque(jobs)
+    pending: dict[Any, Any] = {}
+
+    def submit(worker: Any) -> None:
+        pending[worker.run.remote(fn, queue.popleft())] = worker
+
+    for worker in workers:
+        for _ in range(in_flight):
+            if queue:
+                submit(worker)
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        worker = pending.pop(ready[0])
+        on_result(ray.get(ready[0]))
+        if queue:
+            submit(worker)
+
+
+def run_on_ray(
+    fn: Callable[..., Any],
+    jobs: Sequence[tuple[Any, ...]],
+    plan: RayPlan,
+    on_result: Callable[[Any], None],
+) -> None:
+    """Connect, start the workers, run every job, and stop the workers (not the cluster)."""
+    import ray
+
+    connect(plan)
+    workers = start_workers(plan)
+    try:
+        run_all(fn, jobs, workers, plan.in_flight, on_result)
+    finally:
+        for worker in workers:
+            ray.kill(worker)
