@@ -1,12 +1,12 @@
 """A fake OpenAI-compatible chat server on 127.0.0.1, for fault tests and the load benchmark.
 
-``POST /v1/chat/completions`` answers in one ``mode``: ``ok`` (a completion with usage:
-``reply(body)``'s message when a ``reply`` function is given, else a fixed text), ``hang``
-(no answer until the client gives up), ``http500``, ``malformed`` (200 with a broken JSON
-body), ``drop`` (headers and part of the body, then the connection is closed), ``echo401``
-and ``echo`` (a 401 error, or a completion, quoting the request's ``Authorization``
-header). It also answers requests sent to it as an HTTP proxy (absolute-form targets, kept
-in ``targets``).
+``GET /v1/models`` lists one model. ``POST /v1/chat/completions`` answers in one ``mode``:
+``ok`` (a completion with usage: ``reply(body)``'s message when a ``reply`` function is
+given, else a fixed text), ``hang`` (no answer until the client gives up), ``http500``,
+``malformed`` (200 with a broken JSON body), ``drop`` (headers and part of the body, then the
+connection is closed), ``echo401`` and ``echo`` (a 401 error, or a completion, quoting the
+request's ``Authorization`` header). It also answers requests sent to it as an HTTP proxy
+(absolute-form targets, kept in ``targets``).
 """
 
 from __future__ import annotations
@@ -89,6 +89,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body) if length is None else length))
         self.end_headers()
         self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        """``GET /v1/models``: the one model, as clients probe an endpoint before runs."""
+        if not self.path.rstrip("/").endswith("/models"):
+            self._send(404, b'{"error": {"message": "not found"}}')
+            return
+        self._send(200, json.dumps({"object": "list", "data": [{"id": "fake"}]}).encode())
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")

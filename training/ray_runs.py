@@ -41,11 +41,17 @@ class RayPlan:
     in_flight: int = 4  # runs in flight at once on each worker
 
 
-def _probe(address: str) -> None:
-    """Refuse an address whose head node does not accept a TCP connection, in seconds.
+def check_address(address: str) -> None:
+    """Refuse a cluster address whose head does not accept a TCP connection, in seconds.
 
-    ``ray.init`` itself retries an unreachable address for a long time before failing.
+    Called while a request is checked, before any run or local cluster starts; ``ray.init``
+    itself retries an unreachable address for a long time before failing.
+
+    Raises:
+        RayError: the address is malformed or does not answer.
     """
+    if address in ("", LOCAL):
+        return
     parts = urlsplit(address if "://" in address else f"tcp://{address}")
     if not parts.hostname or not parts.port:
         raise RayError(f"Ray address {address!r} is not HOST:PORT: fix --ray (or omit its value)")
@@ -70,15 +76,15 @@ def connect(plan: RayPlan) -> None:
         import ray
     except ModuleNotFoundError:
         raise RayError("ray is not installed: pip install 'podium[ray]'") from None
-    if ray.is_initialized():
-        return
     if plan.workers < 1 or plan.in_flight < 1:
         raise RayError("--ray-workers and --concurrency must be at least 1")
+    check_address(plan.address)
+    if ray.is_initialized():
+        return
     quiet = {"include_dashboard": False, "log_to_driver": False}
     if plan.address in ("", LOCAL):
         ray.init(num_cpus=plan.workers, **quiet)
         return
-    _probe(plan.address)
     try:
         ray.init(address=plan.address, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:

@@ -21,7 +21,10 @@ from .options import (
     LocalOnly,
     MaxTurns,
     Profile,
+    Ray,
+    RayWorkers,
     Seed,
+    UsageError,
 )
 
 
@@ -55,6 +58,8 @@ def eval_(
         bool, typer.Option(help="Run through langsmith.evaluate (uploads if LANGSMITH_API_KEY).")
     ] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar or table.")] = False,
+    ray: Ray = None,
+    ray_workers: RayWorkers = 2,
 ) -> None:
     """Evaluate routers on a task suite: results.jsonl, summary.json, report.html."""
     from podium.graph import Context
@@ -63,6 +68,8 @@ def eval_(
 
     from ..reports import write_report
 
+    if langsmith and ray is not None:
+        raise UsageError("--langsmith runs in this process: drop --ray or --langsmith")
     ctx = {"profile": profile, "config": config, "local_only": local_only,
            "budget_usd": budget_usd, "max_turns": max_turns}  # fmt: skip
     Context(**ctx)  # bad numbers fail here, as one line
@@ -70,7 +77,8 @@ def eval_(
         suite=suite, out=out or Path("podium-eval") / suite.replace(":", "_").replace("/", "_"),
         routers=list(dict.fromkeys(router or ["policy"])), limit=limit, seed=seed,
         concurrency=concurrency, resume=resume, retry_errors=retry_errors,
-        prefer=list(prefer or []), context=ctx, progress=not quiet,
+        prefer=list(prefer or []), context=ctx, progress=not quiet, ray=ray,
+        ray_workers=ray_workers,
     )  # fmt: skip
     try:
         if langsmith:

@@ -25,7 +25,7 @@ from podium.graph import TrajectoryStore
 from podium.tools.errors import UserError
 from podium.training.eval import suites
 from podium.training.eval.run_context import BUDGET_USD, MAX_TURNS, task_context, task_tools
-from podium.training.ray_runs import RayPlan, run_on_ray
+from podium.training.ray_runs import RayPlan, check_address, run_on_ray
 
 from .preferences import NO_PREFERENCE, Preference, pool_localities, sample_preference
 from .rewards import TRAINING_KEY
@@ -166,6 +166,10 @@ def check_request(cfg: CollectConfig) -> list[suites.Task]:
     tasks = load_tasks(cfg.tasks, cfg.limit, cfg.seed)
     if cfg.policy_base_url:
         check_endpoint(cfg.policy_base_url)
+    if cfg.ray is not None:
+        if cfg.ray_workers < 1:
+            raise CollectError(f"--ray-workers must be at least 1, got {cfg.ray_workers}")
+        check_address(cfg.ray)
     return tasks
 
 
