@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +177,8 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)
     dropped_groups: int = 0
     groups: int = 0
+    rank: int = 0  # this process's index under ``accelerate launch``; 0 alone
+    trajectories: list[str] = field(default_factory=list)  # the runs this process scored
 
 
 def build_trainer(cfg: TrainConfig) -> tuple[Any, GroupReward]:
@@ -239,20 +242,32 @@ def train(cfg: TrainConfig) -> TrainResult:
     """Train and save the LoRA adapter (PEFT layout, loadable by vLLM's ``--lora-modules``)."""
     trainer, reward = build_trainer(cfg)
     trainer.train()
-    trainer.model.save_pretrained(cfg.output_dir)
-    trainer.processing_class.save_pretrained(cfg.output_dir)
+    accelerator = trainer.accelerator
+    if accelerator.is_main_process:  # every rank holds the same weights: one writes them
+        trainer.model.save_pretrained(cfg.output_dir)
+        trainer.processing_class.save_pretrained(cfg.output_dir)
+    accelerator.wait_for_everyone()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return TrainResult(
-        cfg.output_dir, trainer.state.global_step, losses, reward.dropped, reward.groups
+        cfg.output_dir,
+        trainer.state.global_step,
+        losses,
+        reward.dropped,
+        reward.groups,
+        accelerator.process_index,
+        reward.trajectories,
     )
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m podium.training.grpo.trainer --config FILE``, what ``accelerate launch`` runs."""
+    """``python -m podium.training.grpo.trainer --config FILE``, what ``accelerate launch`` runs.
+
+    Each process prints its :class:`TrainResult` as one JSON line.
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True)
     result = train(load_train_config(parser.parse_args(argv).config))
-    print(result)
+    print(json.dumps(asdict(result)), flush=True)  # one line per process
 
 
 if __name__ == "__main__":
