@@ -89,7 +89,8 @@ def test_two_processes_train_the_adapter_one_process_trains(fake_graph, tmp_path
         capture_output=True, text=True, timeout=800,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    ranks = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    lines = proc.stdout.splitlines()
+    ranks = [json.loads(line) for line in lines if line.startswith('{"adapter_dir"')]
     assert sorted(r["rank"] for r in ranks) == [0, 1]  # both ranks finished
     assert all(r["steps"] == STEPS == single.steps for r in ranks)
     # Each step, the two ranks scored disjoint halves that together are every stored run.

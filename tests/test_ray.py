@@ -189,3 +189,38 @@ def test_an_unreachable_ray_address_is_one_line_before_any_run(
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert "Ray cluster at 127.0.0.1:1 is unreachable" in proc.stderr
     assert not (tmp_path / "runs.sqlite").exists() and not (tmp_path / "eval").exists()
+
+
+def test_a_run_given_its_id_twice_is_stored_once(fake_graph, tmp_path: Path) -> None:
+    """What makes a retried run idempotent: the caller's id, and a write that replaces."""
+    from podium.graph import Context, graph
+
+    db = tmp_path / "t.sqlite"
+    answers = []
+    for text in ("first try", "retried"):
+        _, ctx = fake_graph(
+            [f'<tool_call>\n{{"name": "answer", "arguments": {{"text": "{text}"}}}}\n</tool_call>'],
+            [],
+        )
+        run = {"question": "q?", "trajectory_id": "run-7"}
+        out = graph.invoke(run, context=Context(**(ctx | {"trajectory_db": str(db)})))
+        answers.append(out["answer"])
+    records = TrajectoryStore(db).records()
+    assert answers == ["first try", "retried"]
+    assert [(r["id"], r["answer"]) for r in records] == [("run-7", "retried")]
+    assert records[0]["started_at"] > 0 and records[0]["latency_s"] > 0
+    out = graph.invoke({"question": "q?"}, context=Context(**(ctx | {"trajectory_db": str(db)})))
+    assert out["trajectory_id"] not in ("", "run-7") and len(TrajectoryStore(db)) == 2
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [("nonsense", "is not HOST:PORT"), ("127.0.0.1:1", "is unreachable")],
+)
+def test_check_address_names_the_fix(address: str, message: str) -> None:
+    from podium.training.ray_runs import RayError, check_address
+
+    with pytest.raises(RayError, match=message) as info:
+        check_address(address)
+    assert "\n" not in str(info.value) and "--ray" in str(info.value)
+    check_address("local")  # starts nothing, checks nothing
