@@ -1,4 +1,4 @@
-"""GRPO on 2 processes (``accelerate launch --num_processes 2 --cpu``, gloo) vs the API in one.
+"""GRPO on 2 processes (``accelerate launch --multi_gpu --num_processes 2``: gloo on CPU) vs one.
 
 The tiny random policy trains offline on stored groups. Two processes with 4 samples each
 make the same global batch as one process with 8, so both must finish, score each stored run
@@ -82,7 +82,7 @@ def test_two_processes_train_the_adapter_one_process_trains(fake_graph, tmp_path
     launch = shutil.which("accelerate")
     assert launch, "accelerate's launcher is not on PATH"
     proc = subprocess.run(
-        [launch, "launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
+        [launch, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
          "--mixed_precision", "no", "--dynamo_backend", "no",
          "--main_process_port", str(_free_port()),
          "-m", "podium.training.grpo.trainer", "--config", str(multi_cfg)],
@@ -91,7 +91,7 @@ def test_two_processes_train_the_adapter_one_process_trains(fake_graph, tmp_path
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     ranks = [json.loads(line) for line in lines if line.startswith('{"adapter_dir"')]
-    assert sorted(r["rank"] for r in ranks) == [0, 1]  # both ranks finished
+    assert sorted(r["rank"] for r in ranks) == [0, 1], proc.stdout[-4000:]  # both finished
     assert all(r["steps"] == STEPS == single.steps for r in ranks)
     # Each step, the two ranks scored disjoint halves that together are every stored run.
     for step in range(STEPS):
@@ -112,3 +112,19 @@ def test_two_processes_train_the_adapter_one_process_trains(fake_graph, tmp_path
     assert any(float(v.abs().max()) > 0 for k, v in a.items() if "lora_B" in k)  # it trained
     worst = max(float((a[k] - b[k]).abs().max()) for k in a)
     assert worst < 1e-4, f"adapters differ by {worst}"
+
+
+def test_accelerate_cpu_flag_alone_is_refused_as_one_line(tmp_path):
+    """``--cpu`` starts ONE process without an MPI hostfile: said, not silently trained on."""
+    launch = shutil.which("accelerate")
+    assert launch, "accelerate's launcher is not on PATH"
+    proc = subprocess.run(
+        [launch, "launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
+         "--mixed_precision", "no", "--dynamo_backend", "no",
+         "--main_process_port", str(_free_port()),
+         "-m", "podium.training.grpo.trainer", "--config", str(tmp_path / "none.toml")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("podium: error:")]
+    assert proc.returncode != 0 and len(errors) == 1, proc.stderr[-2000:]
+    assert "--multi_gpu --num_processes N" in errors[0] and "Traceback" not in proc.stderr

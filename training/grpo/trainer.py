@@ -9,7 +9,8 @@ rewards; TRL computes group advantages and does the clipped, KL-regularised upda
   the model being trained as its policy (``policy_override`` + :class:`LocalPolicy`), the
   run is judged and stored, and its generated token ids and log-probs are returned.
 
-Several GPUs: ``accelerate launch -m podium.training.grpo.trainer --config FILE`` (keep
+Several processes: ``accelerate launch --multi_gpu --num_processes N -m
+podium.training.grpo.trainer --config FILE`` (gloo on CPU, NCCL on GPUs; keep
 ``per_device_train_batch_size`` a multiple of ``num_generations`` so groups stay whole).
 """
 
@@ -18,6 +19,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
+import sys
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -28,6 +31,7 @@ from typing import Any
 from podium.graph import Context, TrajectoryStore
 from podium.graph.resources import policy_override, resolve
 from podium.tools import cost_of
+from podium.tools.errors import UserError
 from podium.training.eval import suites
 from podium.training.eval.run_context import task_context, task_tools
 
@@ -259,14 +263,39 @@ def train(cfg: TrainConfig) -> TrainResult:
     )
 
 
+def check_launch(env: Mapping[str, str]) -> None:
+    """Refuse ``accelerate launch --cpu --num_processes N`` (N > 1) without an MPI hostfile.
+
+    Accelerate then starts a single process (with ``MASTER_ADDR`` set, but no ``WORLD_SIZE``):
+    training would silently run on one process instead of N.
+
+    Raises:
+        TrainConfigError: naming the launch commands that start N gloo processes on CPU.
+    """
+    sizes = ("WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")
+    cpu = env.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+    if cpu and "MASTER_ADDR" in env and not any(k in env for k in sizes):
+        raise TrainConfigError(
+            "accelerate launch --cpu starts one process unless given --mpirun_hostfile: use "
+            "`accelerate launch --multi_gpu --num_processes N` (gloo on CPU) or "
+            "`torchrun --nproc_per_node N -m podium.training.grpo.trainer`"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m podium.training.grpo.trainer --config FILE``, what ``accelerate launch`` runs.
 
-    Each process prints its :class:`TrainResult` as one JSON line.
+    Each process prints its :class:`TrainResult` as one JSON line; a bad config or launch is
+    one line on stderr and exit code 2.
     """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True)
-    result = train(load_train_config(parser.parse_args(argv).config))
+    try:
+        check_launch(os.environ)
+        result = train(load_train_config(parser.parse_args(argv).config))
+    except UserError as exc:
+        print(f"podium: error: {exc}", file=sys.stderr)
+        sys.exit(2)
     print(json.dumps(asdict(result)), flush=True)  # one line per process
 
 
