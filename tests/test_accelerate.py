@@ -104,9 +104,10 @@ def test_two_processes_train_the_adapter_one_process_trains(fake_graph, tmp_path
     one, two = tmp_path / "one", tmp_path / "two"
     names = {"adapter_config.json", "adapter_model.safetensors"}
     assert names <= {p.name for p in one.iterdir()} and names <= {p.name for p in two.iterdir()}
-    assert json.loads((one / "adapter_config.json").read_text()) == json.loads(
-        (two / "adapter_config.json").read_text()
-    )
+    configs = [json.loads((d / "adapter_config.json").read_text()) for d in (one, two)]
+    for c in configs:  # PEFT writes the module set in hash order, which differs per process
+        c["target_modules"] = sorted(c["target_modules"])
+    assert configs[0] == configs[1]
     a, b = _weights(one), _weights(two)
     assert a.keys() == b.keys()
     assert any(float(v.abs().max()) > 0 for k, v in a.items() if "lora_B" in k)  # it trained
@@ -127,4 +128,6 @@ def test_accelerate_cpu_flag_alone_is_refused_as_one_line(tmp_path):
     )  # fmt: skip
     errors = [line for line in proc.stderr.splitlines() if line.startswith("podium: error:")]
     assert proc.returncode != 0 and len(errors) == 1, proc.stderr[-2000:]
-    assert "--multi_gpu --num_processes N" in errors[0] and "Traceback" not in proc.stderr
+    assert "--multi_gpu --num_processes N" in errors[0]
+    # The trainer exits 2 without a traceback; accelerate then reports its child's status.
+    assert "grpo/trainer.py" not in proc.stderr and "exit status 2" in proc.stderr
