@@ -189,18 +189,16 @@ class RunSpec:
 
 
 def plan_runs(cfg: CollectConfig, tasks: list[suites.Task]) -> list[RunSpec]:
-    """Every run of a collection: ``cfg.group_size`` per task, ids unique to this call."""
+    """Every run of a collection: ``cfg.group_size`` per task, each with its own id."""
     pool = pool_localities(cfg.profile, cfg.config or None, cfg.local_only)
-    batch = uuid.uuid4().hex  # a new collection into the same store adds, never replaces
     specs = []
     for task in tasks:
         pref = NO_PREFERENCE
         if cfg.sample_preferences:
             pref = sample_preference(task.id, pool, seed=cfg.seed)
         group_id = f"{task.id}@{cfg.seed}"
-        for i in range(cfg.group_size):
-            run_id = uuid.uuid5(uuid.NAMESPACE_OID, f"{batch}/{group_id}/{i}").hex
-            specs.append(RunSpec(task, pref, i, group_id, run_id))
+        # Fresh ids: a new collection into the same store adds runs, a retry replaces its own.
+        specs += [RunSpec(task, pref, i, group_id, uuid.uuid4().hex) for i in range(cfg.group_size)]
     return specs
 
 
