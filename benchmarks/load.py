@@ -162,10 +162,18 @@ def measure(n: int, workdir: Path) -> LoadResult:
 
 
 async def ray_run(base_url: str, db: str, q: str) -> tuple[str, dict[str, Any], float]:
-    """One run in a Ray worker (the calc pool installed there): question, outcome, seconds."""
+    """One run in a Ray worker (the calc pool installed there): question, outcome, seconds.
+
+    The graph is imported here, in the worker: run as a script, this module's functions reach
+    Ray by value, and a compiled graph copied by value loses LangGraph's sentinels.
+    """
+    from podium.graph import graph as worker_graph
+
     _use_calc_pool()
     ctx = Context(policy_base_url=base_url, trajectory_db=db, budget_usd=1.0, max_turns=4)
-    out, seconds = await _timed(q, ctx)
+    start = time.perf_counter()
+    out = await worker_graph.ainvoke({"question": q}, context=ctx)
+    seconds = time.perf_counter() - start
     keep = {k: out[k] for k in ("trajectory_id", "answer", "cost_usd")}
     return q, keep, seconds
 
@@ -216,7 +224,7 @@ def table(results: list[LoadResult], on_ray: list[LoadResult] | None = None) -> 
         if on_ray:
             ray = on_ray[i]
             line += f" {ray.throughput:>10.1f} {ray.correct:>7}/{ray.n:<3}"
-        lines.append(line)
+        lines.append(line.rstrip())
     return "\n".join(lines)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import os
 import socket
 from collections import deque
@@ -81,7 +82,7 @@ def connect(plan: RayPlan) -> None:
     check_address(plan.address)
     if ray.is_initialized():
         return
-    quiet = {"include_dashboard": False, "log_to_driver": False}
+    quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
     if plan.address in ("", LOCAL):
         ray.init(num_cpus=plan.workers, **quiet)
         return

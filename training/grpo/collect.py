@@ -25,7 +25,7 @@ from podium.graph import TrajectoryStore
 from podium.tools.errors import UserError
 from podium.training.eval import suites
 from podium.training.eval.run_context import BUDGET_USD, MAX_TURNS, task_context, task_tools
-from podium.training.ray_runs import RayPlan, check_address, run_on_ray
+from podium.training.ray_runs import RayPlan, check_address, connect, run_on_ray
 
 from .preferences import NO_PREFERENCE, Preference, pool_localities, sample_preference
 from .rewards import TRAINING_KEY
@@ -260,6 +260,7 @@ async def collect(
 
     if cfg.ray is not None:
         plan = RayPlan(cfg.ray, cfg.ray_workers, cfg.concurrency)
+        connect(plan)  # in the main thread, where Ray installs its signal handlers
         jobs = [(base, spec) for spec in specs]
         await asyncio.to_thread(run_on_ray, collect_run, jobs, plan, tally)
         return summary
