@@ -11,6 +11,7 @@ its record keyed by that id (``TrajectoryStore.save`` replaces), so it is stored
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import inspect
 import logging
 import os
@@ -49,8 +50,10 @@ def check_address(address: str) -> None:
     itself retries an unreachable address for a long time before failing.
 
     Raises:
-        RayError: the address is malformed or does not answer.
+        RayError: ray is not installed, or the address is malformed or does not answer.
     """
+    if importlib.util.find_spec("ray") is None:
+        raise RayError("ray is not installed: pip install 'podium[ray]'")
     if address in ("", LOCAL):
         return
     parts = urlsplit(address if "://" in address else f"tcp://{address}")
