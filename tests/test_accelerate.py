@@ -9,9 +9,9 @@ single-process :func:`train` saves.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,7 @@ from podium.training.grpo.preferences import NO_PREFERENCE
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 GROUP, STEPS = 4, 2
+LAUNCH = [sys.executable, "-m", "accelerate.commands.launch"]  # `accelerate launch`, PATH or not
 
 
 def _answer(text: str) -> str:
@@ -79,10 +80,8 @@ def test_two_processes_train_the_adapter_one_process_trains(fake_graph, tmp_path
         )
     )
     multi_cfg = _config(tmp_path, "two", tiny_policy_dir, tmp_path / "runs.sqlite", GROUP)
-    launch = shutil.which("accelerate")
-    assert launch, "accelerate's launcher is not on PATH"
     proc = subprocess.run(
-        [launch, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        [*LAUNCH, "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
          "--mixed_precision", "no", "--dynamo_backend", "no",
          "--main_process_port", str(_free_port()),
          "-m", "podium.training.grpo.trainer", "--config", str(multi_cfg)],
@@ -117,10 +116,8 @@ def test_two_processes_train_the_adapter_one_process_trains(fake_graph, tmp_path
 
 def test_accelerate_cpu_flag_alone_is_refused_as_one_line(tmp_path):
     """``--cpu`` starts ONE process without an MPI hostfile: said, not silently trained on."""
-    launch = shutil.which("accelerate")
-    assert launch, "accelerate's launcher is not on PATH"
     proc = subprocess.run(
-        [launch, "launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
+        [*LAUNCH, "--num_processes", "2", "--cpu", "--num_machines", "1",
          "--mixed_precision", "no", "--dynamo_backend", "no",
          "--main_process_port", str(_free_port()),
          "-m", "podium.training.grpo.trainer", "--config", str(tmp_path / "none.toml")],

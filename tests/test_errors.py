@@ -26,6 +26,7 @@ USER_ERRORS = {
     "podium.training.eval.suites:SuiteSkipped": ValueError,
     "podium.training.grpo.collect:CollectError": ValueError,
     "podium.training.grpo.config:TrainConfigError": ValueError,
+    "podium.training.ray_runs:RayError": ValueError,
     "podium.training.synth.tasks:SynthError": ValueError,
     "podium.studio.durable:ThreadError": ValueError,
     "podium.studio.reports.viewer:ViewError": ValueError,
