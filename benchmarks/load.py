@@ -1,15 +1,16 @@
 """N concurrent graph runs against a local OpenAI-compatible server: throughput, latency, loss.
 
 The policy is the real ``ChatOpenAI`` client talking to the fake server of
-``tests/fake_openai.py`` on 127.0.0.1, which answers instantly from the conversation it is
+:mod:`podium.graph.testing` on 127.0.0.1, which answers instantly from the conversation it is
 sent: ``TOOL_TURNS`` calls of the priced ``calc`` tool, then an answer built from the run's
 own question and last tool result. So what is measured is podium's own overhead (graph,
 parsing, budget guard, ToolNode, ledger, SQLite trajectory writes) under concurrency, and
 the check is exact: every run's stored trajectory must hold its own question with the
-answer only that question leads to, none lost, none mixed up.
+answer only that question leads to, none lost, none mixed up. Before measuring, the check
+proves it can fail: on three runs it must see a swapped answer and a lost trajectory.
 
 The Ray column runs the same N runs spread over a local Ray cluster of 2 workers
-(``training/ray_runs.py``, as ``podium collect --ray`` does), checked the same way.
+(``training/eval/ray_runs.py``, as ``podium collect --ray`` does), checked the same way.
 
 Usage: ``python benchmarks/load.py [--n 1 8 32 64] [--no-ray]`` (``make load``).
 """
@@ -21,6 +22,7 @@ import asyncio
 import json
 import os
 import re
+import sqlite3
 import sys
 import tempfile
 import time
@@ -28,11 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.*
-
-from podium.graph import Context, TrajectoryStore, graph, resources
-from tests.fake_openai import fake_openai
-from tests.fakes import calc_tool
+from podium.graph import Context, TrajectoryStore, graph
+from podium.graph.resources import tools_override
+from podium.graph.testing import calc_tool, fake_openai
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL_TURNS = 2  # calc calls per run before the answer
@@ -99,12 +99,6 @@ class LoadResult:
         return ranked[max(0, min(len(ranked) - 1, round(q / 100 * len(ranked) + 0.5) - 1))]
 
 
-def _use_calc_pool() -> None:
-    """Every run's pool is the priced ``calc`` tool (no sandbox, no models)."""
-    tools = (calc_tool(),)
-    resources._pool = lambda *a, **k: tools  # type: ignore[assignment]
-
-
 async def _timed(q: str, ctx: Context) -> tuple[dict[str, Any], float]:
     start = time.perf_counter()
     out = await graph.ainvoke({"question": q}, context=ctx)
@@ -145,9 +139,11 @@ async def run_load(n: int, base_url: str, db: Path) -> LoadResult:
 
 
 def measure(n: int, workdir: Path) -> LoadResult:
-    """One level: a fresh fake server and store, ``n`` concurrent runs, verified."""
-    _use_calc_pool()
-    with fake_openai(reply=scripted_reply, lifetime_s=600) as server:
+    """One level: a fresh fake server and store, ``n`` concurrent runs, verified.
+
+    Every run's pool is the priced ``calc`` tool (no sandbox, no models).
+    """
+    with tools_override([calc_tool()]), fake_openai(reply=scripted_reply, lifetime_s=600) as server:
 
         async def warm_then_measure() -> LoadResult:
             # One event loop: the policy's HTTP client (cached per endpoint) is bound to it.
@@ -161,6 +157,33 @@ def measure(n: int, workdir: Path) -> LoadResult:
     return result
 
 
+def self_check(workdir: Path) -> tuple[int, int, int]:
+    """What :func:`verify` counts for 3 runs: as they are, two answers swapped, one record lost.
+
+    A check that cannot fail proves nothing: these must be 3, 1 and 2.
+    """
+    db = workdir / "self-check.sqlite"
+    with tools_override([calc_tool()]), fake_openai(reply=scripted_reply) as server:
+        ctx = Context(policy_base_url=server.base_url, trajectory_db=str(db), max_turns=4)
+
+        async def runs() -> list[dict[str, Any]]:
+            return list(
+                await asyncio.gather(
+                    *(graph.ainvoke({"question": question(i)}, context=ctx) for i in range(3))
+                )
+            )
+
+        outs = asyncio.run(runs())
+    store, questions = TrajectoryStore(db), [question(i) for i in range(3)]
+    good = verify(outs, questions, store)
+    swapped = verify([outs[1], outs[0], outs[2]], questions, store)
+    conn = sqlite3.connect(db)
+    with conn:  # commits
+        conn.execute("DELETE FROM trajectories WHERE id = ?", (outs[2]["trajectory_id"],))
+    conn.close()
+    return good, swapped, verify(outs, questions, store)
+
+
 async def ray_run(base_url: str, db: str, q: str) -> tuple[str, dict[str, Any], float]:
     """One run in a Ray worker (the calc pool installed there): question, outcome, seconds.
 
@@ -169,18 +192,20 @@ async def ray_run(base_url: str, db: str, q: str) -> tuple[str, dict[str, Any], 
     """
     from podium.graph import graph as worker_graph
 
-    _use_calc_pool()
-    ctx = Context(policy_base_url=base_url, trajectory_db=db, budget_usd=1.0, max_turns=4)
-    start = time.perf_counter()
-    out = await worker_graph.ainvoke({"question": q}, context=ctx)
-    seconds = time.perf_counter() - start
+    ctx = Context(
+        policy_base_url=base_url, trajectory_db=db, budget_usd=1.0, max_turns=TOOL_TURNS + 2
+    )
+    with tools_override([calc_tool()]):  # every run's pool is the priced calc tool, as above
+        start = time.perf_counter()
+        out = await worker_graph.ainvoke({"question": q}, context=ctx)
+        seconds = time.perf_counter() - start
     keep = {k: out[k] for k in ("trajectory_id", "answer", "cost_usd")}
     return q, keep, seconds
 
 
 def ray_measure(n: int, workdir: Path, workers: int = RAY_WORKERS) -> LoadResult:
     """The same ``n`` runs spread over ``workers`` Ray workers (cluster started beforehand)."""
-    from podium.training.ray_runs import RayPlan, connect, run_all, start_workers
+    from podium.training.eval.ray_runs import RayPlan, connect, run_all, start_workers
 
     plan = RayPlan("local", workers, in_flight=max(1, -(-n // workers)))
     connect(plan)
@@ -236,9 +261,13 @@ def main() -> int:
     args = parser.parse_args()
     on_ray: list[LoadResult] = []
     with tempfile.TemporaryDirectory(prefix="podium-load-") as tmp:
+        checked = self_check(Path(tmp))
+        print(f"self-check (3 runs, 2 swapped, 1 lost): verify counts {checked}, must be (3, 1, 2)")
+        if checked != (3, 1, 2):
+            return 1
         results = [measure(n, Path(tmp)) for n in args.n]
         if not args.no_ray:
-            # Ray workers import this script's module and tests.fakes: the repo goes on their path.
+            # Workers import podium, and benchmarks.load when it was imported rather than run.
             os.environ["PYTHONPATH"] = os.pathsep.join(
                 filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
             )
@@ -247,8 +276,7 @@ def main() -> int:
     if on_ray:
         print(f"Ray: a local cluster of {RAY_WORKERS} workers, started before timing")
     print(table(results, on_ray))
-    checked = results + on_ray
-    return 0 if all(r.stored == r.correct == r.n for r in checked) else 1
+    return 0 if all(r.stored == r.correct == r.n for r in results + on_ray) else 1
 
 
 if __name__ == "__main__":

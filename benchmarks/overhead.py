@@ -17,9 +17,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.fakes
 
 
 def median_s(fn: Callable[[], object], repeats: int) -> float:
@@ -37,27 +34,18 @@ def graph_overhead(repeats: int) -> tuple[float, float]:
     """(graph seconds per turn with an instant fake model, one raw embedded-model call)."""
     from langchain_openai import ChatOpenAI
 
-    from podium.graph import Context, graph, resources
+    from podium.graph import Context, graph
+    from podium.graph.resources import policy_override, tools_override
+    from podium.graph.testing import FakePolicy, calc_tool, tool_call
     from podium.tools.llamacpp import embedded_base_url
-    from tests.fakes import FakePolicy, calc_tool
 
     turns = 4
-    tools = (calc_tool(),)
-    call = {"name": "calc", "args": {"expression": "6*7"}, "id": "c1", "type": "tool_call"}
-    from langchain_core.messages import AIMessage
+    tools = [calc_tool()]
 
     def fake_run() -> None:
-        policy = FakePolicy(
-            script=[AIMessage(content="", tool_calls=[call])] * (turns - 1) + ["42"]
-        )
-        resources._chat_model = lambda *a, **k: policy  # type: ignore[assignment]
-        resources._pool = lambda *a, **k: tools  # type: ignore[assignment]
-        graph.invoke(
-            {"question": "6*7?"},
-            context=Context(
-                policy_base_url="http://127.0.0.1:9", trajectory_db="/tmp/bench.sqlite"
-            ),
-        )
+        policy = FakePolicy(script=[tool_call("calc", expression="6*7")] * (turns - 1) + ["42"])
+        with policy_override(policy), tools_override(tools):
+            graph.invoke({"question": "6*7?"}, context=Context(trajectory_db="/tmp/bench.sqlite"))
 
     per_turn = median_s(fake_run, repeats) / turns
     llm = ChatOpenAI(

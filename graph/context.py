@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import InitVar, dataclass, field, fields
 from typing import Any
 
 from podium.tools.errors import UserError
@@ -32,19 +32,49 @@ def check_length(name: str, text: str, fix: str) -> None:
         )
 
 
+TRUE, FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+
+
 def _env_value(raw: str, default: Any) -> Any:
+    """``raw`` read as the type of ``default``; ValueError when it is not one, never a guess."""
     if isinstance(default, bool):
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
+        word = raw.strip().lower()
+        if word not in TRUE | FALSE:
+            raise ValueError(raw)
+        return word in TRUE
     if isinstance(default, int):
         return int(raw)
     if isinstance(default, float):
-        return float(raw)
+        value = float(raw)
+        if math.isnan(value):
+            raise ValueError(raw)
+        return value
     return raw
+
+
+def check_text(name: str, text: str, source: str) -> None:
+    """Refuse text a model cannot be sent: longer than :data:`MAX_TEXT_CHARS`, or not UTF-8.
+
+    Bytes that are not UTF-8 on the command line reach Python as lone surrogates, which no
+    request body can encode; refused here, they never cost a policy call.
+    """
+    check_length(name, text, f"shorten {source}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ContextError(
+            f"{name} is not valid UTF-8 (a bad byte at character {exc.start}): pass {source} "
+            "as UTF-8 text"
+        ) from None
 
 
 @dataclass(kw_only=True)
 class Context:
-    """What a run is configured with; every field falls back to ``$PODIUM_<FIELD>``."""
+    """What a run is configured with; a field left at its default falls back to ``$PODIUM_<FIELD>``.
+
+    ``explicit`` names the fields given on purpose (a command-line flag, a stored context):
+    they keep their value even when it equals the default, and the environment never wins.
+    """
 
     policy_base_url: str = field(
         default="",
@@ -91,8 +121,25 @@ class Context:
         default=-1.0,
         metadata={"description": "Policy sampling temperature; negative = config (0 = greedy)."},
     )
+    first_tool: str = field(
+        default="",
+        metadata={
+            "description": "Exploration: the tool the policy's first call must name (it still "
+            "writes the arguments and everything after); empty = the policy chooses."
+        },
+    )
     trajectory_db: str = field(
-        default="", metadata={"description": "SQLite file of trajectories; empty = cache dir."}
+        default="",
+        metadata={
+            "description": "Trajectory store: SQLite file or postgresql:// URL; empty = cache dir."
+        },
+    )
+    forecast: bool = field(
+        default=False,
+        metadata={
+            "description": "Put a forecast of the run's cost, latency and tools (from similar "
+            "past runs) in the state before the first turn; 'podium studio' turns it on."
+        },
     )
     environment: str = field(
         default="",
@@ -102,11 +149,14 @@ class Context:
         },
     )
 
-    def __post_init__(self) -> None:
+    explicit: InitVar[frozenset[str] | list[str] | tuple[str, ...]] = ()
+
+    def __post_init__(self, explicit: frozenset[str] | list[str] | tuple[str, ...]) -> None:
         for f in fields(self):
             env = os.environ.get(f"{ENV_PREFIX}{f.name.upper()}")
             if (
                 env is not None
+                and f.name not in explicit
                 and getattr(self, f.name) == f.default
                 and f.name != "preference_vector"
             ):
@@ -121,9 +171,9 @@ class Context:
         self._require("budget_usd", budget_ok, "a finite number >= 0")
         self._require("max_turns", self.max_turns >= 1, "an integer >= 1")
         self._require("approve_above_usd", not math.isnan(self.approve_above_usd), "a number")
-        check_length(
-            "the preference", self.preference, "shorten --preference or $PODIUM_PREFERENCE"
-        )
+        temperature_ok = math.isfinite(self.temperature)
+        self._require("temperature", temperature_ok, "a finite number (negative = config)")
+        check_text("the preference", self.preference, "--preference or $PODIUM_PREFERENCE")
 
     def _require(self, name: str, ok: bool, rule: str) -> None:
         if not ok:

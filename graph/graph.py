@@ -1,30 +1,55 @@
-"""The podium state graph: policy → tools (the guard) → execute → policy … → finish."""
+"""The podium state graph: [forecast →] policy → tools (the guard) → execute → policy … → finish."""
 
 from __future__ import annotations
 
-# RunnableCallable is what LangGraph itself wraps node functions in; it is the one way to give a
-# node sync and async twins *and* have the runtime (context) injected into both.
-from langgraph._internal._runnable import RunnableCallable
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from langchain_core.runnables import RunnableLambda
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime, get_runtime
 
 from podium.graph.context import Context
+from podium.graph.forecast import forecast_node, route_start
 from podium.graph.policy import apolicy, policy, route_policy
 from podium.graph.state import InputState, State
 from podium.graph.tool_calls import aexecute, aguard, execute, guard, route_execute, route_guard
 from podium.graph.trajectory import finish
 
+Node = Callable[[State, Runtime[Context]], dict[str, Any]]
+AsyncNode = Callable[[State, Runtime[Context]], Awaitable[dict[str, Any]]]
 
-def build_graph() -> StateGraph:
+
+def twin_node(name: str, sync: Node, async_: AsyncNode) -> RunnableLambda[State, dict[str, Any]]:
+    """One node with a sync and an async body, each handed the run's :class:`Runtime`.
+
+    LangGraph runs a plain sync function under ``ainvoke`` in a worker thread and cannot run
+    a plain async one under ``invoke``; a ``RunnableLambda`` with both bodies does each
+    natively. The runtime (context, store) comes from ``get_runtime``, which reads the run's
+    config that LangGraph sets for the node.
+    """
+
+    def run(state: State) -> dict[str, Any]:
+        return sync(state, get_runtime(Context))
+
+    async def arun(state: State) -> dict[str, Any]:
+        return await async_(state, get_runtime(Context))
+
+    return RunnableLambda(run, afunc=arun, name=name)
+
+
+def build_graph() -> StateGraph[State, Context, InputState, Any]:
     """The uncompiled graph, for callers that add a checkpointer or embed it."""
     builder = StateGraph(State, input_schema=InputState, context_schema=Context)
-    # Sync and async twins, so the graph works under invoke/stream and ainvoke/astream alike.
-    builder.add_node("policy", RunnableCallable(policy, apolicy, name="policy"))
+    builder.add_node("policy", twin_node("policy", policy, apolicy))
     # "tools" is the budget guard; "execute" runs what it admitted, after its checkpoint.
-    builder.add_node("tools", RunnableCallable(guard, aguard, name="tools"))
-    builder.add_node("execute", RunnableCallable(execute, aexecute, name="execute"))
+    builder.add_node("tools", twin_node("tools", guard, aguard))
+    builder.add_node("execute", twin_node("execute", execute, aexecute))
     builder.add_node("finish", finish)
-    builder.add_edge(START, "policy")
+    builder.add_node("forecast", forecast_node)  # only when Context.forecast (Studio)
+    builder.add_conditional_edges(START, route_start)
+    builder.add_edge("forecast", "policy")
     builder.add_conditional_edges("policy", route_policy)
     builder.add_conditional_edges("tools", route_guard)
     builder.add_conditional_edges("execute", route_execute)
@@ -32,4 +57,4 @@ def build_graph() -> StateGraph:
     return builder
 
 
-graph: CompiledStateGraph = build_graph().compile(name="podium")
+graph: CompiledStateGraph[State, Context, InputState, Any] = build_graph().compile(name="podium")

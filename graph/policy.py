@@ -28,7 +28,7 @@ from podium.tools.endpoints import billable, reported_usage
 from podium.tools.redact import redact
 
 from . import prompts
-from .context import Context, context_of
+from .context import Context, ContextError, context_of
 from .ledger import bill, policy_cost, prompt_bound
 from .ledger import entry as ledger_entry
 from .parsing import Parsed, parse_tool_calls
@@ -54,13 +54,21 @@ def _refuse_bundle(parsed: Parsed, forced: bool) -> None:
     taking it would end the run on a guess and reward guessing. Running the calls and dropping
     the answer instead spends them after the policy had already answered — a small policy lists
     every tool, arguments copied from their descriptions, after its answer. So the turn is fed
-    back: answer alone, or call what is still needed. A forced turn keeps its answer.
+    back: answer alone, or call what is still needed (a policy that writes the same bundle
+    again is then made to answer, as one repeating a call is). A forced turn keeps its answer.
     """
     if forced or not any(c["name"] == ANSWER for c in parsed.calls):
         return
     if parsed.errors or any(c["name"] != ANSWER for c in parsed.calls):
         parsed.calls = []
         parsed.errors.insert(0, prompts.BUNDLED)
+
+
+def _said_before(state: State, content: Any) -> bool:
+    """Whether the policy's last turn of this run wrote exactly ``content`` (a stuck policy)."""
+    run = state.messages[state.run_message_start :]
+    last = next((m for m in reversed(run) if isinstance(m, AIMessage)), None)
+    return last is not None and last.content == content
 
 
 def _fallback_answer(messages: list[AnyMessage]) -> str:
@@ -82,6 +90,7 @@ _RUN_FIELDS = (
     "run_ledger_start",
     "run_turn_start",
     "run_message_start",
+    "store_error",
 )
 
 
@@ -113,15 +122,18 @@ class _Turn:
     prompt: list[AnyMessage]
     cost: ToolCost
     worst_usd: float  # what the guard admitted this turn at
+    first_tool: str = ""  # exploration: the tool this (first) turn's call must name
 
     def runnable(self) -> Runnable:
         """The policy with this turn's tools; a forced turn *must* call ``answer``.
 
         A named ``tool_choice`` makes llama.cpp, vLLM and OpenAI constrain decoding to the
-        answer tool's schema, so even a policy stuck in calling tools writes an answer.
+        answer tool's schema, so even a policy stuck in calling tools writes an answer. The
+        same mechanism forces an exploring run's first call to name ``first_tool``: the
+        policy still writes its arguments, sampled, and decides everything after.
         """
         llm = self.res.chat_model()
-        choice = ANSWER if self.forced else None
+        choice = ANSWER if self.forced else (self.first_tool or None)
         return llm.bind_tools(tool_schemas(self.tools.values()), tool_choice=choice)
 
 
@@ -165,6 +177,11 @@ def _begin_turn(state: State, runtime: Runtime[Context]) -> _Turn | dict[str, An
             )
         )
     tools = policy_tools(res.tools, forced=bool(forced))
+    first = ctx.first_tool if run_turn == 1 and not forced else ""
+    if first and first not in tools:
+        raise ContextError(
+            f"first_tool {first!r} is not offered in this run: use one of {', '.join(tools)}"
+        )
     prompt = render([*state.messages, *new])
     cost = policy_cost(res)
     worst = cost.worst_case(prompt_bound(prompt, tools))
@@ -174,7 +191,7 @@ def _begin_turn(state: State, runtime: Runtime[Context]) -> _Turn | dict[str, An
             "stopped_by": "budget",
             "answer": _fallback_answer(state.messages),
         }
-    return _Turn(res, update, new, turn, forced, tools, prompt, cost, worst)
+    return _Turn(res, update, new, turn, forced, tools, prompt, cost, worst, first)
 
 
 def _end_turn(
@@ -208,7 +225,8 @@ def _end_turn(
         seconds=seconds,
         cost_usd=bill(t.res.policy_model, t.cost, t.worst_usd, in_tok, out_tok),
     )
-    report_cost([entry])
+    shown: dict[str, Any] = dict(reply.usage_metadata or {})  # costs ride beside the tokens
+    report_cost([entry], shown_usd=float(shown.get("total_cost", 0.0)))
     update = t.update | {"ledger": [entry], "turns": t.turn}
     parsed = parse_tool_calls(reply, t.tools)
     parsed.calls = _unique(parsed.calls)
@@ -218,7 +236,7 @@ def _end_turn(
     content = reply.content or json.dumps(
         [{"name": c["name"], "arguments": c["args"]} for c in parsed.calls]
     )
-    keep = {
+    keep: dict[str, Any] = {
         "content": content,
         "id": reply.id,
         "usage_metadata": usage,
@@ -240,6 +258,8 @@ def _end_turn(
         }
     if parsed.errors and not t.forced:
         feedback = HumanMessage(prompts.MALFORMED.format(errors="; ".join(parsed.errors)))
+        if _said_before(state, content):  # feedback did not help: the next turn must answer
+            update["force_final"] = "answer"
         return update | {
             "messages": [*t.new, AIMessage(**keep), feedback],
             "malformed_calls": state.malformed_calls + len(parsed.errors),

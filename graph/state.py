@@ -71,6 +71,8 @@ class State(InputState):
     answer: str = ""
     cost_usd: float = 0.0
     latency_s: float = 0.0
+    forecast: dict[str, Any] | None = None  # set before the first turn when Context.forecast
+    store_error: str = ""  # why the trajectory could not be stored; the answer stands
     started_at: float = 0.0
     run_ledger_start: int = 0
     run_turn_start: int = 0

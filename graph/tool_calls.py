@@ -250,6 +250,16 @@ def _lease(call: ToolCall, worst_usd: float) -> PendingCall:
     )
 
 
+def release_leases() -> None:
+    """Give up every lease this process holds, as a process that never admitted them would.
+
+    The calls stay pending in their checkpoints; whoever resumes them bills each at its worst
+    case before sending it again. For hand-overs (and tests) of runs between processes.
+    """
+    with _leases_lock:
+        _leases.clear()
+
+
 def _claim(pending: PendingCall) -> bool:
     """Take the lease of ``pending`` to send it: False if it was admitted elsewhere or taken."""
     with _leases_lock:
@@ -314,7 +324,7 @@ def _merge_results(state: State, results: Any) -> dict[str, Any]:
         results = results["messages"]
     update: dict[str, Any] = {"messages": [], "ledger": [], "pending": []}
     for msg in results:
-        entry = msg.response_metadata.get(LEDGER_KEY)
+        entry: LedgerEntry | None = msg.response_metadata.get(LEDGER_KEY)
         if entry is not None:
             update["ledger"].append(LedgerEntry(**{**entry, "turn": state.turns}))
         update["messages"].append(msg)

@@ -16,6 +16,8 @@ from podium.tools.errors import UserError
 
 from .commands.collect import collect
 from .commands.eval import eval_
+from .commands.export import export
+from .commands.replay import replay
 from .commands.run import run
 from .commands.serve import PASS_THROUGH, serve
 from .commands.server import app as server_app
@@ -28,6 +30,7 @@ from .commands.view import view
 
 COMMANDS: dict[str, Callable[..., None]] = {
     "run": run,
+    "replay": replay,
     "tools": tools,
     "setup": setup,
     "serve": serve,
@@ -36,6 +39,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "view": view,
     "collect": collect,
     "train": train,
+    "export": export,
 }
 """``podium NAME`` -> the function it runs, in the order ``podium --help`` lists them."""
 GROUPS: dict[str, typer.Typer] = {"server": server_app, "synth": synth_app}

@@ -11,7 +11,7 @@ import tomllib
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -26,7 +26,8 @@ class ConfigError(UserError, ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No inf or nan: ``timeout_s = inf`` or ``temperature = inf`` is a typo, not a setting.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class PolicyConfig(_Strict):
@@ -38,6 +39,11 @@ class PolicyConfig(_Strict):
     price: str = Field("qwen2.5-coder-0.5b-instruct", description="Price-table key of the policy.")
     max_tokens: int = Field(384, gt=0)
     temperature: float = Field(0.0, ge=0)
+    adapter: str = Field(
+        "",
+        description="GGUF LoRA (podium export) the embedded server applies to the policy; "
+        "a relative path is relative to the file that sets it.",
+    )
 
 
 class ProfileConfig(_Strict):
@@ -59,7 +65,9 @@ class ExpertConfig(_Strict):
     max_tokens: int = Field(512, gt=0)
     expected_latency_s: float = Field(5.0, ge=0)
     timeout_s: float = Field(120.0, gt=0)
-    locality: str = Field("", description="'local' or 'remote'; empty = from the endpoint.")
+    locality: Literal["", "local", "remote"] = Field(
+        "", description="'local' or 'remote'; empty = from the endpoint."
+    )
 
 
 class PythonConfig(_Strict):
@@ -135,10 +143,24 @@ def load_config(path: str | Path | None = None) -> PodiumConfig:
     return _load(key, stamp)
 
 
+def _anchor(data: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Resolve ``[policy] adapter`` relative to the folder of the file that set it."""
+    policy = data.get("policy")
+    if not isinstance(policy, dict):
+        return data
+    adapter = policy.get("adapter")
+    if isinstance(adapter, str) and adapter:
+        path = Path(adapter).expanduser()
+        data["policy"] = {**policy, "adapter": str(path if path.is_absolute() else folder / path)}
+    return data
+
+
 @cache
 def _load(user: str, _stamp: int) -> PodiumConfig:
-    default = tomllib.loads(resources.files(__package__).joinpath("data/podium.toml").read_text())
-    data = _merge(default, read_toml(Path(user))) if user else default
+    packaged = resources.files(__package__).joinpath("data")
+    default = tomllib.loads(packaged.joinpath("podium.toml").read_text())
+    _anchor(default, Path(str(packaged)))
+    data = _merge(default, _anchor(read_toml(Path(user)), Path(user).parent)) if user else default
     try:
         return PodiumConfig.model_validate({**data, "source": user})
     except ValidationError as exc:

@@ -63,7 +63,9 @@ class ToolCost(BaseModel):
         "", description="Where the prices came from (table key or genai-prices)."
     )
 
-    def price(self, input_tokens: int = 0, output_tokens: int = 0, seconds: float = 0.0) -> float:
+    def price(
+        self, input_tokens: float = 0, output_tokens: float = 0, seconds: float = 0.0
+    ) -> float:
         """Dollar cost of one call that used these tokens and seconds.
 
         Seconds are billed up to ``max_seconds``: a call the tool killed at its limit costs
@@ -92,10 +94,10 @@ class ToolCost(BaseModel):
         seconds = 0.0
         if self.per_second_usd:
             seconds = self.max_seconds if self.max_seconds is not None else math.inf
-        out = 0
+        out: float = 0
         if self.output_usd_per_mtok:
             out = self.max_output_tokens if self.max_output_tokens is not None else math.inf
-        return self.price(input_tokens + self.prompt_tokens, out, seconds)  # type: ignore[arg-type]
+        return self.price(input_tokens + self.prompt_tokens, out, seconds)
 
     def price_text(self) -> str:
         """The prices in words, e.g. ``$1.25 in / $10 out per M tokens``."""
@@ -122,6 +124,19 @@ def _count(value: Any) -> int | None:
     if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
         return None
     return int(value) if value >= 0 else None
+
+
+def usage_costs(cost: ToolCost, input_tokens: int, output_tokens: int) -> dict[str, float]:
+    """The dollars of a token-priced call as LangSmith's ``usage_metadata`` cost fields.
+
+    ``total_cost`` is :meth:`ToolCost.price`, the ledger's formula; input and output are its
+    token parts, so LangSmith splits a local model's cost as it does a hosted one's.
+    """
+    return {
+        "input_cost": input_tokens * cost.input_usd_per_mtok / 1e6,
+        "output_cost": output_tokens * cost.output_usd_per_mtok / 1e6,
+        "total_cost": cost.price(input_tokens, output_tokens),
+    }
 
 
 def trusted_tokens(usage: Mapping[str, Any] | None) -> tuple[int, int] | None:

@@ -19,7 +19,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult
 from langchain_openai import ChatOpenAI
 
-from podium.tools.cost import Usage
+from podium.tools.cost import ToolCost, Usage, trusted_tokens, usage_costs
 from podium.tools.localhost import is_loopback
 from podium.tools.redact import redact
 
@@ -112,11 +112,26 @@ class BilledChatOpenAI(ChatOpenAI):
     """
 
     unbilled_retries: int = RETRIES
+    price: ToolCost | None = None
+    """The model's token prices: each reply's ``usage_metadata`` then carries its dollars."""
+
+    def _priced(self, result: ChatResult) -> ChatResult:
+        """Add the cost fields to each reply's usage, so the model's traced run shows dollars.
+
+        Only valid counts are priced (an invalid report is billed at its worst case by the
+        ledger, which the graph node reports instead).
+        """
+        for generation in result.generations:
+            usage = getattr(generation.message, "usage_metadata", None)
+            tokens = trusted_tokens(reported_usage(generation.message))
+            if self.price is not None and usage is not None and tokens is not None:
+                usage.update(usage_costs(self.price, *tokens))
+        return result
 
     def _generate(self, *args: Any, **kwargs: Any) -> ChatResult:
         for attempt in range(self.unbilled_retries + 1):
             try:
-                return super()._generate(*args, **kwargs)
+                return self._priced(super()._generate(*args, **kwargs))
             except Exception as exc:
                 if attempt >= self.unbilled_retries or not _retryable(exc):
                     raise
@@ -126,7 +141,7 @@ class BilledChatOpenAI(ChatOpenAI):
     async def _agenerate(self, *args: Any, **kwargs: Any) -> ChatResult:
         for attempt in range(self.unbilled_retries + 1):
             try:
-                return await super()._agenerate(*args, **kwargs)
+                return self._priced(await super()._agenerate(*args, **kwargs))
             except Exception as exc:
                 if attempt >= self.unbilled_retries or not _retryable(exc):
                     raise
@@ -159,7 +174,9 @@ class PerLoopTransport(httpx.AsyncBaseTransport):
         if url.host == "localhost" or is_loopback(url.host):
             return None
         proxies = urllib.request.getproxies_environment()
-        if urllib.request.proxy_bypass_environment(url.host, proxies):
+        # NO_PROXY as urllib reads it; typeshed omits this stable helper (on Linux it is
+        # proxy_bypass, elsewhere that one also asks the OS).
+        if urllib.request.proxy_bypass_environment(url.host, proxies):  # type: ignore[attr-defined]
             return None
         return proxies.get(url.scheme) or proxies.get("all")
 
@@ -189,13 +206,15 @@ def chat_model(
     temperature: float = 0.0,
     timeout: float = 300.0,
     retries: int = RETRIES,
+    price: ToolCost | None = None,
 ) -> ChatOpenAI:
     """A chat model for any OpenAI-compatible server: llama.cpp, vLLM or a hosted API.
 
     langchain-openai sends ``max_completion_tokens``, which llama.cpp's server ignores (a
     runaway generation then blocks the server); other servers also get the classic
     ``max_tokens``, which OpenAI itself rejects for its reasoning models. ``retries`` are
-    podium's, of unbilled failures only (:class:`BilledChatOpenAI`).
+    podium's, of unbilled failures only (:class:`BilledChatOpenAI`); with ``price``, replies
+    carry their dollars in ``usage_metadata`` (LangSmith's cost fields).
     """
     extra = None if urlparse(base_url).hostname == _OPENAI_HOST else {"max_tokens": max_tokens}
     return BilledChatOpenAI(
@@ -208,6 +227,7 @@ def chat_model(
         timeout=timeout,
         max_retries=0,
         unbilled_retries=retries,
+        price=price,
         extra_body=extra,
         http_async_client=httpx.AsyncClient(transport=PerLoopTransport(), timeout=timeout),
     )

@@ -283,9 +283,9 @@ def _eval(node: ast.expr, scope: Mapping[str, Any], fns: Mapping[str, Callable],
             return any(ev(v) for v in vals)
         case ast.Compare(left=a, ops=ops, comparators=rest):
             left = ev(a)
-            for op, c in zip(ops, rest, strict=True):
+            for cmp, c in zip(ops, rest, strict=True):
                 right = ev(c)
-                if not _CMPOPS[type(op)](left, right):
+                if not _CMPOPS[type(cmp)](left, right):
                     return False
                 left = right
             return True

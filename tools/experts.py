@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 from langchain_core.language_models import BaseChatModel
@@ -34,9 +35,9 @@ class ExpertArgs(BaseModel):
     )
 
 
-def locality(cfg: ExpertConfig) -> str:
+def locality(cfg: ExpertConfig) -> Literal["local", "remote"]:
     """'local' for the embedded server or a loopback endpoint, else 'remote' (unless set)."""
-    if cfg.locality:
+    if cfg.locality != "":
         return cfg.locality
     if cfg.base_url == EMBEDDED or urlparse(cfg.base_url).hostname in _LOOPBACK:
         return "local"
@@ -47,6 +48,10 @@ def unavailable_reason(cfg: ExpertConfig) -> str | None:
     """Why this expert cannot be offered now (missing key or model), or None."""
     if cfg.api_key_env and not os.environ.get(cfg.api_key_env):
         return f"{cfg.api_key_env} is not set"
+    if cfg.base_url == EMBEDDED and importlib.util.find_spec("llama_cpp") is None:
+        from .llamacpp import NOT_INSTALLED
+
+        return NOT_INSTALLED
     if cfg.requires_model:
         model = PACKAGED_MODELS.get(cfg.requires_model)
         if model is None:
@@ -56,12 +61,16 @@ def unavailable_reason(cfg: ExpertConfig) -> str | None:
     return None
 
 
-def _base_url(cfg: ExpertConfig) -> str:
-    """The expert's endpoint; the embedded server's is started (or restarted) as needed."""
+def _base_url(cfg: ExpertConfig, adapter: str = "") -> str:
+    """The expert's endpoint; the embedded server's is started (or restarted) as needed.
+
+    ``adapter`` is the policy's (``[policy] adapter``): the experts then ask the server that
+    serves the adapted policy, so one server holds every local model.
+    """
     if cfg.base_url == EMBEDDED:
         from .llamacpp import embedded_base_url
 
-        return embedded_base_url()
+        return embedded_base_url(adapter)
     return cfg.base_url
 
 
@@ -85,7 +94,7 @@ def usage_of(reply: Any) -> Usage:
     return Usage(input_tokens=tokens[0], output_tokens=tokens[1]) if tokens else Usage()
 
 
-def expert_tool(name: str, cfg: ExpertConfig, prices: Prices) -> BaseTool:
+def expert_tool(name: str, cfg: ExpertConfig, prices: Prices, adapter: str = "") -> BaseTool:
     """Build the tool ``name`` that forwards a question to the expert model of ``cfg``."""
     price = prices.model(cfg.price)
     register_key_env(cfg.api_key_env)
@@ -94,7 +103,7 @@ def expert_tool(name: str, cfg: ExpertConfig, prices: Prices) -> BaseTool:
     def llm() -> BaseChatModel:
         # Resolved at first use (listing a pool starts nothing) and on every call after: an
         # embedded server that died is restarted on another port, and the client follows it.
-        url = _base_url(cfg)
+        url = _base_url(cfg, adapter)
         if state.get("url") != url:
             state["llm"], state["url"] = _chat_model(cfg, url), url
         return state["llm"]
@@ -127,7 +136,7 @@ def expert_tool(name: str, cfg: ExpertConfig, prices: Prices) -> BaseTool:
         max_output_tokens=cfg.max_tokens,
         prompt_tokens=token_bound(EXPERT_SYSTEM),
         expected_latency_s=cfg.expected_latency_s,
-        locality=locality(cfg),  # type: ignore[arg-type]
+        locality=locality(cfg),
         capability=cfg.capability,
         price_source=price.source,
     )

@@ -21,6 +21,9 @@ Facts about llama-cpp-python 0.3.36's server that callers must know:
 * It rejects an assistant message whose ``content`` is null (HTTP 500), which is what
   ``ChatOpenAI`` sends for an ``AIMessage`` with tool calls and empty content.
 * It holds one model in memory: a request for another alias swaps it (about a second).
+* ``lora_path`` applies a GGUF LoRA to a model at load time (``podium export`` writes one);
+  decode speed is unchanged. A server with an adapter on the policy is a separate server
+  (its own state files), so adapted and plain policies can run side by side.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from typing import Any
 
 from filelock import FileLock
 
+from podium.tools.adapters import adapter_identity, check_adapter
 from podium.tools.errors import UserError
 from podium.tools.localhost import (
     base_url,
@@ -55,7 +59,11 @@ from podium.tools.redact import secrets
 
 __all__ = ["EmbeddedServer", "ServerError", "embedded_base_url", "is_server"]
 
-NOT_INSTALLED = "llama-cpp-python[server] is not installed; run `make install`"
+POLICY_ALIAS = "policy"
+
+NOT_INSTALLED = (
+    "llama-cpp-python[server] is not installed: run `make install` (or pip install 'podium[serve]')"
+)
 NOT_LOOPBACK = "the embedded server binds a loopback address only, not {host!r}"
 DIED = "llama.cpp server exited with code {code} while starting: {line} (log: {log})"
 TIMED_OUT = "llama.cpp server did not answer on {url} within {timeout:.0f} s (log: {log})"
@@ -104,6 +112,12 @@ class EmbeddedServer:
         state_dir: Where the state, config, lock and log files go (``cache_dir("server")``).
         owned: Stop the server when this process dies, even by SIGKILL (``podium serve``); the
             shared embedded server (``False``) outlives its starter so later runs reuse it.
+        adapter: A GGUF LoRA applied to the policy model (``lora_path``); checked against it
+            before the server starts.
+
+    Raises:
+        AdapterError: the adapter file does not exist.
+        ValueError: a non-loopback host, or an adapter without the policy model.
     """
 
     def __init__(
@@ -116,6 +130,7 @@ class EmbeddedServer:
         n_threads: int | None = None,
         state_dir: Path | None = None,
         owned: bool = False,
+        adapter: str | Path | None = None,
     ) -> None:
         if not is_loopback(host):
             raise ValueError(NOT_LOOPBACK.format(host=host))
@@ -124,8 +139,14 @@ class EmbeddedServer:
         for alias in self.models:
             get_model(alias)  # an unknown alias fails here, not in the server's log
         self.n_threads = n_threads or os.cpu_count() or 1
-        # Each model set has its own files, so servers of different sets coexist.
-        stem = (state_dir or cache_dir("server")) / ("llamacpp-" + "+".join(sorted(self.models)))
+        self.adapter = adapter_identity(adapter) if adapter else None
+        if self.adapter is not None and POLICY_ALIAS not in self.models:
+            raise ValueError(f"an adapter applies to the {POLICY_ALIAS!r} model, not served here")
+        # Each model set (and adapter) has its own files, so servers of different sets coexist.
+        name = "llamacpp-" + "+".join(sorted(self.models))
+        if self.adapter is not None:
+            name += "+lora-" + self.adapter["sha256"][:12]
+        stem = (state_dir or cache_dir("server")) / name
         stem.parent.mkdir(parents=True, exist_ok=True)
         self.state_path = stem.with_name(stem.name + ".json")  # pid, port, models, started_at
         self.log_path = stem.with_name(stem.name + ".log")  # output since the latest start
@@ -153,6 +174,8 @@ class EmbeddedServer:
             if importlib.util.find_spec("llama_cpp") is None:
                 raise ServerError(NOT_INSTALLED)
             paths = {alias: str(get_model(alias).path()) for alias in self.models}
+            if self.adapter is not None:
+                check_adapter(self.adapter["path"], paths[POLICY_ALIAS])
             return self._start(paths, deadline, timeout)
 
     def stop(self) -> bool:
@@ -199,6 +222,8 @@ class EmbeddedServer:
     def _reusable(self, state: dict[str, Any]) -> bool:
         if sorted(state["models"]) != sorted(self.models) or state.get("n_ctx", 0) < self.n_ctx:
             return False
+        if state.get("adapter") != self.adapter:
+            return False
         if self.port not in (None, state["port"]) or not is_server(state["pid"]):
             return False
         try:
@@ -244,6 +269,7 @@ class EmbeddedServer:
             "host": self.host,
             "port": port,
             "models": self.models,
+            "adapter": self.adapter,
             "n_ctx": self.n_ctx,
             "n_threads": self.n_threads,
             "started_at": time.time(),
@@ -271,27 +297,34 @@ class EmbeddedServer:
             }
             for alias, path in paths.items()
         ]
+        for model in models:
+            if model["model_alias"] == POLICY_ALIAS and self.adapter is not None:
+                model["lora_path"] = self.adapter["path"]  # no mmap then: read into RAM
         # interrupt_requests (default True) ends a streaming answer as soon as another request
         # queues, without an error: measured, a stream stopped after "1, 2, 3, 4".
         return {"host": self.host, "port": port, "interrupt_requests": False, "models": models}
 
 
 _default_lock = threading.Lock()
-_default: dict[str, Any] = {}
+_default: dict[str, dict[str, Any]] = {}
 
 
-def embedded_base_url() -> str:
+def embedded_base_url(adapter: str | Path = "") -> str:
     """Base URL of the default embedded server, started if needed; remembered per process.
 
+    With ``adapter`` (``[policy] adapter``), the server that applies that GGUF LoRA to the
+    policy; it serves the other models too, so the policy and the local experts share it.
     A cheap liveness test of the remembered pid runs on each call, so a server stopped or killed
     meanwhile is started again.
     """
+    key = adapter_identity(adapter)["sha256"] if adapter else ""  # a re-export is a new server
     with _default_lock:
-        if "pid" not in _default or not is_server(_default["pid"]):
-            server = EmbeddedServer()
-            _default["url"] = server.ensure()
-            _default["pid"] = (server.status() or {}).get("pid", -1)
-        return _default["url"]
+        known = _default.setdefault(key, {})
+        if "pid" not in known or not is_server(known["pid"]):
+            server = EmbeddedServer(adapter=adapter or None)
+            known["url"] = server.ensure()
+            known["pid"] = (server.status() or {}).get("pid", -1)
+        return known["url"]
 
 
 def _alive(pid: int) -> bool:

@@ -13,7 +13,12 @@ from .cost import cost_of
 from .experts import expert_tool, unavailable_reason
 from .pricing import Prices
 from .python_tool import python_tool
-from .search import local_search_tool, web_search_tool, web_search_unavailable
+from .search import (
+    local_search_tool,
+    local_search_unavailable,
+    web_search_tool,
+    web_search_unavailable,
+)
 
 UNKNOWN_PROFILE = "unknown profile {name!r}: choose one of {known} (or define [profiles.{name}])"
 UNKNOWN_TOOL = (
@@ -37,6 +42,15 @@ def _builtins(config: PodiumConfig, prices: Prices) -> dict[str, Callable[[], Ba
         "local_search": lambda: local_search_tool(config.local_search, prices),
         "web_search": lambda: web_search_tool(prices),
     }
+
+
+def _builtin_unavailable(name: str) -> str | None:
+    """Why builtin ``name`` cannot be offered now (a missing key or extra), or None."""
+    if name == "web_search":
+        return web_search_unavailable()
+    if name == "local_search":
+        return local_search_unavailable()
+    return None
 
 
 def _as_config(config: PodiumConfig | str | Path | None) -> PodiumConfig:
@@ -63,12 +77,12 @@ def pool_entries(
     entries = []
     for name in config.profiles[profile].tools:
         if name in builtins:
-            reason = web_search_unavailable() if name == "web_search" else None
+            reason = _builtin_unavailable(name)
             tool = None if reason else builtins[name]()
         elif name in config.experts:
             expert = config.experts[name]
             reason = unavailable_reason(expert)
-            tool = None if reason else expert_tool(name, expert, prices)
+            tool = None if reason else expert_tool(name, expert, prices, config.policy.adapter)
         else:
             builtin_names = ", ".join(builtins)
             raise ConfigError(

@@ -1,7 +1,8 @@
 """Prices: genai-prices for hosted models, podium's own table for the rest.
 
 The table is ``data/prices.toml``, overridden by the file named in ``$PODIUM_PRICES`` and by
-the ``[prices]`` table of the user's config, in that order.
+the ``[prices]`` table of the user's config, and by a price shock in force (``price_shock.py``),
+in that order.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, PodiumConfig, _merge, read_toml
+from .price_shock import current_shock
 
 PRICES_ENV = "PODIUM_PRICES"
 _PER_MTOK_PROBE = 1000  # tokens priced through genai-prices; below any long-context tier
@@ -36,7 +38,9 @@ class Prices:
         table = tomllib.loads(resources.files(__package__).joinpath("data/prices.toml").read_text())
         if env := os.environ.get(PRICES_ENV):
             table = _merge(table, read_toml(Path(env).expanduser()))
-        self.table: dict[str, Any] = _merge(table, config.prices)
+        table = _merge(table, config.prices)
+        shock = current_shock()  # an evaluation under another price table (price_shock.py)
+        self.table: dict[str, Any] = _merge(table, shock.table) if shock else table
 
     def model(self, ref: str) -> TokenPrice:
         """Token prices of ``ref``: a table key, or ``provider:model`` for genai-prices.

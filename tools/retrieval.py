@@ -273,8 +273,14 @@ class WikiIndex:
         finally:
             faiss.omp_set_num_threads(before)
         hits = zip(scores[0].tolist(), ids[0].tolist(), strict=True)
-        return [Passage(*self._passages[i], score=s) for s, i in hits]
+        found = [(self._passages[i], s) for s, i in hits]
+        return [Passage(title=title, text=text, score=s) for (title, text), s in found]
 
     def __len__(self) -> int:
         """Number of passages."""
         return len(self._passages)
+
+
+def embed_texts(texts: list[str]) -> np.ndarray:
+    """Normalized MiniLM embeddings of ``texts`` (one row each): cosine is a dot product."""
+    return _embed(embedding_model_dir(), texts)

@@ -267,7 +267,7 @@ class _Cell:
             fd.close()  # type: ignore[union-attr]
         if self.pidfd is not None:
             os.close(self.pidfd)
-        return caps[self.proc.stdout], caps[self.proc.stderr]  # type: ignore[index]
+        return caps[self.proc.stdout], caps[self.proc.stderr]
 
 
 def _describe(

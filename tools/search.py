@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import threading
@@ -37,6 +38,17 @@ def _wiki_index(limit: int | None):
         if limit not in _indexes:
             _indexes[limit] = WikiIndex.load_or_build(limit=limit)
         return _indexes[limit]
+
+
+SEARCH_EXTRA = "local_search needs {module}: run `make install` (or pip install 'podium[search]')"
+
+
+def local_search_unavailable() -> str | None:
+    """Why ``local_search`` cannot be offered here (its engine is an extra), or None."""
+    for module in ("faiss", "sentence_transformers"):
+        if importlib.util.find_spec(module) is None:
+            return SEARCH_EXTRA.format(module=module)
+    return None
 
 
 def local_search_tool(cfg: SearchConfig, prices: Prices) -> BaseTool:
@@ -87,7 +99,7 @@ def _observed(result: Any) -> tuple[str, Usage]:
     as a result and billed: a search that never left this host (no network) is unbilled.
     """
     if isinstance(result, dict) and isinstance(result.get("error"), BaseException):
-        return failed_call(result["error"])  # type: ignore[arg-type]
+        return failed_call(result["error"])
     text = result if isinstance(result, str) else json.dumps(result, default=str)
     return redact(text), Usage()
 
@@ -96,13 +108,16 @@ def _web_search_class() -> type[BaseTool]:
     """``TavilySearch`` with its errors reported as failed calls (imported on first use)."""
     from langchain_tavily import TavilySearch
 
-    class WebSearch(TavilySearch):  # type: ignore[misc]
+    class WebSearch(TavilySearch):
         response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
 
-        def _run(self, *args: Any, **kwargs: Any) -> tuple[str, Usage]:
+        # Same arguments as Tavily's, passed through; only the result is re-read.
+        def _run(self, *args: Any, **kwargs: Any) -> tuple[str, Usage]:  # type: ignore[override]
             return _observed(super()._run(*args, **kwargs))
 
-        async def _arun(self, *args: Any, **kwargs: Any) -> tuple[str, Usage]:
+        async def _arun(  # type: ignore[override]
+            self, *args: Any, **kwargs: Any
+        ) -> tuple[str, Usage]:
             return _observed(await super()._arun(*args, **kwargs))
 
     return WebSearch

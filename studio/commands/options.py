@@ -17,6 +17,19 @@ class UsageError(UserError, ValueError):
     """A mistake in the command line that Click's own checks miss; one line, exit code 2."""
 
 
+def given_flags(ctx: typer.Context) -> frozenset[str]:
+    """The parameters typed on the command line, as opposed to left at their defaults.
+
+    A flag given explicitly wins over ``$PODIUM_*`` even when its value equals the default
+    (``--budget-usd 1`` with ``PODIUM_BUDGET_USD=50`` runs with $1); see ``Context.explicit``.
+    """
+    return frozenset(
+        name
+        for name in ctx.params
+        if getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"
+    )
+
+
 Profile = Annotated[str, typer.Option("--profile", "-p", help="Tool-pool profile.")]
 ConfigFile = Annotated[str, typer.Option("--config", "-c", help="User config file (TOML).")]
 LocalOnly = Annotated[bool, typer.Option("--local-only", help="Offer only local tools.")]
@@ -37,6 +50,12 @@ Ray = Annotated[
     ),
 ]
 RayWorkers = Annotated[int, typer.Option(help="With --ray: workers to spread runs over.")]
-PolicyBaseUrl = Annotated[str, typer.Option(help="Policy endpoint URL (OpenAI-compatible).")]
+PolicyBaseUrl = Annotated[
+    str,
+    typer.Option(
+        help="Policy endpoint URL (OpenAI-compatible); several, comma-separated: runs go "
+        "to them in turn."
+    ),
+]
 PolicyModel = Annotated[str, typer.Option(help="Model name at the policy endpoint.")]
 Host = Annotated[str, typer.Option(help="Address to bind.")]

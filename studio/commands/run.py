@@ -9,9 +9,21 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from ..console import console
-from .options import BudgetUsd, ConfigFile, JsonOut, LocalOnly, MaxTurns, Profile, UsageError
+from podium.tools.errors import UserError
+
+from ..console import console, model_text, plain, usd
+from .options import (
+    BudgetUsd,
+    ConfigFile,
+    JsonOut,
+    LocalOnly,
+    MaxTurns,
+    Profile,
+    UsageError,
+    given_flags,
+)
 
 if TYPE_CHECKING:
     from podium.graph import Context
@@ -21,6 +33,7 @@ PAUSED = 3
 
 
 def run(
+    click_ctx: typer.Context,
     question: Annotated[str, typer.Argument(help="The question; omit to resume --thread.")] = "",
     preference: Annotated[str, typer.Option(help="Tool preference, e.g. 'save money'.")] = "",
     budget_usd: BudgetUsd = 1.0,
@@ -37,6 +50,9 @@ def run(
     ] = None,
     local_only: LocalOnly = False,
     json_out: JsonOut = False,
+    estimate: Annotated[
+        bool, typer.Option(help="Forecast cost, latency and tools from past runs; spend nothing.")
+    ] = False,
     profile: Profile = "local",
     config: ConfigFile = "",
 ) -> None:
@@ -46,14 +62,15 @@ def run(
     'podium run --thread ID', and a finished thread takes follow-up questions.
     """
     from podium.graph import Context
-    from podium.graph.context import check_length
-    from podium.studio.durable import new_thread_id
+    from podium.graph.context import check_text
+    from podium.studio.durable import check_stores, new_thread_id
     from podium.tools import load_pool
 
     if not question.strip() and not thread:
         raise UsageError("the question is empty: pass the question as the first argument")
-    check_length("the question", question, "shorten it")
+    check_text("the question", question, "the question")
     ctx = Context(
+        explicit=given_flags(click_ctx),
         profile=profile,
         config=config,
         preference=preference,
@@ -62,11 +79,16 @@ def run(
         local_only=local_only,
         approve_above_usd=approve_above_usd,
     )
-    load_pool(profile, config=config or None, local_only=local_only)  # config errors first
+    pool = load_pool(profile, config=config or None, local_only=local_only)  # config errors first
+    check_stores()  # a database that is down fails here, before the run starts
+    if _forecast_first(question.strip(), ctx, pool, estimate=estimate, json_out=json_out):
+        return
     thread_id = thread or new_thread_id()
     decision = None if approve is None else ("approve" if approve else "reject")
     state, waiting = _drive(thread_id, question.strip(), ctx, decision, quiet=json_out)
     result = run_result(state) | {"thread_id": thread_id, "pending_approval": waiting}
+    if state.get("store_error"):  # the answer below is still printed: it was paid for
+        print(f"podium: warning: the run was not stored: {state['store_error']}", file=sys.stderr)
     if json_out:
         print(json.dumps(result))
     elif waiting is None:
@@ -74,14 +96,46 @@ def run(
     if waiting is not None:
         if not json_out:
             print(
-                f"podium: paused: {waiting['tool']} ({waiting['args']}) is predicted to cost "
-                f"${waiting['predicted_cost_usd']:.6f}: resume with "
+                f"podium: paused: {plain(waiting['tool'])} ({plain(str(waiting['args']))}) is "
+                "predicted to cost "
+                f"{usd(waiting['predicted_cost_usd'])}: resume with "
                 f"'podium run --thread {thread_id} --approve' or '--reject'",
                 file=sys.stderr,
             )
         raise typer.Exit(PAUSED)
     if (state.get("stopped_by") or "error") == "error":
         raise typer.Exit(1)
+
+
+def _forecast_first(
+    question: str, ctx: Context, pool: list[Any], *, estimate: bool, json_out: bool
+) -> bool:
+    """Forecast a new question from past runs: warn over budget; with --estimate, show it.
+
+    Returns whether the command is done (an estimate spends nothing and runs nothing).
+    """
+    from podium.graph import forecast
+
+    if not question:
+        if estimate:
+            raise UsageError("--estimate forecasts a question: pass one as the first argument")
+        return False
+    try:
+        outlook = forecast(question, ctx, tools={t.name: t for t in pool})
+    except UserError as exc:  # an unreadable store: the run itself may still be answered
+        if estimate:
+            raise
+        print(f"podium: warning: no forecast: {exc}", file=sys.stderr)
+        return False
+    if outlook.enough and outlook.high_usd > ctx.budget_usd:
+        print(
+            f"podium: warning: similar past runs cost up to ${outlook.high_usd:.6f} (90% bound), "
+            f"over --budget-usd {ctx.budget_usd:g}: the run may stop at the budget",
+            file=sys.stderr,
+        )
+    if estimate:
+        _print_forecast(outlook, json_out)
+    return estimate
 
 
 def _drive(
@@ -145,6 +199,8 @@ def _describe_step(chunk: dict[str, Any]) -> str:
         return f"turn {turn}: calling {', '.join(calls)}" if calls else f"turn {turn}: answering"
     if node == "tools":
         return "admitting the calls against the budget"
+    if node == "forecast":
+        return "forecasting the cost from past runs"
     if node == "execute":
         return "reading tool results"
     return "saving the trajectory"
@@ -152,26 +208,42 @@ def _describe_step(chunk: dict[str, Any]) -> str:
 
 def _ask(waiting: dict[str, Any]) -> str:
     """Ask the person at the terminal about a pending call."""
-    console.print(
-        f"[bold]{waiting['question']}[/bold]\n  {waiting['tool']}({json.dumps(waiting['args'])})"
-    )
+    call = f"{waiting['tool']}({json.dumps(waiting['args'], ensure_ascii=False)})"
+    console.print(model_text(waiting["question"], "bold"), "\n  ", model_text(call), sep="")
     return "approve" if typer.confirm("Run it?", default=False) else "reject"
 
 
 def _print_run(result: dict[str, Any]) -> None:
-    console.print(f"[bold]Answer:[/bold] {result['answer'] or '(none)'}")
-    table = Table("tool", "ok", "cost $", "seconds", title="Tool calls", title_justify="left")
+    console.print(Text("Answer: ", style="bold"), model_text(result["answer"] or "(none)"), sep="")
+    table = Table("tool", "ok", "cost", "seconds", title="Tool calls", title_justify="left")
     for call in result["tool_calls"]:
         table.add_row(
-            call["tool"],
+            model_text(call["tool"]),
             "yes" if call["ok"] else "no",
-            f"{call['cost_usd']:.6f}",
+            usd(call["cost_usd"]),
             f"{call['latency_s']:.2f}",
         )
     if result["tool_calls"]:
         console.print(table)
     console.print(
-        f"cost ${result['cost_usd']:.6f} (policy ${result['policy_cost_usd']:.6f}) · "
+        f"cost {usd(result['cost_usd'])} (policy {usd(result['policy_cost_usd'])}) · "
         f"{result['latency_s']:.1f}s · {result['turns']} turns · stopped by {result['stopped_by']}"
-        f" · trajectory {result['trajectory_id']} · thread {result['thread_id']}"
+        f" · trajectory {result['trajectory_id']} · thread {plain(result['thread_id'])}",
+        markup=False,
     )
+
+
+def _print_forecast(outlook: Any, json_out: bool) -> None:
+    """Show a forecast: cost and latency intervals and the likely tools, or why there is none."""
+    if json_out:
+        print(json.dumps(outlook.as_dict()))
+        return
+    if not outlook.enough:
+        console.print(f"[bold]No forecast:[/bold] {outlook.note}")
+        return
+    (c0, c1, c2), (l0, l1, l2) = outlook.cost_usd, outlook.latency_s
+    console.print(
+        f"cost ${c1:.6f} (90%: ${c0:.6f}–${c2:.6f}) · latency {l1:.1f}s ({l0:.1f}–{l2:.1f}s)"
+    )
+    mix = ", ".join(f"{t} ×{n:.1f}" for t, n in outlook.tool_mix.items()) or "no tools"
+    console.print(f"likely tools: {mix} · {outlook.note}")

@@ -19,6 +19,7 @@ from ..servers import (
     ServeError,
     ServeSpec,
     endpoint_text,
+    llamacpp_adapter,
     parse_loras,
     serve_llamacpp,
     serve_vllm,
@@ -37,7 +38,11 @@ def serve(
         str, typer.Option(help="vLLM: the name clients ask for.")
     ] = "policy",
     lora: Annotated[
-        list[str] | None, typer.Option(help="vLLM: NAME=PATH of a LoRA adapter; repeatable.")
+        list[str] | None,
+        typer.Option(
+            help="vLLM: NAME=PATH of a PEFT adapter, repeatable; llamacpp: PATH of a GGUF "
+            "LoRA (podium export) applied to the policy, default [policy] adapter."
+        ),
     ] = None,
     host: Host = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = DEFAULT_PORT,
@@ -45,24 +50,44 @@ def serve(
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the endpoint as one JSON line.")
     ] = False,
+    tensor_parallel_size: Annotated[
+        int, typer.Option(help="vLLM: GPUs each model replica is split over.")
+    ] = 1,
+    data_parallel_size: Annotated[
+        int, typer.Option(help="vLLM: model replicas behind the endpoint.")
+    ] = 1,
 ) -> None:
     """Serve the policy on an OpenAI-compatible endpoint; extra flags go to vLLM."""
+    adapter = ""
 
     def announce(url: str, models: list[str], log: Path) -> None:
         if json_out:
             info = {"engine": engine, "base_url": url, "models": models, "log": str(log)}
+            if adapter:
+                from podium.tools.adapters import adapter_identity
+
+                info["adapter"] = adapter_identity(adapter)
             print(json.dumps(info), flush=True)
         else:
             print(endpoint_text(engine, url, models, log), flush=True)
+            if adapter:
+                print(f"the policy answers with the LoRA {adapter}", flush=True)
 
     if engine not in ("vllm", "llamacpp"):
         raise ServeError(f"--engine {engine!r}: choose vllm or llamacpp")
     if not 0 < port < 65536:
         raise ServeError(f"--port {port}: choose a port between 1 and 65535")
+    for flag, size in (("--tensor-parallel-size", tensor_parallel_size),
+                       ("--data-parallel-size", data_parallel_size)):  # fmt: skip
+        if size < 1:
+            raise ServeError(f"{flag} {size}: choose 1 or more")
+    parallel = tensor_parallel_size > 1 or data_parallel_size > 1
     if engine == "llamacpp":
-        if model or lora or ctx.args:
-            raise ServeError("--model, --lora and extra flags are for --engine vllm only")
-        code = serve_llamacpp(ServeSpec(model="", host=host, port=port, timeout=timeout), announce)
+        if model or ctx.args or parallel:
+            raise ServeError("--model, parallel sizes and extra flags are for --engine vllm only")
+        adapter = llamacpp_adapter(lora or [])
+        spec = ServeSpec(model="", host=host, port=port, timeout=timeout)
+        code = serve_llamacpp(spec, announce, adapter)
     else:
         if not model:
             raise ServeError("--engine vllm needs --model DIR (a Hugging Face model directory)")
@@ -74,6 +99,8 @@ def serve(
             port=port,
             extra=list(ctx.args),
             timeout=timeout,
+            tensor_parallel_size=tensor_parallel_size,
+            data_parallel_size=data_parallel_size,
         )
         code = serve_vllm(spec, announce)
     raise typer.Exit(code)

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..console import console
+from ..console import console, model_text
 from .options import Seed
 
 app = typer.Typer(
@@ -60,9 +60,18 @@ def env_cmd(
     else:
         path = toolscale.build_env(domain, seed, out_path)
     spec = load_spec(path)
-    table = Table("tool", "kind", "description", title=f"{spec.name}: {path}", title_justify="left")
+    table = Table(
+        "tool",
+        "kind",
+        "description",
+        title=model_text(f"{spec.name}: {path}"),
+        title_justify="left",
+    )
     for t in spec.tools:
-        table.add_row(t.name, "write" if t.writes else "read", t.description[:80])
+        # An LLM may have written the environment: its names and descriptions are model text.
+        table.add_row(
+            model_text(t.name), "write" if t.writes else "read", model_text(t.description[:80])
+        )
     console.print(table)
     console.print(
         f"{len(spec.tables)} tables, {len(spec.tools)} tools in {time.perf_counter() - start:.1f}s"
@@ -113,7 +122,7 @@ def verify_cmd(
             if not ok or db_hash(copy) != task.data["gold_hash"]:
                 bad += 1
                 console.print(
-                    f"[red]{task.id}: gold actions no longer reproduce the gold state[/red]"
+                    model_text(f"{task.id}: gold actions no longer reproduce the gold state", "red")
                 )
     console.print(f"{len(tasks) - bad}/{len(tasks)} tasks verified")
     if bad:

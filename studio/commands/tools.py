@@ -16,12 +16,14 @@ def tools(
     config: ConfigFile = "",
     local_only: LocalOnly = False,
 ) -> None:
-    """List the active tool pool with its cost metadata."""
-    from podium.tools import cost_of, pool_entries
+    """List the active tool pool with its cost metadata, and the policy's adapter."""
+    from podium.tools import cost_of, load_config, pool_entries
+    from podium.tools.adapters import active_adapter
     from podium.tools.sandbox import isolation
 
     sandbox = isolation()
     entries = pool_entries(profile, config=config or None, local_only=local_only)
+    adapter = active_adapter(load_config(config or None))
     rows = [
         {
             "name": e.name,
@@ -32,7 +34,8 @@ def tools(
         for e in entries
     ]
     if json_out:
-        print(json.dumps({"profile": profile, "tools": rows, "sandbox": sandbox}, indent=2))
+        info = {"profile": profile, "tools": rows, "sandbox": sandbox, "adapter": adapter}
+        print(json.dumps(info, indent=2))
         return
     table = Table(
         "tool",
@@ -58,3 +61,7 @@ def tools(
                 c.capability,
             )
     console.print(table)
+    if adapter is not None:
+        console.print(f"policy adapter: {adapter['path']} (sha256 {adapter['sha256']})")
+    else:
+        console.print("policy adapter: none (the base model)")

@@ -1,4 +1,4 @@
-"""``podium train``: GRPO-train a LoRA adapter of the policy with TRL + PEFT."""
+"""``podium train``: train a LoRA adapter of the policy with TRL + PEFT (GRPO or RFT)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,17 @@ import typer
 def train(
     config: Annotated[Path, typer.Option("--config", help="Training config (TOML).")],
 ) -> None:
-    """GRPO-train a LoRA adapter of the policy with TRL (offline or with the graph online)."""
+    """Train a LoRA adapter of the policy with TRL: GRPO (offline, online) or RFT."""
     from podium.training.grpo.config import load_train_config
     from podium.training.grpo.trainer import train as train_adapter
 
-    result = train_adapter(load_train_config(config))
+    cfg = load_train_config(config)
+    if cfg.mode == "rft":
+        from podium.training.grpo.rft import train_rft
+
+        typer.echo(train_rft(cfg).summary())
+        return
+    result = train_adapter(cfg)
     typer.echo(
         f"{result.steps} steps · final loss {result.losses[-1] if result.losses else 'n/a'}"
         f" · {result.dropped_groups}/{result.groups} groups dropped (low spread)"

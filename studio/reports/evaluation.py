@@ -14,6 +14,7 @@ from typing import Any
 from podium.tools.paths import atomic_path
 from podium.tools.redact import redact
 
+from ..console import usd
 from .page import STYLE, esc
 
 REPORT = "report.html"
@@ -85,14 +86,14 @@ def _img(path: Path, element_id: str, alt: str) -> str:
 
 
 def _router_table(routers: dict[str, Any]) -> str:
-    head = ("router", "accuracy", "95% CI", "mean cost $", "mean latency s", "calls/task",
+    head = ("router", "accuracy", "95% CI", "mean cost", "mean latency s", "calls/task",
             "compliance", "errors", "n")  # fmt: skip
     rows = []
     for name, s in routers.items():
         low, high = s["accuracy_ci95"]
         comp = s["preference_compliance"]
         cells = (name, f"{s['accuracy']:.1%}", f"{low:.1%}–{high:.1%}",
-                 f"{s['mean_cost_usd']:.6f}", f"{s['mean_latency_s']:.2f}",
+                 usd(s["mean_cost_usd"]), f"{s['mean_latency_s']:.2f}",
                  f"{s['calls_per_task']:.2f}", "n/a" if comp is None else f"{comp:.1%}",
                  s["errors"], s["n"])  # fmt: skip
         rows.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
@@ -129,7 +130,7 @@ def _task_table(rows: list[dict[str, Any]]) -> str:
         cells = (
             f"<td>{esc(r['task_id'])}</td><td>{esc(r['router'])}</td>"
             f'<td class="{cls}" title="{esc(r.get("detail", ""))}">{status}</td>'
-            f"<td>{r['cost_usd']:.6f}</td><td>{r['latency_s']:.1f}</td>"
+            f"<td>{usd(r['cost_usd'])}</td><td>{r['latency_s']:.1f}</td>"
             f"<td>{esc(', '.join(r['tool_calls']))}</td>"
             f"<td>{_answer_cell(r)}</td>"
             f'<td class="muted">{esc(r.get("trajectory_id", ""))}</td>'
@@ -140,14 +141,60 @@ def _task_table(rows: list[dict[str, Any]]) -> str:
 
 def markdown_table(summary: dict[str, Any]) -> str:
     """The router figures as a Markdown table (what the README shows)."""
-    lines = ["| router | accuracy | 95% CI | mean cost $ | mean latency s | calls/task |",
+    lines = ["| router | accuracy | 95% CI | mean cost | mean latency s | calls/task |",
              "|---|---|---|---|---|---|"]  # fmt: skip
     for name, s in summary["routers"].items():
         low, high = s["accuracy_ci95"]
         lines.append(
             f"| {name} | {s['correct']}/{s['n']} ({s['accuracy']:.0%}) | {low:.0%}–{high:.0%} | "
-            f"{s['mean_cost_usd']:.6f} | {s['mean_latency_s']:.1f} | {s['calls_per_task']:.2f} |"
+            f"{usd(s['mean_cost_usd'])} | {s['mean_latency_s']:.1f} | {s['calls_per_task']:.2f} |"
         )
+    return "\n".join(lines) + "\n"
+
+
+def _share(calls: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.0%}" for k, v in sorted(calls.items(), key=lambda kv: -kv[1]))
+
+
+def learning_markdown(report: dict[str, Any]) -> str:
+    """The learning run's report (``training/eval/compare.py``) as Markdown.
+
+    One router table, then the paired test, the hull and each part's accuracy for both policies.
+    """
+    lines = [
+        "| router | accuracy (95% CI) | mean cost $ (policy + tools) | calls/task | turns/task "
+        "| malformed | PGR | tool mix |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, s in report["routers"].items():
+        low, high = s["accuracy_ci95"]
+        gap = "–" if s.get("pgr") is None else f"{s['pgr']:.2f}"
+        lines.append(
+            f"| {name} | {s['correct']}/{s['n']} ({s['accuracy']:.0%}, {low:.0%}–{high:.0%}) | "
+            f"{s['mean_cost_usd']:.2e} ({s['mean_policy_cost_usd']:.1e} + "
+            f"{s['mean_tool_cost_usd']:.1e}) | {s['calls_per_task']:.2f} | "
+            f"{s['turns_per_task']:.2f} | {s['malformed_calls']} | {gap} | "
+            f"{_share(s['tool_share']) or 'none'} |"
+        )
+    m, hull = report["mcnemar"], report["hull"]
+    aiqs = ", ".join(f"{k} {v:.3f}" for k, v in hull["aiq"].items())
+    parts = "; ".join(
+        f"{name}: " + ", ".join(f"{k} {v['correct']}/{v['n']}" for k, v in sorted(p.items()))
+        for name, p in report["per_suite"].items()
+    )
+    paired = (
+        f"McNemar, untrained → trained on {m['tasks']} paired tasks: {m['gained']} gained, "
+        f"{m['lost']} lost, exact p = {m['p_value']:.3g}."
+        if m
+        else "McNemar: needs both policies' rows."
+    )
+    lines += [
+        "",
+        paired,
+        f"AIQ over ${hull['cost_range_usd'][0]:.2e}–${hull['cost_range_usd'][1]:.2e} per task: "
+        f"{aiqs}. On the cost–accuracy hull: {', '.join(hull['on_hull'])}.",
+        f"Per part: {parts}.",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -16,6 +16,7 @@ from podium.tools.errors import UserError
 from podium.tools.paths import atomic_path, cache_dir
 from podium.tools.redact import redact
 
+from ..console import usd
 from .page import STYLE, esc
 
 STOPS = {
@@ -50,8 +51,8 @@ def _observations(record: dict[str, Any]) -> dict[str, str]:
 def _meta(entry: dict[str, Any], totals: dict[str, float]) -> str:
     return (
         f'<div class="meta">{entry["input_tokens"]} in / {entry["output_tokens"]} out tokens · '
-        f"${entry['cost_usd']:.6f} · {entry['seconds']:.2f} s — running total "
-        f'<span class="total">${totals["cost"]:.6f}, {totals["seconds"]:.2f} s, '
+        f"{usd(entry['cost_usd'])} · {entry['seconds']:.2f} s — running total "
+        f'<span class="total">{usd(totals["cost"])}, {totals["seconds"]:.2f} s, '
         f"{int(totals['tokens'])} tokens</span></div>"
     )
 
@@ -103,7 +104,7 @@ ${record.get("context", {}).get("budget_usd", "?")} · tools: {tools}
 <div id="timeline">{"".join(steps)}</div>
 <div class="stop {esc(stop)}" id="stop">Stopped: {esc(STOPS.get(stop, stop))}</div>
 <p><b>Answer:</b> <span id="answer">{esc(record.get("answer", "") or "(none)")}</span></p>
-<p id="totals"><b>Total:</b> ${record.get("cost_usd", 0.0):.6f} ·
+<p id="totals"><b>Total:</b> {usd(record.get("cost_usd", 0.0))} ·
 {record.get("latency_s", 0.0):.2f} s wall clock · {len(record.get("ledger", []))} billed steps</p>
 </body></html>
 """
@@ -126,12 +127,12 @@ def find_record(trajectory_id: str | None, db: str | None = None) -> dict[str, A
     if trajectory_id is None:
         latest = store.latest(1)
         if not latest:
-            raise ViewError(f"no trajectories in {store.path}: run 'podium run QUESTION' first")
+            raise ViewError(f"no trajectories in {store.location}: run 'podium run QUESTION' first")
         return latest[0]
     record = store.get(trajectory_id)
     if record is None:
         raise ViewError(
-            f"no trajectory {trajectory_id!r} in {store.path}: use --latest or an id "
+            f"no trajectory {trajectory_id!r} in {store.location}: use --latest or an id "
             "from results.jsonl"
         )
     return record

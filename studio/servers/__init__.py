@@ -5,7 +5,7 @@ both through :mod:`.process`; ``podium studio`` becomes LangGraph's dev server (
 """
 
 from .devserver import STUDIO_URL, dev_command, dev_env
-from .embedded import serve_llamacpp
+from .embedded import llamacpp_adapter, serve_llamacpp
 from .process import (
     DEFAULT_PORT,
     ServeError,
@@ -25,6 +25,7 @@ __all__ = [
     "dev_command",
     "dev_env",
     "endpoint_text",
+    "llamacpp_adapter",
     "parse_loras",
     "serve_llamacpp",
     "serve_vllm",

@@ -33,6 +33,7 @@ def dev_env(base: dict[str, str] | None = None) -> dict[str, str]:
     offline = dict(OFFLINE_ENV)
     if env.get("LANGSMITH_API_KEY"):
         offline.pop("LANGSMITH_TRACING")
+    env.setdefault("PODIUM_FORECAST", "1")  # Studio shows each run's forecast before turn 1
     return env | offline
 
 

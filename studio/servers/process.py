@@ -8,6 +8,7 @@ during that stop cannot leave it half done.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import socket
@@ -45,18 +46,33 @@ class ServeSpec:
     port: int = DEFAULT_PORT
     extra: list[str] = field(default_factory=list)
     timeout: float = 600.0
+    tensor_parallel_size: int = 1  # GPUs one model replica is split over (vLLM)
+    data_parallel_size: int = 1  # replicas behind the one endpoint (vLLM)
 
 
 def check_port_free(host: str, port: int) -> None:
-    """Raise :class:`ServeError` naming the port when something already listens there."""
+    """Raise :class:`ServeError` naming the port when something already listens there.
+
+    Only "address in use" means the port is taken; a host that is no address at all, or
+    none of this machine's, gets its own message (it is the host that needs fixing).
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family) as probe:
         # As servers do: SO_REUSEADDR ignores TIME_WAIT leftovers, a listener still fails it.
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
-        except OSError:
-            raise ServeError(PORT_BUSY.format(port=port, host=host)) from None
+        except socket.gaierror:
+            raise ServeError(
+                f"--host {host!r} is not a valid IP address or host name: pass e.g. 127.0.0.1"
+            ) from None
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ServeError(PORT_BUSY.format(port=port, host=host)) from None
+            raise ServeError(
+                f"cannot listen on {host} port {port} ({exc.strerror}): pass --host an "
+                "address of this machine (e.g. 127.0.0.1) or another --port"
+            ) from None
 
 
 def _group_alive(pgid: int) -> bool:

@@ -97,6 +97,12 @@ def vllm_command(spec: ServeSpec, python: Path, *, gpu: bool) -> list[str]:
         cmd += ["--enable-lora", "--max-lora-rank", str(_lora_rank(spec.loras))]
         cmd += ["--max-loras", str(len(spec.loras)), "--lora-modules"]
         cmd += [f"{name}={path}" for name, path in spec.loras.items()]
+    # Several GPUs: each replica split over tensor_parallel_size of them, data_parallel_size
+    # replicas behind this one endpoint (tp x dp GPUs in all).
+    if spec.tensor_parallel_size > 1:
+        cmd += ["--tensor-parallel-size", str(spec.tensor_parallel_size)]
+    if spec.data_parallel_size > 1:
+        cmd += ["--data-parallel-size", str(spec.data_parallel_size)]
     if not gpu:
         given = {a.split("=", 1)[0] for a in spec.extra if a.startswith("--")}
         for flag, value in CPU_FLAGS:

@@ -4,7 +4,8 @@ Each one calls a single tool with the question and passes the tool's answer thro
 through the same graph, tool pool, ledger and trajectory store as the policy. They are used
 inside :func:`podium.graph.resources.policy_override`. ``strongest`` and ``cheapest`` pick the
 most and least expensive LLM expert by its :class:`~podium.tools.ToolCost`; ``random`` any tool;
-``oracle`` (see ``evaluate.py``) runs every tool and keeps the cheapest that solves the task.
+``oracle`` (``runner.run_oracle``) is no fixed router: the policy runs once with each tool forced
+as its first call (and once answering at once), and the cheapest correct run is kept.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from podium.tools import cost_of
 from podium.tools.errors import UserError
 
 ROUTERS = ("policy", "strongest", "cheapest", "random", "oracle")
-_RESPONSE = re.compile(r"<tool_response>\n?(.*?)\n?</tool_response>", re.DOTALL)
+RESPONSE = re.compile(r"<tool_response>\n?(.*?)\n?</tool_response>", re.DOTALL)
 
 
 class RouterError(UserError, ValueError):
@@ -55,7 +56,7 @@ class FixedRouter(BaseChatModel):
                 r
                 for m in messages
                 if isinstance(m, HumanMessage)
-                for r in _RESPONSE.findall(str(m.content))
+                for r in RESPONSE.findall(str(m.content))
             ]
             name, args = ANSWER, {"text": seen[-1].strip() if seen else ""}
         else:

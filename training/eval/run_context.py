@@ -27,6 +27,21 @@ BUDGET_USD = 1.0
 """Dollar cap of an evaluated (and so of a collected) run."""
 
 
+def policy_endpoints(value: str) -> list[str]:
+    """The endpoints ``--policy-base-url A,B,...`` names (replicas of one policy), in order."""
+    return [url.strip() for url in value.split(",") if url.strip()]
+
+
+def spread(base: Mapping[str, Any], run: int) -> dict[str, Any]:
+    """``base`` with the policy endpoint of run number ``run``: the list's ``run mod n``-th.
+
+    Round-robin per run: with several endpoints (vLLM servers, one per GPU or node) each gets
+    every n-th run, so the load is even without any shared state between runs or workers.
+    """
+    urls = policy_endpoints(str(base.get("policy_base_url") or ""))
+    return {**base, "policy_base_url": urls[run % len(urls)]} if urls else dict(base)
+
+
 def task_context(
     base: Mapping[str, Any],
     task: suites.Task,

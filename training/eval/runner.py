@@ -16,6 +16,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextvars import copy_context
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,12 @@ from podium.graph.resources import policy_override, resolve
 from podium.graph.trajectory import TrajectoryStore
 from podium.tools.errors import UserError
 from podium.tools.paths import atomic_path
+from podium.tools.price_shock import PriceShock, price_shock
 
 from . import suites
 from .metrics import summarize
-from .routers import ROUTERS, RouterError, fixed_router, router_for
-from .run_context import task_context, task_tools
+from .routers import ROUTERS, RouterError, router_for
+from .run_context import spread, task_context, task_tools
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
@@ -55,8 +57,10 @@ class EvalConfig:
     resume: bool = False
     retry_errors: bool = False  # with resume: run the tasks whose rows are errors again
     prefer: list[str] = field(default_factory=list)  # preferred tools; compliance is measured
+    oracle_tools: list[str] = field(default_factory=list)  # forced first by the oracle; [] = all
     context: dict[str, Any] = field(default_factory=dict)  # Context overrides for every run
     progress: bool = True
+    shock: PriceShock | None = None  # evaluate under another price table (--prices)
     ray: str | None = None  # a Ray cluster address ("local": start one) to spread runs over
     ray_workers: int = 2
 
@@ -106,6 +110,9 @@ def run_task(
     row |= {
         "answer": state.get("answer", ""),
         "cost_usd": sum(e["cost_usd"] for e in ledger),
+        "policy_cost_usd": sum(e["cost_usd"] for e in ledger if e["kind"] == "policy"),
+        "tool_cost_usd": sum(e["cost_usd"] for e in ledger if e["kind"] == "tool"),
+        "malformed_calls": state.get("malformed_calls", 0),
         "latency_s": sum(s.get("latency_s") or 0.0 for s in states) or time.perf_counter() - start,
         "tool_calls": calls,
         "tool_errors": sum(e["kind"] == "tool" and not e["ok"] for e in ledger),
@@ -172,15 +179,19 @@ def _error(detail: str, seconds: float) -> dict[str, Any]:
 def run_oracle(
     task: suites.Task, cfg: EvalConfig, tools: dict[str, BaseTool], workdir: Path
 ) -> dict:
-    """Run every tool once on ``task``; keep the cheapest run that solves it.
+    """The best of the explore runs of ``task``: each tool forced first, the policy finishing.
 
-    When no tool solves the task the cheapest run is kept (incorrect): the oracle's cost is
-    then a lower bound too. ``oracle_runs`` lists every tool's outcome.
+    One policy run per pool tool (and one answering at once), the first call's name forced
+    (``Context.first_tool``); the cheapest correct run is kept, so this is an upper bound that
+    a router choosing the first tool can actually reach. When none is correct the cheapest
+    finished run is kept (incorrect). ``oracle_runs`` lists every forced tool's outcome.
     """
-    runs = {
-        name: run_task(task, cfg, fixed_router(tool), workdir / name)
-        for name, tool in sorted(tools.items())
-    }
+    from podium.graph.render import ANSWER
+
+    runs = {}
+    for name in cfg.oracle_tools or [*sorted(tools), ANSWER]:
+        forced = replace(cfg, context={**cfg.context, "first_tool": name})
+        runs[name] = run_task(task, forced, None, workdir / name)
     solved = [r for r in runs.values() if r["correct"]]
     pool = solved or [r for r in runs.values() if r["status"] == "ok"] or list(runs.values())
     best = min(pool, key=lambda r: r["cost_usd"])
@@ -229,7 +240,7 @@ def _check_request(cfg: EvalConfig, done: list[dict[str, Any]]) -> None:
     if cfg.concurrency < 1:
         raise EvalError(f"--concurrency must be at least 1, got {cfg.concurrency}")
     if cfg.ray is not None:
-        from podium.training.ray_runs import check_address
+        from .ray_runs import check_address
 
         if cfg.ray_workers < 1:
             raise EvalError(f"--ray-workers must be at least 1, got {cfg.ray_workers}")
@@ -272,6 +283,13 @@ def run_unit(
     router: str, task: suites.Task, cfg: EvalConfig, tools: dict[str, BaseTool]
 ) -> dict[str, Any]:
     """One (router, task) row, labelled with the suite, seed and router."""
+    with price_shock(cfg.shock):  # set in this worker thread: graph runs inherit it
+        return _run_unit(router, task, cfg, tools)
+
+
+def _run_unit(
+    router: str, task: suites.Task, cfg: EvalConfig, tools: dict[str, BaseTool]
+) -> dict[str, Any]:
     workdir = cfg.out / "work" / router / task.id
     if router == "oracle":
         row = run_oracle(task, cfg, tools, workdir)
@@ -293,6 +311,17 @@ def _check_prefer(cfg: EvalConfig, tools: dict[str, BaseTool]) -> None:
     if unknown:
         raise EvalError(
             f"--prefer {unknown[0]!r} is not a tool of the pool: use one of {', '.join(tools)}"
+        )
+
+
+def _check_shock(cfg: EvalConfig, tools: dict[str, BaseTool]) -> None:
+    if cfg.shock is None:
+        return
+    unknown = sorted(set(cfg.shock.scale) - set(tools))
+    if unknown:
+        raise EvalError(
+            f"price file {cfg.shock.source} scales unknown tool {unknown[0]!r}: "
+            f"use tools of the pool ({', '.join(sorted(tools))})"
         )
 
 
@@ -320,13 +349,19 @@ def plan_eval(cfg: EvalConfig) -> Plan:
             f"router {fixed[0]!r} cannot hold a {cfg.suite} conversation (its tools are the "
             "domain's): use --router policy"
         )
-    tools = resolve(Context(**cfg.context)).tools
+    with price_shock(cfg.shock):  # a shock may reorder the experts strongest/cheapest pick
+        tools = resolve(Context(**spread(cfg.context, 0))).tools
     _check_prefer(cfg, tools)
+    _check_shock(cfg, tools)
     for name in cfg.routers:
         if name not in ("policy", "oracle"):
             router_for(name, tools)  # fail now, not per task
     if "oracle" in cfg.routers and not tools:
         raise RouterError("router 'oracle' needs at least one tool in the pool")
+    unknown = [t for t in cfg.oracle_tools if t not in tools and t != "answer"]
+    if unknown:
+        raise EvalError(f"--oracle-tool {unknown[0]!r} is not a tool of the pool: use one of "
+                        f"{', '.join([*tools, 'answer'])}")  # fmt: skip
     cfg.out.mkdir(parents=True, exist_ok=True)
     if cfg.retry_errors and any(r["status"] == "error" for r in done):
         done = [r for r in done if r["status"] != "error"]
@@ -347,7 +382,15 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         _evaluate_on_ray(cfg, todo, results)
         return write_summary(cfg, tasks)
     with _progress(len(todo), cfg.progress) as advance, ThreadPoolExecutor(cfg.concurrency) as ex:
-        futures = [ex.submit(run_unit, r, t, cfg, tools) for r, t in todo]
+        # Each unit runs in a copy of this context: a caller's policy/tools override holds there;
+        # a list of policy endpoints is spread over the units.
+        futures = [
+            ex.submit(
+                copy_context().run,
+                run_unit, r, t, replace(cfg, context=spread(cfg.context, n)), tools,
+            )
+            for n, (r, t) in enumerate(todo)
+        ]  # fmt: skip
         for future in as_completed(futures):
             results.append(future.result())
             advance()
@@ -356,25 +399,30 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
 
 def run_unit_resolved(router: str, task: suites.Task, cfg: EvalConfig) -> dict[str, Any]:
     """:func:`run_unit` with the pool resolved where it runs (a Ray worker builds its own)."""
-    return run_unit(router, task, cfg, resolve(Context(**cfg.context)).tools)
+    with price_shock(cfg.shock):  # as plan_eval resolves it: a shock may reorder experts
+        tools = resolve(Context(**cfg.context)).tools
+    return run_unit(router, task, cfg, tools)
 
 
 def _evaluate_on_ray(
     cfg: EvalConfig, todo: list[tuple[str, suites.Task]], results: _Results
 ) -> None:
     """Run ``todo`` on Ray workers; the driver alone appends rows, once per unit."""
-    from podium.training.ray_runs import RayPlan, connect, run_on_ray
+    from .ray_runs import RayPlan, connect, run_on_ray
 
     plan = RayPlan(cfg.ray or "local", cfg.ray_workers, cfg.concurrency)
     connect(plan)  # an unreachable cluster fails here, before any task runs
     remote = replace(cfg, out=cfg.out.resolve(), progress=False)
+    jobs = [
+        (r, t, replace(remote, context=spread(cfg.context, n))) for n, (r, t) in enumerate(todo)
+    ]
     with _progress(len(todo), cfg.progress) as advance:
 
         def store(row: dict[str, Any]) -> None:
             results.append(row)
             advance()
 
-        run_on_ray(run_unit_resolved, [(r, t, remote) for r, t in todo], plan, store)
+        run_on_ray(run_unit_resolved, jobs, plan, store)
 
 
 def write_summary(cfg: EvalConfig, tasks: list[suites.Task]) -> dict[str, Any]:

@@ -16,16 +16,25 @@ import tempfile
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from podium.graph import TrajectoryStore
+from podium.graph.database import check_reachable, is_postgres
 from podium.tools.errors import UserError
+from podium.tools.price_shock import PriceShock, jittered, price_shock
 from podium.training.eval import suites
-from podium.training.eval.run_context import BUDGET_USD, MAX_TURNS, task_context, task_tools
-from podium.training.ray_runs import RayPlan, check_address, connect, run_on_ray
+from podium.training.eval.ray_runs import RayPlan, check_address, connect, run_on_ray
+from podium.training.eval.run_context import (
+    BUDGET_USD,
+    MAX_TURNS,
+    policy_endpoints,
+    spread,
+    task_context,
+    task_tools,
+)
 
 from .preferences import NO_PREFERENCE, Preference, pool_localities, sample_preference
 from .rewards import TRAINING_KEY
@@ -40,22 +49,44 @@ class CollectConfig:
     """What ``podium collect`` runs."""
 
     tasks: str = field(metadata={"help": "Task suite: math, code, … or jsonl:<file>."})
-    out: str = field(metadata={"help": "SQLite trajectory store the rollouts go to."})
+    out: str = field(
+        metadata={"help": "Store the rollouts go to: SQLite file or postgresql:// URL."}
+    )
     group_size: int = field(default=8, metadata={"help": "Runs per task (the GRPO group)."})
     limit: int | None = field(default=None, metadata={"help": "At most this many tasks."})
     concurrency: int = field(default=2, metadata={"help": "Runs in flight at once."})
     seed: int = field(default=0, metadata={"help": "Seed of the tasks and preferences."})
     temperature: float = field(default=1.0, metadata={"help": "Policy sampling temperature."})
-    policy_base_url: str = field(default="", metadata={"help": "Policy endpoint; empty = config."})
+    policy_base_url: str = field(
+        default="",
+        metadata={
+            "help": "Policy endpoint(s), comma-separated: runs go round-robin; empty = config."
+        },
+    )
     policy_model: str = field(default="", metadata={"help": "Model name at the endpoint."})
     profile: str = field(default="local", metadata={"help": "Tool-pool profile."})
     config: str = field(default="", metadata={"help": "User config file (TOML)."})
     local_only: bool = field(default=False, metadata={"help": "Offer only local tools."})
     max_turns: int = field(default=MAX_TURNS, metadata={"help": "Policy turns per run."})
     budget_usd: float = field(default=BUDGET_USD, metadata={"help": "Dollar cap of each run."})
+    price_jitter: float = field(
+        default=0.0,
+        metadata={"help": "Each tool's prices times a random factor in [1/(1+j), 1+j] per run."},
+    )
     sample_preferences: bool = field(
         default=False,
         metadata={"help": "A seeded preference per task (the paper's); default: none, as eval."},
+    )
+    explore: bool = field(
+        default=False,
+        metadata={
+            "help": "One run per pool tool (and one answering at once), that tool forced as "
+            "the first call's name; replaces the sampled group."
+        },
+    )
+    explore_tools: list[str] = field(
+        default_factory=list,
+        metadata={"help": "With explore: force only these (pool tools or 'answer'); empty = all."},
     )
     ray: str | None = field(
         default=None, metadata={"help": "Ray cluster address ('local': start one); None: here."}
@@ -70,8 +101,9 @@ def training_info(
     pref: Preference,
     verdict: suites.Verdict | None,
     error: str = "",
+    first_tool: str = "",
 ) -> dict[str, Any]:
-    """The ``training`` entry of a stored record."""
+    """The ``training`` entry of a stored record (``first_tool``: the explored tool, if any)."""
     return {
         "task_id": task.id,
         "suite": task.suite,
@@ -84,7 +116,29 @@ def training_info(
         if verdict is None
         else {"correct": verdict.correct, "score": verdict.score, "detail": verdict.detail},
         "checker_error": error,
+        "explore_tool": first_tool or None,
     }
+
+
+def explore_tools(pool: Mapping[str, Any], only: list[str] | None = None) -> list[str]:
+    """What an exploring collection forces first: every pool tool, then ``answer`` at once.
+
+    The untrained policy almost never tries some tools (``local_search`` ~3% of first calls),
+    so sampling alone never finds the run that wins; one forced run per tool does. ``only``
+    keeps some of them (a CPU cannot afford every expert on every task).
+
+    Raises:
+        CollectError: ``only`` names a tool the pool does not offer.
+    """
+    from podium.graph.render import ANSWER
+
+    every = [*sorted(pool), ANSWER]
+    unknown = [t for t in only or [] if t not in every]
+    if unknown:
+        raise CollectError(
+            f"--explore-tool {unknown[0]!r} is not offered: use one of {', '.join(every)}"
+        )
+    return [t for t in every if t in only] if only else every
 
 
 def finish_record(
@@ -94,16 +148,17 @@ def finish_record(
     group_id: str,
     index: int,
     pref: Preference,
+    first_tool: str = "",
 ) -> dict[str, Any]:
     """Judge a stored run with its task's checker and store the verdict beside it."""
     record = store.get(trajectory_id)
     if record is None:
-        raise RuntimeError(f"run {trajectory_id} left no record in {store.path}")
+        raise RuntimeError(f"run {trajectory_id} left no record in {store.location}")
     try:
         verdict, error = suites.check(task, record["answer"], record), ""
     except suites.CheckerError as exc:
         verdict, error = None, str(exc)
-    record[TRAINING_KEY] = training_info(task, group_id, index, pref, verdict, error)
+    record[TRAINING_KEY] = training_info(task, group_id, index, pref, verdict, error, first_tool)
     store.save(record)
     return record
 
@@ -147,12 +202,16 @@ def check_request(cfg: CollectConfig) -> list[suites.Task]:
         CollectError: a setting is out of range, the output folder or the endpoint is missing,
             the suite is empty or is a conversation.
     """
-    if cfg.group_size < 2:
+    if cfg.group_size < 2 and not cfg.explore:
         raise CollectError(f"--group-size must be at least 2 for GRPO, got {cfg.group_size}")
     if cfg.concurrency < 1:
         raise CollectError(f"--concurrency must be at least 1, got {cfg.concurrency}")
+    if not 0 <= cfg.price_jitter < float("inf"):
+        raise CollectError(f"--price-jitter must be a number >= 0, got {cfg.price_jitter}")
     out = Path(cfg.out)
-    if not out.parent.is_dir():
+    if is_postgres(cfg.out):
+        check_reachable(cfg.out, "--out")
+    elif not out.parent.is_dir():
         raise CollectError(f"folder {out.parent} does not exist: create it or fix --out")
     try:
         talks = suites.converses(cfg.tasks)
@@ -164,8 +223,8 @@ def check_request(cfg: CollectConfig) -> list[suites.Task]:
             "use another suite"
         )
     tasks = load_tasks(cfg.tasks, cfg.limit, cfg.seed)
-    if cfg.policy_base_url:
-        check_endpoint(cfg.policy_base_url)
+    for url in policy_endpoints(cfg.policy_base_url):
+        check_endpoint(url)
     if cfg.ray is not None:
         if cfg.ray_workers < 1:
             raise CollectError(f"--ray-workers must be at least 1, got {cfg.ray_workers}")
@@ -175,51 +234,96 @@ def check_request(cfg: CollectConfig) -> list[suites.Task]:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One rollout: its task, preference, place in the group and fixed trajectory id.
+    """One rollout: its task, preference, group, place in it and fixed trajectory id.
 
-    The id is fixed before the run starts, so a run retried after its worker died replaces
-    its record instead of adding a second one.
+    The id is fixed before the run starts, so a run retried after its Ray worker died
+    replaces its record instead of adding a second one. ``run`` numbers it in the collection
+    (it picks the policy endpoint of a list), ``first_tool`` is the tool an exploring run is
+    forced to call first, ``shock`` its jittered prices.
     """
 
     task: suites.Task
     pref: Preference
-    index: int
     group_id: str
+    index: int
+    run: int
     run_id: str
+    first_tool: str = ""
+    shock: PriceShock | None = None
 
 
-def plan_runs(cfg: CollectConfig, tasks: list[suites.Task]) -> list[RunSpec]:
-    """Every run of a collection: ``cfg.group_size`` per task, each with its own id."""
-    pool = pool_localities(cfg.profile, cfg.config or None, cfg.local_only)
-    specs = []
+def plan_runs(
+    cfg: CollectConfig, tasks: list[suites.Task], pool: Mapping[str, Any], store: TrajectoryStore
+) -> list[RunSpec]:
+    """Every run of a collection, in order; an exploring collection skips runs already stored.
+
+    Each run gets a fresh id: a new collection into the same store adds runs, and a retry
+    (Ray) of one run replaces its own record.
+    """
+    forced = explore_tools(pool, cfg.explore_tools) if cfg.explore else []
+    done = {  # an exploring collection resumes: a stored (task, forced tool) run is not redone
+        (r[TRAINING_KEY]["task_id"], r[TRAINING_KEY].get("explore_tool"))
+        for r in (store.records(TRAINING_KEY) if cfg.explore else [])
+    }
+    specs: list[RunSpec] = []
     for task in tasks:
         pref = NO_PREFERENCE
         if cfg.sample_preferences:
             pref = sample_preference(task.id, pool, seed=cfg.seed)
-        group_id = f"{task.id}@{cfg.seed}"
-        # Fresh ids: a new collection into the same store adds runs, a retry replaces its own.
-        specs += [RunSpec(task, pref, i, group_id, uuid.uuid4().hex) for i in range(cfg.group_size)]
+        if cfg.explore:
+            runs = [(i, t) for i, t in enumerate(forced) if (task.id, t) not in done]
+        else:
+            runs = [(i, "") for i in range(cfg.group_size)]
+        for index, first in runs:
+            jitter = jittered(cfg.price_jitter, f"{cfg.seed}:{task.id}:{index}")
+            shock = jitter if cfg.price_jitter else None
+            group = f"{task.id}@{cfg.seed}"
+            specs.append(
+                RunSpec(task, pref, group, index, len(specs), uuid.uuid4().hex, first, shock)
+            )
     return specs
 
 
 async def collect_run(base: dict[str, Any], spec: RunSpec) -> dict[str, Any]:
-    """Run ``spec`` through the graph (context ``base``), judge it and store the verdict."""
+    """Run ``spec`` through the graph (context ``base``), judge it and store the verdict.
+
+    Self-contained, so a Ray worker runs it as it is: the store is opened from its location.
+    """
     from podium.graph import graph
 
     task = spec.task
-    with tempfile.TemporaryDirectory(prefix="podium-task-") as workdir, task_tools(task):
-        ctx = task_context(base, task, Path(workdir), spec.pref.instruction, spec.pref.vector)
-        state = await graph.ainvoke(
-            {"question": task.question, "trajectory_id": spec.run_id}, context=ctx
-        )
+    with (
+        tempfile.TemporaryDirectory(prefix="podium-task-") as workdir,
+        task_tools(task),
+        price_shock(spec.shock),
+    ):
+        with_first = {**spread(base, spec.run), "first_tool": spec.first_tool}
+        ctx = task_context(with_first, task, Path(workdir), spec.pref.instruction, spec.pref.vector)
+        inputs = {"question": task.question, "trajectory_id": spec.run_id}
+        state = await graph.ainvoke(inputs, context=ctx)
         store = TrajectoryStore(base["trajectory_db"])
         return await asyncio.to_thread(
-            finish_record, store, state["trajectory_id"], task, spec.group_id, spec.index, spec.pref
-        )
+            finish_record, store, state["trajectory_id"], task, spec.group_id, spec.index,
+            spec.pref, spec.first_tool,
+        )  # fmt: skip
 
 
-def _base_context(cfg: CollectConfig) -> dict[str, Any]:
-    return {
+async def collect(
+    cfg: CollectConfig, progress: Callable[[dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
+    """Run every task ``cfg.group_size`` times and store the judged trajectories.
+
+    With ``cfg.ray`` set the runs are spread over that Ray cluster (``eval/ray_runs.py``),
+    ``cfg.concurrency`` in flight on each of ``cfg.ray_workers`` workers.
+
+    Returns:
+        A summary: tasks, runs, correct runs, errors and the store's location.
+    """
+    tasks = check_request(cfg)
+    pool = pool_localities(cfg.profile, cfg.config or None, cfg.local_only)
+    store = TrajectoryStore(cfg.out)  # created (WAL, schema) once, before any worker opens it
+    specs = plan_runs(cfg, tasks, pool, store)
+    base = {
         "policy_base_url": cfg.policy_base_url,
         "policy_model": cfg.policy_model,
         "profile": cfg.profile,
@@ -228,27 +332,9 @@ def _base_context(cfg: CollectConfig) -> dict[str, Any]:
         "temperature": cfg.temperature,
         "max_turns": cfg.max_turns,
         "budget_usd": cfg.budget_usd,
-        "trajectory_db": str(Path(cfg.out).resolve()),
+        "trajectory_db": store.location,
     }
-
-
-async def collect(
-    cfg: CollectConfig, progress: Callable[[dict[str, Any]], None] | None = None
-) -> dict[str, Any]:
-    """Run every task ``cfg.group_size`` times and store the judged trajectories.
-
-    With ``cfg.ray`` set the runs are spread over that Ray cluster (``ray_runs.py``),
-    ``cfg.concurrency`` in flight on each of ``cfg.ray_workers`` workers.
-
-    Returns:
-        A summary: tasks, runs, correct runs, errors and the store's path.
-    """
-    tasks = check_request(cfg)
-    out = Path(cfg.out)
-    TrajectoryStore(out)  # created (WAL, schema) once, before any worker opens it
-    base = _base_context(cfg)
-    specs = plan_runs(cfg, tasks)
-    summary = {"tasks": len(tasks), "runs": 0, "correct": 0, "errors": 0, "store": str(out)}
+    summary = {"tasks": len(tasks), "runs": 0, "correct": 0, "errors": 0, "store": store.location}
 
     def tally(record: dict[str, Any]) -> None:
         verdict = record[TRAINING_KEY]["verdict"]
@@ -261,6 +347,7 @@ async def collect(
     if cfg.ray is not None:
         plan = RayPlan(cfg.ray, cfg.ray_workers, cfg.concurrency)
         connect(plan)  # in the main thread, where Ray installs its signal handlers
+        base["trajectory_db"] = _absolute(store.location)  # workers may run elsewhere
         jobs = [(base, spec) for spec in specs]
         await asyncio.to_thread(run_on_ray, collect_run, jobs, plan, tally)
         return summary
@@ -273,6 +360,11 @@ async def collect(
 
     await asyncio.gather(*(one(spec) for spec in specs))
     return summary
+
+
+def _absolute(location: str) -> str:
+    """A store location that means the same in a worker with another working directory."""
+    return location if is_postgres(location) else str(Path(location).resolve())
 
 
 def stored_groups(store: TrajectoryStore) -> dict[str, list[dict[str, Any]]]:

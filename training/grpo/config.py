@@ -12,27 +12,32 @@ with one line.
 
 Example::
 
-    mode = "offline"                 # or "online": the graph drives the model being trained
-    model = "models/qwen2.5-coder-0.5b-hf"
+    mode = "offline"                 # "online": the graph drives the model being trained;
+                                     # "rft": fine-tune on each task's best stored run
+    model = "policy"                 # a packaged model (converted once) or a HF model folder
     output_dir = "runs/podium-lora"
     store = "rollouts.sqlite"        # offline: from `podium collect --out rollouts.sqlite`
     # tasks = "math"                 # online: the suite whose tasks the graph runs
+    preset = "cpu"                   # or "cpu-all-layers", "paper"
+    last_layers = 4                  # adapt only the last 4 transformer layers; 0 = all
 
     [grpo]
     num_generations = 8
     max_steps = 100
 
-    preset = "cpu"                   # or "cpu-all-layers", "paper"
-    last_layers = 4                  # adapt only the last 4 transformer layers; 0 = all
-
     [lora]
     r = 16
+
+Mode ``rft`` reads ``[sft]`` (TRL's ``SFTConfig``) over :data:`RFT_SFT` with the preset's
+adapter and learning rate (``cpu``: r=16 on the last 4 layers, lr 2e-4: minutes on a CPU).
+``init_adapter`` starts any mode from a saved PEFT adapter (offline GRPO from the RFT one).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -70,13 +75,12 @@ class Preset:
     lora: dict[str, Any]
     last_layers: int  # 0 = every layer
     learning_rate: float
-    note: str
 
 
 PRESETS: dict[str, Preset] = {
-    "cpu": Preset(CPU_LORA, 4, 2e-4, "r=16 on the last 4 layers, lr 2e-4: minutes on a CPU"),
-    "cpu-all-layers": Preset(CPU_LORA, 0, 1e-4, "r=16 on every layer, lr 1e-4: ~6x slower"),
-    "paper": Preset(PAPER_LORA, 0, 1e-6, "ToolOrchestra's: r=64 on every layer, lr 1e-6"),
+    "cpu": Preset(CPU_LORA, 4, 2e-4),  # minutes on a CPU
+    "cpu-all-layers": Preset(CPU_LORA, 0, 1e-4),  # ~6x slower per step on the 0.5B
+    "paper": Preset(PAPER_LORA, 0, 1e-6),  # ToolOrchestra's
 }
 # Sensible for a CPU single process; any of them can be overridden in [grpo].
 RUNTIME_GRPO: dict[str, Any] = {
@@ -92,6 +96,22 @@ RUNTIME_GRPO: dict[str, Any] = {
 }
 
 
+# Rejection-sampling fine-tuning on CPU (the learning rate is the preset's): one sequence per
+# step without padding, gradients accumulated over 4, a constant rate, one epoch.
+RFT_SFT: dict[str, Any] = {
+    "lr_scheduler_type": "constant",
+    "num_train_epochs": 1,
+    "per_device_train_batch_size": 1,
+    "gradient_accumulation_steps": 4,
+    "gradient_checkpointing": False,
+    "completion_only_loss": True,  # tool outputs and prompts masked (completion_mask)
+    "max_length": 4096,
+    "logging_steps": 1,
+    "save_strategy": "no",
+    "report_to": "none",
+}
+
+
 class TrainConfigError(UserError, ValueError):
     """A bad ``podium train`` config (one line naming the fix)."""
 
@@ -102,9 +122,12 @@ class TrainConfig:
 
     model: str = field(metadata={"help": "Hugging Face model directory of the policy."})
     output_dir: str = field(metadata={"help": "Where the trained LoRA adapter is saved."})
-    mode: Literal["offline", "online"] = field(
+    mode: Literal["offline", "online", "rft"] = field(
         default="offline",
-        metadata={"help": "offline: from a stored rollout file; online: the graph in the loop."},
+        metadata={
+            "help": "offline: GRPO on a stored rollout file; online: the graph in the loop; "
+            "rft: fine-tune on each task's best stored run."
+        },
     )
     store: str = field(
         default="",
@@ -132,7 +155,16 @@ class TrainConfig:
         metadata={"help": "Adapt only the last N transformer layers; 0 = all; unset = preset's."},
     )
     max_new_tokens: int = field(default=256, metadata={"help": "Tokens per online policy turn."})
+    init_adapter: str = field(
+        default="", metadata={"help": "PEFT adapter folder to start from (e.g. an RFT one)."}
+    )
+    price_jitter: float = field(
+        default=0.0,
+        metadata={"help": "Online runs: each tool's prices times a random factor in "
+                  "[1/(1+j), 1+j] per task, so the policy must read them; 0 = off."},
+    )  # fmt: skip
     grpo: dict[str, Any] = field(default_factory=dict, metadata={"help": "trl.GRPOConfig keys."})
+    sft: dict[str, Any] = field(default_factory=dict, metadata={"help": "trl.SFTConfig keys."})
     lora: dict[str, Any] = field(default_factory=dict, metadata={"help": "peft.LoraConfig keys."})
     reward: RewardConfig = field(default_factory=RewardConfig)
 
@@ -148,9 +180,43 @@ class TrainConfig:
             values |= {"use_cpu": True, "bf16": False}
         return GRPOConfig(output_dir=self.output_dir, **values)
 
+    def sft_args(self) -> Any:
+        """TRL's ``SFTConfig`` of mode ``rft``: :data:`RFT_SFT`, the preset's rate, ``[sft]``."""
+        import torch
+        from trl import SFTConfig
+
+        rate = {"learning_rate": preset(self.preset).learning_rate}
+        values = {**RFT_SFT, **rate, "seed": self.seed, **self.sft}
+        if not torch.cuda.is_available():
+            values |= {"use_cpu": True, "bf16": False}
+        return SFTConfig(output_dir=self.output_dir, **values)
+
     def lora_config(self) -> Any:
         """PEFT's ``LoraConfig``: the preset's adapter, refined by ``[lora]``."""
-        return lora_config(self.model, self.preset, self.lora, self.last_layers)
+        from podium.tools.model_files import PACKAGED_MODELS
+
+        model = self.model_dir() if self.model in PACKAGED_MODELS else self.model
+        return lora_config(model, self.preset, self.lora, self.last_layers)
+
+    def model_dir(self) -> Path:
+        """The policy's Hugging Face folder: ``model`` itself, or a packaged alias converted.
+
+        Raises:
+            TrainConfigError: neither a model folder nor a packaged model.
+        """
+        from podium.tools.model_files import PACKAGED_MODELS
+
+        if (Path(self.model) / "config.json").is_file():
+            return Path(self.model)
+        if self.model in PACKAGED_MODELS:
+            from .base_model import hf_policy_dir
+
+            return hf_policy_dir(self.model)
+        known = ", ".join(PACKAGED_MODELS)
+        raise TrainConfigError(
+            f"model {self.model} is not a Hugging Face model folder nor a packaged model "
+            f"({known}): fix model"
+        )
 
 
 def preset(name: str) -> Preset:
@@ -222,32 +288,48 @@ def load_train_config(path: str | Path) -> TrainConfig:
     Raises:
         TrainConfigError: missing file, bad TOML, unknown or missing keys, bad values.
     """
-    from peft import LoraConfig
-    from trl import GRPOConfig
-
     path = Path(path)
+    if path.is_dir():
+        raise TrainConfigError(f"config file {path} is a directory: pass the TOML file in it")
     if not path.is_file():
         raise TrainConfigError(f"config file {path} does not exist: fix --config")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise TrainConfigError(f"{path} is not valid TOML ({exc}): fix the file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TrainConfigError(f"cannot read config file {path} ({exc}): fix --config") from None
+    from peft import LoraConfig  # heavy: only once the file is known to be readable
+    from trl import GRPOConfig, SFTConfig
+
     top = {f.name for f in dataclasses.fields(TrainConfig)}
     _unknown("", raw, top, path)
     _unknown("grpo", raw.get("grpo", {}), {f.name for f in dataclasses.fields(GRPOConfig)}, path)
     _unknown("lora", raw.get("lora", {}), {f.name for f in dataclasses.fields(LoraConfig)}, path)
+    _unknown("sft", raw.get("sft", {}), {f.name for f in dataclasses.fields(SFTConfig)}, path)
     reward_keys = {f.name for f in dataclasses.fields(RewardConfig)}
     _unknown("reward", raw.get("reward", {}), reward_keys, path)
     for key in ("model", "output_dir"):
         if key not in raw:
             raise TrainConfigError(f'{path} has no {key!r}: add {key} = "..."')
-    if raw.get("mode", "offline") not in ("offline", "online"):
-        raise TrainConfigError(f"mode must be 'offline' or 'online' in {path}, got {raw['mode']!r}")
+    if raw.get("mode", "offline") not in ("offline", "online", "rft"):
+        raise TrainConfigError(
+            f"mode must be 'offline', 'online' or 'rft' in {path}, got {raw['mode']!r}"
+        )
     mode = raw.get("mode", "offline")
-    if mode == "offline" and not raw.get("store"):
-        raise TrainConfigError(f'offline training needs store = "<file>" in {path}')
+    if mode in ("offline", "rft") and not raw.get("store"):
+        raise TrainConfigError(f'{mode} training needs store = "<file>" in {path}')
+    start = raw.get("init_adapter")
+    if start and not (Path(start) / "adapter_config.json").is_file():
+        raise TrainConfigError(
+            f"init_adapter {raw['init_adapter']} is not a PEFT adapter folder (no "
+            f"adapter_config.json) in {path}: point it at the output_dir of a podium train run"
+        )
     if mode == "online" and not raw.get("tasks"):
         raise TrainConfigError(f'online training needs tasks = "<suite>" in {path}')
     preset(raw.get("preset", "cpu"))  # an unknown preset fails here, as one line
+    jitter = raw.get("price_jitter", 0.0)
+    if not (isinstance(jitter, int | float) and 0 <= jitter < math.inf):
+        raise TrainConfigError(f"price_jitter must be a number >= 0 in {path}, got {jitter!r}")
     reward = RewardConfig(**raw.pop("reward", {}))
     return TrainConfig(**raw, reward=reward)

@@ -29,12 +29,15 @@ from pathlib import Path
 from typing import Any
 
 from podium.graph import Context, TrajectoryStore
+from podium.graph.database import check_reachable, is_postgres
 from podium.graph.resources import policy_override, resolve
 from podium.tools import cost_of
 from podium.tools.errors import UserError
+from podium.tools.price_shock import jittered, price_shock
 from podium.training.eval import suites
 from podium.training.eval.run_context import task_context, task_tools
 
+from .base_model import load_policy
 from .collect import finish_record, load_tasks, stored_groups
 from .config import TrainConfig, TrainConfigError, load_train_config
 from .local_policy import LocalPolicy
@@ -124,7 +127,7 @@ def online_rollouts(
         "budget_usd": cfg.budget_usd,
         "temperature": cfg.temperature,
         "policy_base_url": "http://127.0.0.1:9/in-process",  # never called: overridden
-        "trajectory_db": str(store.path),
+        "trajectory_db": store.location,
     }
 
     def rollout(prompts: list[Any], trainer: Any) -> dict[str, Any]:
@@ -142,10 +145,12 @@ def online_rollouts(
                 temperature=cfg.temperature,
                 max_new_tokens=cfg.max_new_tokens,
             )
+            jitter = jittered(cfg.price_jitter, f"{cfg.seed}:{task.id}:{step}")
             with (
                 tempfile.TemporaryDirectory(prefix="podium-task-") as workdir,
                 task_tools(task),
                 policy_override(policy),
+                price_shock(jitter if cfg.price_jitter else None),
             ):
                 ctx = task_context(base, task, Path(workdir), pref.instruction, pref.vector)
                 state = graph.invoke({"question": task.question}, context=ctx)
@@ -194,13 +199,11 @@ def build_trainer(cfg: TrainConfig) -> tuple[Any, GroupReward]:
     import os
 
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOTrainer
 
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is by design
 
-    if not (Path(cfg.model) / "config.json").is_file():
-        raise TrainConfigError(f"model {cfg.model} is not a Hugging Face model folder: fix model")
+    model_dir = cfg.model_dir()
     try:
         args = cfg.grpo_args()
     except ValueError as exc:
@@ -208,7 +211,8 @@ def build_trainer(cfg: TrainConfig) -> tuple[Any, GroupReward]:
     pool = _pool(cfg)
     g = args.num_generations
     if cfg.mode == "offline":
-        if not Path(cfg.store).is_file():
+        check_reachable(cfg.store, "the [grpo] store")
+        if not is_postgres(cfg.store) and not Path(cfg.store).is_file():
             raise TrainConfigError(
                 f"store {cfg.store} does not exist: run podium collect --out {cfg.store} first"
             )
@@ -227,8 +231,10 @@ def build_trainer(cfg: TrainConfig) -> tuple[Any, GroupReward]:
         tasks = {t.id: t for t in load_tasks(cfg.tasks, cfg.limit, cfg.seed)}
         rows = [{"prompt": tid} for tid in tasks]
         rollout = online_rollouts(cfg, tasks, pool)
-    tokenizer = AutoTokenizer.from_pretrained(cfg.model)
-    model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype="float32")
+    try:
+        model, tokenizer = load_policy(model_dir, cfg.init_adapter)
+    except ValueError as exc:
+        raise TrainConfigError(str(exc)) from None
     reward = GroupReward(list(pool), cfg.reward)
     trainer = GRPOTrainer(
         model=model,
@@ -236,7 +242,7 @@ def build_trainer(cfg: TrainConfig) -> tuple[Any, GroupReward]:
         args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
-        peft_config=cfg.lora_config(),
+        peft_config=None if cfg.init_adapter else cfg.lora_config(),
         rollout_func=rollout,
     )
     return trainer, reward

@@ -5,7 +5,8 @@ verdict), an optional ``prepare`` (task, workdir → Context overrides) and, for
 are conversations (tau2), a ``dialogue`` (task → :class:`Dialogue`). Each suite lives in its own
 module of this package (``math``, ``code``, ``wiki``, ``fc``, ``tau2``, ``toolscale``), which
 registers it with :func:`register_suite` the first time the suite is named; user JSONL files are
-named ``jsonl:<path>`` (:mod:`.jsonl`).
+named ``jsonl:<path>`` (:mod:`.jsonl`), and a trajectory store's past runs ``store:<path>``
+(:mod:`.stored`).
 """
 
 from __future__ import annotations
@@ -91,7 +92,10 @@ class _Suite:
 
 _SUITES: dict[str, _Suite] = {}
 # Suites registered by their own modules, imported the first time they are named.
-_LAZY = {name: f"{__name__}.{name}" for name in ("math", "code", "wiki", "fc", "tau2", "toolscale")}
+_LAZY = {
+    name: f"{__name__}.{name}"
+    for name in ("math", "code", "wiki", "fc", "tau2", "toolscale", "chat", "mixture")
+} | {"mixture-train": f"{__name__}.mixture"}
 JSONL_PREFIX = "jsonl:"
 
 
@@ -127,6 +131,10 @@ def _suite(name: str) -> _Suite:
         from .jsonl import jsonl_check, jsonl_loader
 
         return _Suite(jsonl_loader(name), jsonl_check)
+    if name.startswith("store:"):
+        from .stored import stored_check, stored_loader
+
+        return _Suite(stored_loader(name), stored_check)
     if name not in _SUITES and name in _LAZY:
         try:
             importlib.import_module(_LAZY[name])

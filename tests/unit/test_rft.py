@@ -1,0 +1,175 @@
+"""RFT (``podium train`` mode ``rft``): which run each task keeps, and what the loss covers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from podium.graph import TrajectoryStore
+from podium.graph.testing import calc_tool
+from podium.training.grpo.config import TrainConfigError
+from podium.training.grpo.rft import best_run, select_best
+
+CALL = '<tool_call>\n{"name": "calc", "arguments": {"expression": "%s"}}\n</tool_call>'
+
+
+def _answer(text: str) -> str:
+    call = json.dumps({"name": "answer", "arguments": {"text": text}})
+    return f"<tool_call>\n{call}\n</tool_call>"
+
+
+def _run(task: str, sample: int, correct: bool, cost: float, calls=(), latency=1.0, pref=None):
+    """A judged record as ``collect`` stores it (only the fields selection reads)."""
+    return {
+        "id": f"{task}-{sample}",
+        "tools": ["calc", "local_search"],
+        "cost_usd": cost,
+        "latency_s": latency,
+        "policy_turns": [{"raw": "", "calls": [{"tool": t} for t in calls]}],
+        "training": {
+            "task_id": task,
+            "group_id": f"{task}@0",
+            "sample": sample,
+            "preference_vector": pref,
+            "verdict": {"correct": correct, "score": float(correct), "detail": ""},
+        },
+    }
+
+
+def test_a_correct_run_beats_any_cheaper_wrong_one():
+    runs = [_run("t", 0, False, 0.0), _run("t", 1, True, 0.5), _run("t", 2, False, 0.01)]
+    assert best_run(runs)["id"] == "t-1"
+
+
+def test_among_correct_runs_the_cheapest_wins_then_the_preferred_tools_then_the_fastest():
+    runs = [_run("t", 0, True, 0.02), _run("t", 1, True, 0.01), _run("t", 2, True, 0.03)]
+    assert best_run(runs)["id"] == "t-1"
+    pref = {"local_search": 1.0, "calc": 0.0}  # "prefer local_search", same cost
+    runs = [
+        _run("t", 0, True, 0.01, calls=["calc"], pref=pref),
+        _run("t", 1, True, 0.01, calls=["local_search"], pref=pref),
+    ]
+    assert best_run(runs)["id"] == "t-1"
+    runs = [_run("t", 0, True, 0.01, latency=3.0), _run("t", 1, True, 0.01, latency=2.0)]
+    assert best_run(runs)["id"] == "t-1"
+    runs = [_run("t", 0, True, 0.01), _run("t", 1, True, 0.01)]  # a full tie: the first
+    assert best_run(runs)["id"] == "t-0"
+
+
+def test_no_correct_run_keeps_nothing_and_selection_is_per_task_across_groups():
+    assert best_run([_run("t", 0, False, 0.0), _run("t", 1, False, 0.1)]) is None
+    records = [
+        _run("a", 0, False, 0.0),
+        _run("a", 1, True, 0.2),
+        _run("b", 0, False, 0.0),
+        {**_run("a", 2, True, 0.1), "training": {**_run("a", 2, True, 0.1)["training"]}},
+        {"id": "untagged", "tools": []},  # a run `collect` did not judge
+    ]
+    records[3]["training"]["group_id"] = "a@explore"  # another group of the same task
+    selection = select_best(records)
+    assert {t: r["id"] for t, r in selection.best.items()} == {"a": "a-2"}
+    assert selection.without_correct == ["b"]
+    assert (selection.runs, selection.tasks) == (4, 2)
+
+
+def test_the_loss_covers_the_policys_tokens_and_not_the_tool_output(
+    fake_graph, tmp_path, tiny_policy_dir, calc_pool, judged_runs, train_config
+):
+    from podium.graph.render import policy_tools
+    from podium.training.grpo.rft import build_rft_trainer
+    from podium.training.grpo.samples import template_ids, tool_schemas
+
+    store = tmp_path / "runs.sqlite"
+    prompts = judged_runs(store, [[_answer("5")], [CALL % "2+2", _answer("4")]])
+    cfg = train_config(
+        f'mode = "rft"\nmodel = "{tiny_policy_dir}"\noutput_dir = "{tmp_path / "out"}"\n'
+        f'store = "{store}"\n',
+    )
+    trainer, selection, skipped = build_rft_trainer(cfg)
+    assert list(selection.best) == ["q1"] and skipped == []
+    assert selection.best["q1"]["answer"] == "4"  # the wrong, cheaper run is not kept
+    (row,) = trainer.train_dataset
+    tok = trainer.processing_class
+    # The sequence starts with exactly the prompt the policy was shown at its first turn.
+    tools = tool_schemas(list(policy_tools({"calc": calc_tool()}, forced=False).values()))
+    first = template_ids(tok, prompts[1][0], tools, generation_prompt=True)
+    assert row["input_ids"][: len(first)] == first
+    assert all(label == -100 for label in row["labels"][: len(first)])
+    # TRL's labels (from our completion_mask): the two completions, nothing else.
+    trained = [t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label != -100]
+    assert tok.decode(trained) == CALL % "2+2" + "<|im_end|>" + _answer("4") + "<|im_end|>"
+    hidden = tok.decode(
+        [t for t, lab in zip(row["input_ids"], row["labels"], strict=True) if lab == -100]
+    )
+    assert "<tool_response>\n4\n</tool_response>" in hidden
+    # The CPU preset: r=16 on the last layers (the tiny model has 2; the last 4 = both).
+    lora = trainer.model.peft_config["default"]
+    assert (lora.r, lora.lora_alpha, trainer.args.learning_rate) == (16, 32, 2e-4)
+    assert trainer.args.completion_only_loss
+
+
+def test_a_run_the_graph_re_rendered_is_trained_turn_by_turn_on_exact_prompts(
+    fake_graph, tmp_path, tiny_policy_dir, calc_pool, judged_runs
+):
+    from transformers import AutoTokenizer
+
+    from podium.graph.render import policy_tools
+    from podium.training.grpo.rft import record_rows
+    from podium.training.grpo.samples import template_ids, tool_schemas
+
+    bare = '{"name": "calc", "arguments": {"expression": "2+2"}}'  # as Qwen 0.5B writes calls
+    store = tmp_path / "runs.sqlite"
+    (prompts,) = judged_runs(store, [[bare, _answer("4")]])
+    (record,) = TrajectoryStore(store).records("training")
+    tok = AutoTokenizer.from_pretrained(tiny_policy_dir)
+    pool = {"calc": calc_tool()}
+    rows = record_rows(record, tok, pool)
+    tools = tool_schemas(list(policy_tools(pool, forced=False).values()))
+    assert len(rows) == 2  # the second prompt showed the call in <tool_call> form: not exact
+    for row, shown, wrote in zip(rows, prompts, [bare, _answer("4")], strict=True):
+        prompt = template_ids(tok, shown, tools, generation_prompt=True)
+        assert row["input_ids"][: len(prompt)] == prompt
+        assert row["completion_mask"] == [0] * len(prompt) + [1] * (
+            len(row["input_ids"]) - len(prompt)
+        )
+        assert tok.decode(row["input_ids"][len(prompt) :]) == wrote + "<|im_end|>"
+
+
+def test_missing_store_and_store_without_a_correct_run(
+    fake_graph, tmp_path, tiny_policy_dir, calc_pool, judged_runs, train_config
+):
+    from podium.training.grpo.rft import build_rft_trainer
+
+    store = tmp_path / "runs.sqlite"
+    body = f'mode = "rft"\nmodel = "{tiny_policy_dir}"\noutput_dir = "o"\nstore = "{store}"\n'
+    with pytest.raises(TrainConfigError, match=f"store {store} does not exist: run podium collect"):
+        build_rft_trainer(train_config(body))
+    judged_runs(store, [[_answer("5")], [_answer("six")]])
+    with pytest.raises(TrainConfigError, match="no correct run to learn from") as err:
+        build_rft_trainer(train_config(body))
+    assert "\n" not in str(err.value) and "(2 judged runs of 1 tasks)" in str(err.value)
+
+
+def test_rft_preset_last_layers_and_config_checks(tmp_path, train_config):
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text('{"num_hidden_layers": 24}')
+    head = f'mode = "rft"\nmodel = "{model}"\noutput_dir = "o"\nstore = "s"\n'
+    cfg = train_config(head)
+    lora, args = cfg.lora_config(), cfg.sft_args()
+    assert lora.layers_to_transform == [20, 21, 22, 23] and (lora.r, lora.lora_alpha) == (16, 32)
+    assert (args.learning_rate, args.lr_scheduler_type) == (2e-4, "constant")
+    assert args.completion_only_loss and not args.gradient_checkpointing
+    assert train_config(head + "last_layers = 0\n").lora_config().layers_to_transform is None
+    paper = train_config(head + 'preset = "paper"\n[sft]\nmax_steps = 3\n')
+    assert (paper.lora_config().r, paper.sft_args().learning_rate) == (64, 1e-6)
+    assert paper.sft_args().max_steps == 3
+    with pytest.raises(TrainConfigError, match=r"unknown key 'lr' in \[sft\]"):
+        train_config(head + "[sft]\nlr = 1\n")
+    with pytest.raises(TrainConfigError, match="rft training needs store"):
+        train_config('mode = "rft"\nmodel = "m"\noutput_dir = "o"\n')
+    with pytest.raises(TrainConfigError, match=r"init_adapter .* is not a PEFT adapter folder"):
+        train_config(head + f'init_adapter = "{tmp_path}"\n')
+    with pytest.raises(TrainConfigError, match="nor a packaged model"):
+        train_config('mode = "rft"\nmodel = "m"\noutput_dir = "o"\nstore = "s"\n').model_dir()

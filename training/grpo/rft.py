@@ -1,0 +1,285 @@
+"""Rejection-sampling fine-tuning (ReST-EM, RAFT): keep each task's best run, fine-tune on it.
+
+From a trajectory store (``podium collect``, with or without ``--explore``), every task keeps
+its best run by the paper's reward order — a correct run first, then the cheapest, then the
+one that best follows the user's tool preference (``rewards.py``: :func:`measure`,
+:func:`preference_rewards`), then the fastest. Tasks with no correct run teach nothing and
+are left out. Each kept run becomes one sequence (``samples.trajectory_sample``: the first
+prompt exactly as the policy saw it, then every turn's completion, with the tool results and
+notes in between) — or, when a later turn's prompt is not that sequence (``exact`` false: a
+completion the graph re-rendered, a forced answer's shorter tool list), one sequence per turn
+with its exact prompt (``samples.turn_samples``). The loss covers the policy's own tokens
+only: TRL's ``SFTTrainer`` builds the labels from the ``completion_mask`` column
+(``completion_only_loss``) and trains a PEFT LoRA. No optimiser loop of ours. RAFT
+(arXiv 2504.11343) reports this competitive with GRPO; ReST-EM gets most of its gain in one
+round.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from podium.graph import TrajectoryStore
+
+from .base_model import load_policy
+from .config import TrainConfig, TrainConfigError
+from .rewards import TRAINING_KEY, RewardConfig, measure, preference_rewards
+from .samples import BatchError, trajectory_sample, turn_samples
+
+RECIPE_FILE = "podium_rft.json"
+"""Written beside the adapter: the store, the runs kept, the settings and the step times."""
+
+
+@dataclass
+class Selection:
+    """The best run of each task, and the tasks that had none to learn from."""
+
+    best: dict[str, dict[str, Any]]
+    runs: int
+    without_correct: list[str] = field(default_factory=list)
+
+    @property
+    def tasks(self) -> int:
+        """Tasks seen in the store."""
+        return len(self.best) + len(self.without_correct)
+
+
+def _offered_tools(runs: Iterable[Mapping[str, Any]]) -> list[str]:
+    return sorted({t for r in runs for t in r.get("tools", [])})
+
+
+def best_run(
+    runs: Sequence[Mapping[str, Any]], cfg: RewardConfig | None = None
+) -> Mapping[str, Any] | None:
+    """The run RFT keeps of one task's runs, or None when none is correct.
+
+    Order: correct, then cheaper (dollars), then a higher preference reward (tool calls
+    min-max normalised among these runs, weighted by the task's preference vector), then
+    faster; a remaining tie keeps the earliest run.
+    """
+    cfg = cfg or RewardConfig()
+    measures = [measure(r, cfg) for r in runs]
+    pref = runs[0].get(TRAINING_KEY, {}).get("preference_vector") or cfg.default_preference
+    prefs = preference_rewards(measures, _offered_tools(runs), pref)
+
+    def rank(i: int) -> tuple[bool, float, float, float, int]:
+        m = measures[i]
+        return (m.correct, -m.cost_usd, prefs[i], -m.latency_s, -i)
+
+    top = max(range(len(runs)), key=rank)
+    return runs[top] if measures[top].correct else None
+
+
+def select_best(records: Iterable[Mapping[str, Any]], cfg: RewardConfig | None = None) -> Selection:
+    """Each task's best run (:func:`best_run`) among judged records, by task id."""
+    by_task: dict[str, list[Mapping[str, Any]]] = {}
+    for record in records:
+        info = record.get(TRAINING_KEY) or {}
+        if info.get("task_id"):
+            by_task.setdefault(info["task_id"], []).append(record)
+    out = Selection(best={}, runs=sum(len(v) for v in by_task.values()))
+    for task_id, runs in by_task.items():
+        chosen = best_run(runs, cfg)
+        if chosen is None:
+            out.without_correct.append(task_id)
+        else:
+            out.best[task_id] = dict(chosen)
+    return out
+
+
+def _row(prompt: list[int], completion: list[int], mask: list[int]) -> dict[str, Any]:
+    return {"input_ids": prompt + completion, "completion_mask": [0] * len(prompt) + mask}
+
+
+def record_rows(
+    record: Mapping[str, Any], tokenizer: Any, pool: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """Pre-tokenised ``SFTTrainer`` rows of one run; the loss covers the policy's tokens only.
+
+    One row for the whole run when it is exact (every turn's prompt is the sequence so far,
+    as ``samples.trajectory_sample`` checks); otherwise one row per turn, each its exact prompt
+    and completion (``samples.turn_samples``), so no turn is trained on a context the policy
+    was not shown.
+
+    Raises:
+        BatchError: the run has no policy turn or the template is not prefix-consistent.
+    """
+    whole = trajectory_sample(record, tokenizer, pool)
+    if whole.exact:
+        return [_row(whole.prompt_ids, whole.completion_ids, whole.env_mask)]
+    return [
+        _row(s.prompt_ids, s.completion_ids, s.env_mask)
+        for s in turn_samples(record, tokenizer, pool, 0.0)
+    ]
+
+
+def sft_rows(
+    best: Mapping[str, Mapping[str, Any]], tokenizer: Any, pool: Mapping[str, Any], max_length: int
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rows of the kept runs, task order; runs that cannot be rendered or are too long skipped.
+
+    A run longer than ``max_length`` is skipped whole rather than truncated: truncation would
+    cut its final answer, the part that made it worth keeping.
+    """
+    rows, skipped = [], []
+    for task_id in sorted(best):
+        try:
+            mine = record_rows(best[task_id], tokenizer, pool)
+        except BatchError:
+            skipped.append(task_id)
+            continue
+        if max_length and max(len(r["input_ids"]) for r in mine) > max_length:
+            skipped.append(task_id)
+            continue
+        rows += mine
+    return rows, skipped
+
+
+@dataclass
+class RFTResult:
+    """What an RFT run did."""
+
+    adapter_dir: str
+    steps: int
+    tasks: int
+    runs: int
+    kept: int
+    without_correct: int
+    skipped: int
+    tokens: int
+    trained_tokens: int
+    seconds: float
+    losses: list[float] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line for the CLI."""
+        rate = self.tokens / self.seconds if self.seconds else 0.0
+        loss = f"{self.losses[-1]:.4f}" if self.losses else "n/a"
+        return (
+            f"rft: kept the best run of {self.kept}/{self.tasks} tasks ({self.runs} runs; "
+            f"{self.without_correct} without a correct run, {self.skipped} skipped) · "
+            f"{self.steps} steps · {self.tokens} tokens ({self.trained_tokens} trained) in "
+            f"{self.seconds:.0f} s, {rate:.0f} tokens/s · final loss {loss} · "
+            f"adapter → {self.adapter_dir}"
+        )
+
+
+def _selection(cfg: TrainConfig) -> Selection:
+    store = Path(cfg.store)
+    if not store.is_file():
+        raise TrainConfigError(
+            f"store {store} does not exist: run podium collect --out {store} first"
+        )
+    selection = select_best(TrajectoryStore(store).records(TRAINING_KEY), cfg.reward)
+    if not selection.best:
+        raise TrainConfigError(
+            f"store {store} has no correct run to learn from ({selection.runs} judged runs of "
+            f"{selection.tasks} tasks): collect more (podium collect --explore) or easier tasks"
+        )
+    return selection
+
+
+def build_rft_trainer(cfg: TrainConfig) -> tuple[Any, Selection, list[str]]:
+    """TRL's ``SFTTrainer`` over the best runs of ``cfg.store``, with the adapter to train.
+
+    Returns:
+        The trainer, the selection and the task ids whose run was skipped.
+
+    Raises:
+        TrainConfigError: a missing store, no correct run, bad ``[sft]`` values, no run that fits.
+    """
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    from .trainer import _pool
+
+    selection = _selection(cfg)
+    try:
+        args = cfg.sft_args()
+    except ValueError as exc:
+        raise TrainConfigError(f"bad [sft] values: {' '.join(str(exc).split())}") from None
+    try:
+        model, tokenizer = load_policy(cfg.model_dir(), cfg.init_adapter)
+    except ValueError as exc:
+        raise TrainConfigError(str(exc)) from None
+    rows, skipped = sft_rows(selection.best, tokenizer, _pool(cfg), args.max_length or 0)
+    if not rows:
+        raise TrainConfigError(
+            f"none of the {len(selection.best)} kept runs fits max_length {args.max_length}: "
+            "raise [sft] max_length"
+        )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=None if cfg.init_adapter else cfg.lora_config(),
+    )
+    return trainer, selection, skipped
+
+
+def train_rft(cfg: TrainConfig) -> RFTResult:
+    """Fine-tune on the store's best runs; save the PEFT adapter and its recipe.
+
+    The adapter (``output_dir``) loads with PEFT and vLLM's ``--lora-modules``;
+    ``podium export`` turns it into a GGUF LoRA for the embedded llama.cpp server.
+    """
+    trainer, selection, skipped = build_rft_trainer(cfg)
+    start = time.monotonic()
+    trainer.train()
+    seconds = time.monotonic() - start
+    trainer.model.save_pretrained(cfg.output_dir)
+    trainer.processing_class.save_pretrained(cfg.output_dir)
+    data, args = trainer.train_dataset, trainer.args
+    if args.max_steps > 0:
+        rows_seen = trainer.state.global_step * args.gradient_accumulation_steps
+        rows_seen *= args.per_device_train_batch_size
+    else:
+        rows_seen = len(data) * args.num_train_epochs
+    per_row = sum(len(ids) for ids in data["input_ids"]) / len(data)
+    result = RFTResult(
+        adapter_dir=cfg.output_dir,
+        steps=trainer.state.global_step,
+        tasks=selection.tasks,
+        runs=selection.runs,
+        kept=len(selection.best) - len(skipped),
+        without_correct=len(selection.without_correct),
+        skipped=len(skipped),
+        tokens=round(per_row * rows_seen),
+        trained_tokens=sum(sum(x != -100 for x in labels) for labels in data["labels"]),
+        seconds=seconds,
+        losses=[h["loss"] for h in trainer.state.log_history if "loss" in h],
+    )
+    recipe = {
+        "store": str(Path(cfg.store).resolve()),
+        "model": str(cfg.model),
+        "kept": {t: r["id"] for t, r in sorted(selection.best.items()) if t not in skipped},
+        "without_correct": sorted(selection.without_correct),
+        "skipped": sorted(skipped),
+        "sft": {k: v for k, v in trainer.args.to_dict().items() if k in _RECIPE_ARGS},
+        "lora": {k: _plain(v) for k, v in trainer.model.peft_config["default"].to_dict().items()},
+        "result": asdict(result),
+    }
+    (Path(cfg.output_dir) / RECIPE_FILE).write_text(json.dumps(recipe, indent=2, default=str))
+    return result
+
+
+_RECIPE_ARGS = (
+    "learning_rate",
+    "lr_scheduler_type",
+    "num_train_epochs",
+    "max_steps",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "max_length",
+    "seed",
+)
+
+
+def _plain(value: Any) -> Any:
+    return sorted(value) if isinstance(value, set) else value

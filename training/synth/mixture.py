@@ -1,0 +1,149 @@
+"""The training side of the ``mixture``: synthesized tasks on which different tools win.
+
+Nothing here is human-written evaluation data. Wikipedia facts are cloze questions made from
+the packaged intros (the answer is a number in the intro, so ``local_search`` finds it and no
+small model knows it); arithmetic, counting and word problems come from reasoning-gym's
+generators under other seeds; code tasks are small functions with tests generated here
+(:mod:`.code_tasks`); rephrasing and small talk are the ``chat`` lists' training half.
+A training task that shares an evidence article or a question with a held-out task is dropped,
+and :func:`assert_disjoint` checks it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Iterable
+
+from podium.training.eval.suites import Task, load_suite
+from podium.training.eval.suites.chat import chat_tasks
+from podium.training.eval.suites.mixture import interleave, part_sizes
+
+from .code_tasks import code_tasks
+
+TRAIN_SEED = 10_000
+"""Added to the run's seed for every generator, so training never draws an evaluation seed."""
+ARITHMETIC = ("basic_arithmetic", "chain_sum", "letter_counting", "gsm_symbolic")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_NUMBER = re.compile(r"\b(1[0-9]{3}|20[0-9]{2}|[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+(?:\.[0-9]+)?)\b")
+CLOZE = (
+    'The Wikipedia article "{title}" says: "{sentence}" '
+    "What number goes in the blank? Reply with the number only."
+)
+
+
+class OverlapError(AssertionError):
+    """A training task shares an article or a question with a held-out task."""
+
+
+def evidence_titles(tasks: Iterable[Task]) -> set[str]:
+    """The Wikipedia articles tasks rest on."""
+    return {t.data["title"] for t in tasks if t.data.get("title")}
+
+
+def wiki_facts(n: int, seed: int, exclude: set[str]) -> list[Task]:
+    """``n`` cloze questions from intros whose title is not in ``exclude``.
+
+    One sentence of the intro with one number blanked out; the title is given, as a user
+    naming the topic would, so a search finds the article.
+    """
+    from podium.tools.retrieval import corpus_file
+
+    corpus = json.loads(corpus_file().read_text(encoding="utf-8"))
+    rng = random.Random(seed)
+    titles = sorted(t for t in corpus if t not in exclude)
+    rng.shuffle(titles)
+    tasks = []
+    for title in titles:
+        if len(tasks) == n:
+            break
+        candidates = [
+            (s, m)
+            for s in _SENTENCE.split(corpus[title].get("extract", ""))[:4]
+            if 8 <= len(s.split()) <= 40
+            for m in [_NUMBER.search(s)]
+            if m
+        ]
+        if not candidates:
+            continue
+        sentence, match = rng.choice(candidates)
+        blanked = sentence[: match.start()] + "____" + sentence[match.end() :]
+        tasks.append(
+            Task(
+                id=f"fact-{len(tasks):04d}",
+                suite="wiki",
+                question=CLOZE.format(title=title, sentence=blanked),
+                gold=match.group(0),
+                data={"title": title},
+            )
+        )
+    return tasks
+
+
+def arithmetic(n: int, seed: int) -> list[Task]:
+    """``n`` reasoning-gym tasks cycling over :data:`ARITHMETIC`, scored as ``math`` is."""
+    import reasoning_gym
+
+    from podium.training.eval.suites.math import _plain
+
+    per = -(-n // len(ARITHMETIC))
+    sets = {d: reasoning_gym.create_dataset(d, size=per, seed=seed) for d in ARITHMETIC}
+    tasks = []
+    for i in range(n):
+        name = ARITHMETIC[i % len(ARITHMETIC)]
+        entry = json.loads(json.dumps(sets[name][i // len(ARITHMETIC)], default=_plain))
+        tasks.append(
+            Task(
+                id=f"arith-{i:04d}",
+                suite="math",
+                question=entry["question"],
+                gold=str(entry["answer"]),
+                data={"dataset": name, "entry": entry},
+            )
+        )
+    return tasks
+
+
+def assert_disjoint(train: Iterable[Task], heldout: Iterable[Task]) -> None:
+    """Refuse a training set that shares an evidence article or a question with held-out tasks.
+
+    Raises:
+        OverlapError: naming the first shared article or question.
+    """
+    train, heldout = list(train), list(heldout)
+    shared = evidence_titles(train) & evidence_titles(heldout)
+    if shared:
+        raise OverlapError(f"training and held-out tasks share the article {min(shared)!r}")
+    questions = {t.question for t in heldout}
+    repeated = [t.id for t in train if t.question in questions]
+    if repeated:
+        raise OverlapError(f"training task {repeated[0]} is a held-out question")
+
+
+def drop_overlap(train: list[Task], heldout: list[Task]) -> list[Task]:
+    """``train`` without the tasks sharing an evidence article or a question with ``heldout``."""
+    titles = evidence_titles(heldout)
+    questions = {t.question for t in heldout}
+    return [t for t in train if t.data.get("title") not in titles and t.question not in questions]
+
+
+def train_mixture(size: int, seed: int = 0) -> list[Task]:
+    """``size`` training tasks in the held-out mixture's shares, disjoint from every held-out task.
+
+    Every ``wiki`` task's article is excluded (not only a sample's), so no choice of held-out
+    tasks can share one with training.
+    """
+    sizes = part_sizes(size)
+    heldout = load_suite("wiki") + load_suite("math", limit=200) + load_suite("chat")
+    s = seed + TRAIN_SEED
+    parts = {
+        "wiki": wiki_facts(sizes["wiki"], s, evidence_titles(heldout)),
+        "math": arithmetic(sizes["math"], s),
+        "code": code_tasks(sizes["code"], s),
+        "chat": chat_tasks("train", s)[: sizes["chat"]],
+    }
+    parts = {k: drop_overlap(v, heldout) for k, v in parts.items()}
+    train = interleave(parts)
+    assert_disjoint(train, heldout)
+    return train
