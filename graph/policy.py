@@ -147,8 +147,9 @@ def _begin_turn(state: State, runtime: Runtime[Context]) -> _Turn | dict[str, An
         state = _follow_up(state)
         update |= {k: getattr(state, k) for k in _RUN_FIELDS}
         new.append(HumanMessage(state.question))
-    if not state.trajectory_id:
-        update |= {"trajectory_id": uuid.uuid4().hex, "started_at": time.time()}
+    if not state.started_at:  # the run's first turn; a caller may have chosen its id
+        update |= {"trajectory_id": state.trajectory_id or uuid.uuid4().hex}
+        update |= {"started_at": time.time()}
     left = ctx.budget_usd - spent(state.run_ledger())
     turn = state.turns + 1
     run_turn = turn - state.run_turn_start

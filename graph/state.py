@@ -48,6 +48,13 @@ class InputState:
     preference: str = field(
         default="", metadata={"description": "Tool preference for this run (overrides context)."}
     )
+    trajectory_id: str = field(
+        default="",
+        metadata={
+            "description": "Id of this run's stored trajectory (default: a fresh one); a retried "
+            "run given the same id replaces its record instead of adding a second one."
+        },
+    )
 
 
 @dataclass(kw_only=True)
@@ -64,7 +71,6 @@ class State(InputState):
     answer: str = ""
     cost_usd: float = 0.0
     latency_s: float = 0.0
-    trajectory_id: str = ""
     forecast: dict[str, Any] | None = None  # set before the first turn when Context.forecast
     store_error: str = ""  # why the trajectory could not be stored; the answer stands
     started_at: float = 0.0

@@ -216,7 +216,9 @@ def completion(
 class FakeOpenAI(ThreadingHTTPServer):
     """A chat-completions server on 127.0.0.1 that fails on purpose, in one ``mode``.
 
-    ``POST /v1/chat/completions`` answers per ``mode``: ``ok`` (a completion with usage:
+    ``GET /v1/models`` lists one model, as a client probing the endpoint before its runs
+    expects (counted in ``probes``, not in ``requests``). ``POST /v1/chat/completions``
+    answers per ``mode``: ``ok`` (a completion with usage:
     ``reply(body)``'s message when a ``reply`` function is given, else :data:`OK_REPLY`),
     ``hang`` (no answer until the client gives up), ``http500``, ``malformed`` (200 with a
     broken JSON body), ``drop`` (headers and part of the body, then the connection closes),
@@ -238,6 +240,7 @@ class FakeOpenAI(ThreadingHTTPServer):
         self.mode, self.reply = mode, reply
         self.usage: dict[str, Any] | tuple[int, int] | None = OK_USAGE  # what "ok" replies report
         self.requests = 0
+        self.probes = 0  # GET /v1/models
         self.targets: list[str] = []
         self.headers: list[dict[str, str]] = []
         self.lock = threading.Lock()
@@ -262,6 +265,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body) if length is None else length))
         self.end_headers()
         self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        """``GET /v1/models``: the one model; any other path is a 404."""
+        if not self.path.rstrip("/").endswith("/models"):
+            self._send(404, b'{"error": {"message": "not found", "type": "not_found"}}')
+            return
+        with self.server.lock:
+            self.server.probes += 1
+        self._send(200, json.dumps({"object": "list", "data": [{"id": "fake"}]}).encode())
 
     def do_POST(self) -> None:
         """Answer one completion request the way the server's mode says."""

@@ -23,6 +23,8 @@ from .options import (
     PolicyBaseUrl,
     PolicyModel,
     Profile,
+    Ray,
+    RayWorkers,
     Seed,
 )
 
@@ -67,6 +69,8 @@ def collect(
         int, typer.Option(help="With --explore: sampled runs per forced tool.")
     ] = 1,
     json_out: JsonOut = False,
+    ray: Ray = None,
+    ray_workers: RayWorkers = 2,
 ) -> None:
     """Run every task GROUP_SIZE times (temperature > 0) and store the judged trajectories.
 
@@ -89,12 +93,13 @@ def collect(
         config=config, local_only=local_only, max_turns=max_turns, budget_usd=budget_usd,
         sample_preferences=sample_preferences, price_jitter=price_jitter,
         explore=explore, explore_tools=list(explore_tool or []), explore_samples=explore_samples,
+        ray=ray, ray_workers=ray_workers,
     )  # fmt: skip
     if Path(out).exists():  # a directory or a broken store fails here, before the progress bar
         TrajectoryStore(out)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, disable=json_out, transient=True) as bar:
-        job = bar.add_task("collecting", total=None)
+        job = bar.add_task("collecting", total=None)  # known once the suite is loaded
         done = {"correct": 0}
 
         def step(record: dict[str, Any]) -> None:

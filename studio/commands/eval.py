@@ -22,6 +22,8 @@ from .options import (
     MaxTurns,
     PolicyBaseUrl,
     Profile,
+    Ray,
+    RayWorkers,
     Seed,
     UsageError,
     given_flags,
@@ -72,6 +74,8 @@ def eval_(
         list[str] | None,
         typer.Option(help="Tools the oracle forces first (repeat; 'answer' too); default all."),
     ] = None,
+    ray: Ray = None,
+    ray_workers: RayWorkers = 2,
 ) -> None:
     """Evaluate routers on a task suite: results.jsonl, summary.json, report.html."""
     from podium.graph import Context
@@ -89,6 +93,8 @@ def eval_(
     shock = load_shock(prices) if prices else None  # a bad price file fails before any run
     if shock is not None and langsmith:
         raise UsageError("--prices runs two local evaluations and compares them: drop --langsmith")
+    if langsmith and ray is not None:
+        raise UsageError("--langsmith runs in this process: drop --ray or --langsmith")
     ctx = {"profile": profile, "config": config, "local_only": local_only,
            "budget_usd": budget_usd, "max_turns": max_turns}  # fmt: skip
     ctx["explicit"] = sorted(given_flags(click_ctx) & ctx.keys())  # flags beat $PODIUM_*
@@ -101,7 +107,7 @@ def eval_(
         routers=list(dict.fromkeys(router or ["policy"])), limit=limit, seed=seed,
         concurrency=concurrency, resume=resume, retry_errors=retry_errors,
         prefer=list(prefer or []), context=ctx, progress=not quiet,
-        oracle_tools=list(oracle_tool or []),
+        oracle_tools=list(oracle_tool or []), ray=ray, ray_workers=ray_workers,
     )  # fmt: skip
     if cfg.out.exists() and not cfg.out.is_dir():
         raise UsageError(f"--out {cfg.out} is a file: pass a directory for the results")

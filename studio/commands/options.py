@@ -40,7 +40,16 @@ Seed = Annotated[
     int, typer.Option("--seed", help="Random seed: the same seed, the same tasks and choices.")
 ]
 Limit = Annotated[int | None, typer.Option(help="At most this many tasks.")]
-Concurrency = Annotated[int, typer.Option(help="Runs in flight at once.")]
+Concurrency = Annotated[int, typer.Option(help="Runs in flight at once (with --ray: per worker).")]
+Ray = Annotated[
+    str | None,
+    typer.Option(
+        "--ray",
+        metavar="ADDRESS",
+        help="Spread runs over the Ray cluster at ADDRESS (HOST:PORT, or 'local' to start one).",
+    ),
+]
+RayWorkers = Annotated[int, typer.Option(help="With --ray: workers to spread runs over.")]
 PolicyBaseUrl = Annotated[
     str,
     typer.Option(

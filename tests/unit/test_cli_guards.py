@@ -1,8 +1,9 @@
 """The CLI against a live thread, the environment, a broken store and hostile model text.
 
 Each CLI case is a real ``python -m podium.studio.cli run`` against a fake OpenAI-compatible
-policy on 127.0.0.1 (:mod:`tests.fake_openai`), so the whole path is exercised: flags, the
-context, the durable thread with its lease, the graph, the store and the printing.
+policy on 127.0.0.1 (:func:`podium.graph.testing.fake_openai`), so the whole path is
+exercised: flags, the context, the durable thread with its lease, the graph, the store and the
+printing.
 """
 
 from __future__ import annotations

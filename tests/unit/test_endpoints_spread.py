@@ -49,12 +49,8 @@ def test_spread_is_round_robin_and_leaves_a_single_or_no_endpoint_alone():
     assert spread({}, 1) == {}
 
 
-def test_collect_spreads_its_runs_evenly_over_two_endpoints(tmp_path, monkeypatch):
-    from podium.training.grpo import collect as module
+def test_collect_spreads_its_runs_evenly_over_two_endpoints(tmp_path):
     from podium.training.grpo.collect import CollectConfig, collect
-
-    probed: list[str] = []
-    monkeypatch.setattr(module, "check_endpoint", probed.append)  # the fake has no /models
 
     with fake_openai(reply=answer) as a, fake_openai(reply=answer) as b:
         cfg = CollectConfig(
@@ -62,7 +58,7 @@ def test_collect_spreads_its_runs_evenly_over_two_endpoints(tmp_path, monkeypatc
             concurrency=4, policy_base_url=f"{a.base_url},{b.base_url}", max_turns=2,
         )  # fmt: skip
         summary = asyncio.run(collect(cfg))
-    assert probed == [a.base_url, b.base_url]  # each checked before any run
+    assert (a.probes, b.probes) == (1, 1)  # each checked (GET /v1/models) before any run
     assert summary["runs"] == 12 and summary["errors"] == 0 and summary["correct"] == 12
     assert (a.requests, b.requests) == (6, 6)  # one policy turn per run, every other run each
     assert len(TrajectoryStore(tmp_path / "r.sqlite")) == 12

@@ -24,6 +24,7 @@ USER_ERRORS = {
     "podium.graph.database:DatabaseError": RuntimeError,
     "podium.training.eval.routers:RouterError": ValueError,
     "podium.training.eval.runner:EvalError": ValueError,
+    "podium.training.eval.ray_runs:RayError": ValueError,
     "podium.training.eval.suites:SuiteError": ValueError,
     "podium.training.eval.suites:SuiteSkipped": ValueError,
     "podium.training.grpo.collect:CollectError": ValueError,

@@ -97,6 +97,11 @@ def test_collect_explore_runs_each_tool_first_once(obedient, tmp_path, monkeypat
     (group,) = stored_groups(TrajectoryStore(store)).values()
     assert [r["training"]["sample"] for r in group] == list(range(6))
     assert sorted(r["training"]["explore_tool"] for r in group) == sorted(explored * 2)
+    teacher = CliRunner().invoke(app, [*args, "--policy-model", "teacher"], catch_exceptions=False)
+    assert json.loads(teacher.output.strip().splitlines()[-1])["runs"] == 3  # its own samples
+    (group,) = stored_groups(TrajectoryStore(store)).values()
+    assert [r["training"]["sample"] for r in group] == list(range(9))
+    assert [r["context"]["policy_model"] for r in group[6:]] == ["teacher"] * 3
     bad = CliRunner().invoke(app, [*args, "--explore-samples", "0"])
     assert isinstance(bad.exception, collect.CollectError)  # the CLI's main prints it, exit 2
     assert "--explore-samples must be at least 1" in str(bad.exception)

@@ -67,4 +67,4 @@ def test_rft_config_names_the_store_and_the_recipe(learning, tmp_path):
 
     rft = tomllib.loads(learning.rft_config(learning.Setup(), tmp_path).read_text())
     assert rft["mode"] == "rft" and rft["store"] == str(tmp_path / "explore.sqlite")
-    assert rft["sft"]["num_train_epochs"] == 1 and rft["last_layers"] == 4
+    assert rft["sft"]["num_train_epochs"] == 2 and rft["last_layers"] == 4

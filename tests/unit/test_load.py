@@ -21,9 +21,12 @@ pytestmark = pytest.mark.timeout(180)
 
 @pytest.fixture(scope="module")
 def load_8() -> subprocess.CompletedProcess[str]:
-    """One run of the benchmark at N=8, without the developer's $PODIUM_* settings."""
+    """One run of the benchmark at N=8, without the developer's $PODIUM_* settings.
+
+    In-process only: its Ray column starts a cluster (tests/integration/test_ray.py has one).
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("PODIUM_")}
-    command = [sys.executable, str(BENCH), "--n", "8"]
+    command = [sys.executable, str(BENCH), "--n", "8", "--no-ray"]
     return subprocess.run(command, capture_output=True, text=True, timeout=170, env=env)
 
 

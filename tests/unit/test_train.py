@@ -157,3 +157,17 @@ def test_collect_refuses_a_conversation_suite(tmp_path):
     cfg = CollectConfig(tasks="tau2", out=str(tmp_path / "c.sqlite"), limit=1)
     with pytest.raises(CollectError, match="conversation"):
         asyncio.run(collect(cfg))
+
+
+def test_an_accelerate_cpu_launch_of_one_process_is_refused():
+    """``accelerate launch --cpu --num_processes N`` sets MASTER_ADDR but starts one process."""
+    from podium.training.grpo.trainer import check_launch
+
+    cpu_alone = {"ACCELERATE_USE_CPU": "true", "MASTER_ADDR": "127.0.0.1"}
+    with pytest.raises(TrainConfigError, match="--multi_gpu --num_processes N") as info:
+        check_launch(cpu_alone)
+    assert "\n" not in str(info.value) and "torchrun" in str(info.value)
+    check_launch(cpu_alone | {"WORLD_SIZE": "2"})  # torchrun / --multi_gpu: N processes
+    check_launch(cpu_alone | {"OMPI_COMM_WORLD_SIZE": "2"})  # --cpu with an MPI hostfile
+    check_launch({"ACCELERATE_USE_CPU": "true"})  # one process, as asked
+    check_launch({})  # plain python -m

@@ -61,6 +61,8 @@ class EvalConfig:
     context: dict[str, Any] = field(default_factory=dict)  # Context overrides for every run
     progress: bool = True
     shock: PriceShock | None = None  # evaluate under another price table (--prices)
+    ray: str | None = None  # a Ray cluster address ("local": start one) to spread runs over
+    ray_workers: int = 2
 
 
 def preference_of(prefer: list[str]) -> tuple[str, dict[str, float] | None]:
@@ -96,7 +98,8 @@ def run_task(
                 stack.enter_context(policy_override(model))
             stack.enter_context(task_tools(task, dialogue))
             if dialogue is None:
-                states = [graph.invoke({"question": task.question}, context=ctx)]
+                inputs = {"question": task.question, "trajectory_id": run_id(workdir)}
+                states = [graph.invoke(inputs, context=ctx)]
             else:
                 states = converse(dialogue, ctx)
     except Exception as exc:  # a run that crashed is an error row, not a crash of the eval
@@ -130,6 +133,15 @@ def run_task(
     # A run that an error ended (endpoint down, timeouts) is counted apart from wrong answers.
     status = "error" if row["stopped_by"] == "error" else "ok"
     return row | {"status": status, **asdict(verdict)}
+
+
+def run_id(workdir: Path) -> str:
+    """The trajectory id of the run in ``workdir``: one per (out, router, task[, tool]).
+
+    Fixed before the run, so a run retried after its Ray worker died, or redone by
+    ``--retry-errors``, replaces its trajectory instead of adding one.
+    """
+    return uuid.uuid5(uuid.NAMESPACE_URL, str(workdir.resolve())).hex
 
 
 def converse(dialogue: suites.Dialogue, ctx: Context) -> list[dict[str, Any]]:
@@ -227,6 +239,12 @@ def _check_request(cfg: EvalConfig, done: list[dict[str, Any]]) -> None:
         raise EvalError(f"unknown router {bad[0]!r}: use one of {', '.join(ROUTERS)}")
     if cfg.concurrency < 1:
         raise EvalError(f"--concurrency must be at least 1, got {cfg.concurrency}")
+    if cfg.ray is not None:
+        from .ray_runs import check_address
+
+        if cfg.ray_workers < 1:
+            raise EvalError(f"--ray-workers must be at least 1, got {cfg.ray_workers}")
+        check_address(cfg.ray)
     if done and not cfg.resume:
         raise EvalError(
             f"{cfg.out / RESULTS} exists: pass --resume to continue it, or another --out"
@@ -360,6 +378,9 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     """
     plan = plan_eval(cfg)
     tasks, tools, todo, results = plan.tasks, plan.tools, plan.todo, plan.results
+    if cfg.ray is not None:
+        _evaluate_on_ray(cfg, todo, results)
+        return write_summary(cfg, tasks)
     with _progress(len(todo), cfg.progress) as advance, ThreadPoolExecutor(cfg.concurrency) as ex:
         # Each unit runs in a copy of this context: a caller's policy/tools override holds there;
         # a list of policy endpoints is spread over the units.
@@ -374,6 +395,34 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
             results.append(future.result())
             advance()
     return write_summary(cfg, tasks)
+
+
+def run_unit_resolved(router: str, task: suites.Task, cfg: EvalConfig) -> dict[str, Any]:
+    """:func:`run_unit` with the pool resolved where it runs (a Ray worker builds its own)."""
+    with price_shock(cfg.shock):  # as plan_eval resolves it: a shock may reorder experts
+        tools = resolve(Context(**cfg.context)).tools
+    return run_unit(router, task, cfg, tools)
+
+
+def _evaluate_on_ray(
+    cfg: EvalConfig, todo: list[tuple[str, suites.Task]], results: _Results
+) -> None:
+    """Run ``todo`` on Ray workers; the driver alone appends rows, once per unit."""
+    from .ray_runs import RayPlan, connect, run_on_ray
+
+    plan = RayPlan(cfg.ray or "local", cfg.ray_workers, cfg.concurrency)
+    connect(plan)  # an unreachable cluster fails here, before any task runs
+    remote = replace(cfg, out=cfg.out.resolve(), progress=False)
+    jobs = [
+        (r, t, replace(remote, context=spread(cfg.context, n))) for n, (r, t) in enumerate(todo)
+    ]
+    with _progress(len(todo), cfg.progress) as advance:
+
+        def store(row: dict[str, Any]) -> None:
+            results.append(row)
+            advance()
+
+        run_on_ray(run_unit_resolved, jobs, plan, store)
 
 
 def write_summary(cfg: EvalConfig, tasks: list[suites.Task]) -> dict[str, Any]:

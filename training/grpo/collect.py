@@ -15,17 +15,20 @@ import asyncio
 import tempfile
 import urllib.error
 import urllib.request
+import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from podium.graph import TrajectoryStore
+from podium.graph import Context, TrajectoryStore
 from podium.graph.database import check_reachable, is_postgres
+from podium.tools.config import load_config
 from podium.tools.errors import UserError
-from podium.tools.price_shock import jittered, price_shock
+from podium.tools.price_shock import PriceShock, jittered, price_shock
 from podium.training.eval import suites
+from podium.training.eval.ray_runs import RayPlan, check_address, connect, run_on_ray
 from podium.training.eval.run_context import (
     BUDGET_USD,
     MAX_TURNS,
@@ -94,6 +97,10 @@ class CollectConfig:
             "query or program in some samples, not in every one)."
         },
     )
+    ray: str | None = field(
+        default=None, metadata={"help": "Ray cluster address ('local': start one); None: here."}
+    )
+    ray_workers: int = field(default=2, metadata={"help": "Ray workers to spread runs over."})
 
 
 def training_info(
@@ -229,7 +236,95 @@ def check_request(cfg: CollectConfig) -> list[suites.Task]:
     tasks = load_tasks(cfg.tasks, cfg.limit, cfg.seed)
     for url in policy_endpoints(cfg.policy_base_url):
         check_endpoint(url)
+    if cfg.ray is not None:
+        if cfg.ray_workers < 1:
+            raise CollectError(f"--ray-workers must be at least 1, got {cfg.ray_workers}")
+        check_address(cfg.ray)
     return tasks
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One rollout: its task, preference, group, place in it and fixed trajectory id.
+
+    The id is fixed before the run starts, so a run retried after its Ray worker died
+    replaces its record instead of adding a second one. ``run`` numbers it in the collection
+    (it picks the policy endpoint of a list), ``first_tool`` is the tool an exploring run is
+    forced to call first, ``shock`` its jittered prices.
+    """
+
+    task: suites.Task
+    pref: Preference
+    group_id: str
+    index: int
+    run: int
+    run_id: str
+    first_tool: str = ""
+    shock: PriceShock | None = None
+
+
+def plan_runs(
+    cfg: CollectConfig, tasks: list[suites.Task], pool: Mapping[str, Any], store: TrajectoryStore
+) -> list[RunSpec]:
+    """Every run of a collection, in order; an exploring collection skips runs already stored.
+
+    Each run gets a fresh id: a new collection into the same store adds runs, and a retry
+    (Ray) of one run replaces its own record.
+    """
+    forced = explore_tools(pool, cfg.explore_tools) if cfg.explore else []
+    # An exploring collection resumes: each (task, policy model, forced tool) gets only the
+    # samples it lacks, so a teacher model's exploration adds to the same store.
+    default = load_config(cfg.config or None).policy.model  # the graph's fallback, as it does
+    model = Context(policy_model=cfg.policy_model).policy_model or default  # flag, then env
+    records = store.records(TRAINING_KEY) if cfg.explore else []
+    stored = Counter(r[TRAINING_KEY]["task_id"] for r in records)
+    done = Counter(
+        (r[TRAINING_KEY]["task_id"], r[TRAINING_KEY].get("explore_tool"))
+        for r in records
+        if (r["context"].get("policy_model") or default) == model
+    )
+    specs: list[RunSpec] = []
+    for task in tasks:
+        pref = NO_PREFERENCE
+        if cfg.sample_preferences:
+            pref = sample_preference(task.id, pool, seed=cfg.seed)
+        if cfg.explore:
+            todo = [t for t in forced for k in range(cfg.explore_samples) if k >= done[task.id, t]]
+            runs = [(stored[task.id] + i, t) for i, t in enumerate(todo)]
+        else:
+            runs = [(i, "") for i in range(cfg.group_size)]
+        for index, first in runs:
+            jitter = jittered(cfg.price_jitter, f"{cfg.seed}:{task.id}:{index}")
+            shock = jitter if cfg.price_jitter else None
+            group = f"{task.id}@{cfg.seed}"
+            specs.append(
+                RunSpec(task, pref, group, index, len(specs), uuid.uuid4().hex, first, shock)
+            )
+    return specs
+
+
+async def collect_run(base: dict[str, Any], spec: RunSpec) -> dict[str, Any]:
+    """Run ``spec`` through the graph (context ``base``), judge it and store the verdict.
+
+    Self-contained, so a Ray worker runs it as it is: the store is opened from its location.
+    """
+    from podium.graph import graph
+
+    task = spec.task
+    with (
+        tempfile.TemporaryDirectory(prefix="podium-task-") as workdir,
+        task_tools(task),
+        price_shock(spec.shock),
+    ):
+        with_first = {**spread(base, spec.run), "first_tool": spec.first_tool}
+        ctx = task_context(with_first, task, Path(workdir), spec.pref.instruction, spec.pref.vector)
+        inputs = {"question": task.question, "trajectory_id": spec.run_id}
+        state = await graph.ainvoke(inputs, context=ctx)
+        store = TrajectoryStore(base["trajectory_db"])
+        return await asyncio.to_thread(
+            finish_record, store, state["trajectory_id"], task, spec.group_id, spec.index,
+            spec.pref, spec.first_tool,
+        )  # fmt: skip
 
 
 async def collect(
@@ -237,15 +332,16 @@ async def collect(
 ) -> dict[str, Any]:
     """Run every task ``cfg.group_size`` times and store the judged trajectories.
 
-    Returns:
-        A summary: tasks, runs, correct runs, errors and the store's path.
-    """
-    from podium.graph import graph
+    With ``cfg.ray`` set the runs are spread over that Ray cluster (``eval/ray_runs.py``),
+    ``cfg.concurrency`` in flight on each of ``cfg.ray_workers`` workers.
 
+    Returns:
+        A summary: tasks, runs, correct runs, errors and the store's location.
+    """
     tasks = check_request(cfg)
     pool = pool_localities(cfg.profile, cfg.config or None, cfg.local_only)
-    forced = explore_tools(pool, cfg.explore_tools) if cfg.explore else []
-    store = TrajectoryStore(cfg.out)
+    store = TrajectoryStore(cfg.out)  # created (WAL, schema) once, before any worker opens it
+    specs = plan_runs(cfg, tasks, pool, store)
     base = {
         "policy_base_url": cfg.policy_base_url,
         "policy_model": cfg.policy_model,
@@ -257,26 +353,9 @@ async def collect(
         "budget_usd": cfg.budget_usd,
         "trajectory_db": store.location,
     }
-    gate = asyncio.Semaphore(cfg.concurrency)
     summary = {"tasks": len(tasks), "runs": 0, "correct": 0, "errors": 0, "store": store.location}
 
-    async def one(
-        task: suites.Task, pref: Preference, index: int, run: int, first: str = ""
-    ) -> None:
-        group_id = f"{task.id}@{cfg.seed}"
-        async with gate:
-            jitter = jittered(cfg.price_jitter, f"{cfg.seed}:{task.id}:{index}")
-            with (
-                tempfile.TemporaryDirectory(prefix="podium-task-") as workdir,
-                task_tools(task),
-                price_shock(jitter if cfg.price_jitter else None),
-            ):
-                with_first = {**spread(base, run), "first_tool": first}
-                ctx = task_context(with_first, task, Path(workdir), pref.instruction, pref.vector)
-                state = await graph.ainvoke({"question": task.question}, context=ctx)
-                record = await asyncio.to_thread(
-                    finish_record, store, state["trajectory_id"], task, group_id, index, pref, first
-                )
+    def tally(record: dict[str, Any]) -> None:
         verdict = record[TRAINING_KEY]["verdict"]
         summary["runs"] += 1
         summary["correct"] += bool(verdict and verdict["correct"])
@@ -284,24 +363,27 @@ async def collect(
         if progress is not None:
             progress(record)
 
-    # An exploring collection resumes: a task's forced tool gets only the samples it lacks.
-    done = Counter(
-        (r[TRAINING_KEY]["task_id"], r[TRAINING_KEY].get("explore_tool"))
-        for r in (store.records(TRAINING_KEY) if cfg.explore else [])
-    )
-    jobs = []
-    for task in tasks:
-        pref = NO_PREFERENCE
-        if cfg.sample_preferences:
-            pref = sample_preference(task.id, pool, seed=cfg.seed)
-        if cfg.explore:
-            plan = [t for t in forced for k in range(cfg.explore_samples) if k >= done[task.id, t]]
-            stored = sum(n for (tid, _), n in done.items() if tid == task.id)  # next sample index
-            jobs += [one(task, pref, stored + i, len(jobs) + i, t) for i, t in enumerate(plan)]
-        else:
-            jobs += [one(task, pref, i, len(jobs) + i) for i in range(cfg.group_size)]
-    await asyncio.gather(*jobs)
+    if cfg.ray is not None:
+        plan = RayPlan(cfg.ray, cfg.ray_workers, cfg.concurrency)
+        connect(plan)  # in the main thread, where Ray installs its signal handlers
+        base["trajectory_db"] = _absolute(store.location)  # workers may run elsewhere
+        jobs = [(base, spec) for spec in specs]
+        await asyncio.to_thread(run_on_ray, collect_run, jobs, plan, tally)
+        return summary
+    gate = asyncio.Semaphore(cfg.concurrency)
+
+    async def one(spec: RunSpec) -> None:
+        async with gate:
+            record = await collect_run(base, spec)
+        tally(record)
+
+    await asyncio.gather(*(one(spec) for spec in specs))
     return summary
+
+
+def _absolute(location: str) -> str:
+    """A store location that means the same in a worker with another working directory."""
+    return location if is_postgres(location) else str(Path(location).resolve())
 
 
 def stored_groups(store: TrajectoryStore) -> dict[str, list[dict[str, Any]]]:

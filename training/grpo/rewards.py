@@ -200,6 +200,7 @@ class GroupReward:
         self.cfg = cfg or RewardConfig()
         self.dropped = 0
         self.groups = 0
+        self.trajectories: list[str] = []  # ids of the runs this process scored, in order
 
     def __call__(
         self,
@@ -209,9 +210,11 @@ class GroupReward:
         podium_group: list[str],
         podium_preference: list[dict[str, float]],
         log_metric: Callable[[str, float], None] | None = None,
+        podium_trajectory: list[str] | None = None,
         **_: Any,
     ) -> list[float | None]:
         """Rewards of a batch, in order."""
+        self.trajectories += podium_trajectory or []
         index: dict[str, list[int]] = {}
         for i, gid in enumerate(podium_group):
             index.setdefault(gid, []).append(i)

@@ -9,7 +9,8 @@ rewards; TRL computes group advantages and does the clipped, KL-regularised upda
   the model being trained as its policy (``policy_override`` + :class:`LocalPolicy`), the
   run is judged and stored, and its generated token ids and log-probs are returned.
 
-Several GPUs: ``accelerate launch -m podium.training.grpo.trainer --config FILE`` (keep
+Several processes: ``accelerate launch --multi_gpu --num_processes N -m
+podium.training.grpo.trainer --config FILE`` (gloo on CPU, NCCL on GPUs; keep
 ``per_device_train_batch_size`` a multiple of ``num_generations`` so groups stay whole).
 """
 
@@ -17,10 +18,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
+import os
+import sys
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,7 @@ from podium.graph import Context, TrajectoryStore
 from podium.graph.database import check_reachable, is_postgres
 from podium.graph.resources import policy_override, resolve
 from podium.tools import cost_of
+from podium.tools.errors import UserError
 from podium.tools.price_shock import jittered, price_shock
 from podium.training.eval import suites
 from podium.training.eval.run_context import task_context, task_tools
@@ -181,6 +186,8 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)
     dropped_groups: int = 0
     groups: int = 0
+    rank: int = 0  # this process's index under ``accelerate launch``; 0 alone
+    trajectories: list[str] = field(default_factory=list)  # the runs this process scored
 
 
 def build_trainer(cfg: TrainConfig) -> tuple[Any, GroupReward]:
@@ -245,20 +252,57 @@ def train(cfg: TrainConfig) -> TrainResult:
     """Train and save the LoRA adapter (PEFT layout, loadable by vLLM's ``--lora-modules``)."""
     trainer, reward = build_trainer(cfg)
     trainer.train()
-    trainer.model.save_pretrained(cfg.output_dir)
-    trainer.processing_class.save_pretrained(cfg.output_dir)
+    accelerator = trainer.accelerator
+    if accelerator.is_main_process:  # every rank holds the same weights: one writes them
+        trainer.model.save_pretrained(cfg.output_dir)
+        trainer.processing_class.save_pretrained(cfg.output_dir)
+    accelerator.wait_for_everyone()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return TrainResult(
-        cfg.output_dir, trainer.state.global_step, losses, reward.dropped, reward.groups
+        cfg.output_dir,
+        trainer.state.global_step,
+        losses,
+        reward.dropped,
+        reward.groups,
+        accelerator.process_index,
+        reward.trajectories,
     )
 
 
+def check_launch(env: Mapping[str, str]) -> None:
+    """Refuse ``accelerate launch --cpu --num_processes N`` (N > 1) without an MPI hostfile.
+
+    Accelerate then starts a single process (with ``MASTER_ADDR`` set, but no ``WORLD_SIZE``):
+    training would silently run on one process instead of N.
+
+    Raises:
+        TrainConfigError: naming the launch commands that start N gloo processes on CPU.
+    """
+    sizes = ("WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")
+    cpu = env.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+    if cpu and "MASTER_ADDR" in env and not any(k in env for k in sizes):
+        raise TrainConfigError(
+            "accelerate launch --cpu starts one process unless given --mpirun_hostfile: use "
+            "`accelerate launch --multi_gpu --num_processes N` (gloo on CPU) or "
+            "`torchrun --nproc_per_node N -m podium.training.grpo.trainer`"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
-    """``python -m podium.training.grpo.trainer --config FILE``, what ``accelerate launch`` runs."""
+    """``python -m podium.training.grpo.trainer --config FILE``, what ``accelerate launch`` runs.
+
+    Each process prints its :class:`TrainResult` as one JSON line; a bad config or launch is
+    one line on stderr and exit code 2.
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True)
-    result = train(load_train_config(parser.parse_args(argv).config))
-    print(result)
+    try:
+        check_launch(os.environ)
+        result = train(load_train_config(parser.parse_args(argv).config))
+    except UserError as exc:
+        print(f"podium: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    print(json.dumps(asdict(result)), flush=True)  # one line per process
 
 
 if __name__ == "__main__":
