@@ -61,12 +61,12 @@ class Setup:
     """
 
     seed: int = 0
-    heldout_tasks: int = 20
-    train_tasks: int = 20
+    heldout_tasks: int = 40
+    train_tasks: int = 40
     baselines: tuple[str, ...] = ("cheapest", "random")  # with the untrained policy, first
     references: tuple[str, ...] = ("strongest", "oracle")  # the dear ones: after the loop
     explore_tools: tuple[str, ...] = ("local_search", "python", "answer")
-    explore_samples: int = 1  # sampled runs of the policy per forced tool
+    explore_samples: int = 2  # sampled runs of the policy per forced tool
     # A larger model of the same family driving the graph in exploration (distillation, as
     # FireAct/AgentTuning fine-tune small agents on a stronger one's runs); "" = none.
     teacher: str = "qwen-coder-1.5b"
@@ -307,8 +307,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a few tasks: an end-to-end check")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/learning"))
     parser.add_argument("--json", type=Path, help="also copy report.json here")
-    parser.add_argument("--heldout", type=int, help="held-out tasks (default 20; quick 4)")
-    parser.add_argument("--train", type=int, help="training tasks explored (default 20; quick 4)")
+    parser.add_argument("--heldout", type=int, help="held-out tasks (default 40; quick 4)")
+    parser.add_argument("--train", type=int, help="training tasks explored (default 40; quick 4)")
     parser.add_argument("--baselines", help="routers run with the untrained policy (a,b,…)")
     parser.add_argument("--references", help="routers run after the loop (a,b,…)")
     parser.add_argument("--report-only", action="store_true", help="report what has finished")

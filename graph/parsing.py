@@ -37,6 +37,9 @@ NOT_JSON = (
 UNKNOWN_TOOL = "there is no tool named {name!r}; available tools: {names}"
 NO_NAME = 'tool call has no tool name: write {"name": <tool name>, "arguments": <JSON object>}'
 BAD_ARGS = "arguments of {name!r} must be a JSON object, got {args!r}"
+BARE_NAME = (
+    '{name!r} alone is not a tool call: write {{"name": {name!r}, "arguments": <JSON object>}}'
+)
 
 
 @dataclass
@@ -258,4 +261,8 @@ def parse_tool_calls(message: AIMessage, tools: Mapping[str, BaseTool]) -> Parse
             parsed.calls.append(code)
         remaining = ""
     parsed.text = _FENCE.sub(lambda m: m.group(0) if m.group(1).strip() else "", remaining).strip()
+    if not parsed.calls and not parsed.errors and parsed.text.strip(" .:`'\"") in tools:
+        # A reply that is only a tool's name ("answer") meant a call; as an answer it is noise.
+        parsed.errors.append(BARE_NAME.format(name=parsed.text.strip(" .:`'\"")))
+        parsed.text = ""
     return parsed

@@ -78,6 +78,8 @@ def test_parallel_calls_in_a_list_and_in_several_tags():
         ("calc({expression: 2+2})", "does not hold literal arguments"),  # never a guess
         ("calc(expression=x)", "does not hold literal arguments"),
         ("calc(1, 2)", "does not hold literal arguments"),
+        ("calc", "'calc' alone is not a tool call"),  # a tool's bare name (seen from the 1.5B)
+        ("`calc`.", "'calc' alone is not a tool call"),
     ],
 )
 def test_malformed_calls_are_errors_not_answers(content, error):
