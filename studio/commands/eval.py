@@ -38,7 +38,7 @@ def eval_(
     router: Annotated[
         list[str] | None,
         typer.Option(
-            "--router", "-r", help="policy, strongest, cheapest, random, oracle (repeat)."
+            "--router", "-r", help="policy, direct, strongest, cheapest, random, oracle (repeat)."
         ),
     ] = None,
     limit: Limit = None,

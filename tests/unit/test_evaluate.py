@@ -201,3 +201,17 @@ def test_oracle_tools_restrict_the_forced_tools(pool, tmp_path, monkeypatch):
     with pytest.raises(EvalError, match="--oracle-tool 'web' is not a tool"):
         evaluate(cfg)
     assert not (tmp_path / "b").exists()
+
+
+def test_direct_router_asks_the_policy_model_the_bare_question(pool, tmp_path):
+    setup, _, calls = pool
+    policy, ctx = setup(["It is 42.", "Lyon", "4"])  # plain replies: the model alone
+    cfg = EvalConfig("toy", tmp_path, routers=["direct"], context=ctx, progress=False)
+    by = evaluate(cfg)["routers"]["direct"]
+    rows = _rows(tmp_path)
+    assert by["correct"] == 2 and [r["answer"] for r in rows] == ["It is 42.", "Lyon", "4"]
+    assert all(r["tool_calls"] == [] and r["turns"] == 1 for r in rows) and calls == []
+    assert [[m.content for m in p] for p in policy.prompts] == [
+        ["What is 6*7?"], ["Capital of France?"], ["2+2?"],
+    ]  # fmt: skip  # no system prompt, no tools: the question alone
+    assert all(r["policy_cost_usd"] > 0 for r in rows)  # its tokens are billed as the policy's

@@ -6,6 +6,8 @@ inside :func:`podium.graph.resources.policy_override`. ``strongest`` and ``cheap
 most and least expensive LLM expert by its :class:`~podium.tools.ToolCost`; ``random`` any tool;
 ``oracle`` (``runner.run_oracle``) is no fixed router: the policy runs once with each tool forced
 as its first call (and once answering at once), and the cheapest correct run is kept.
+``direct`` is the policy model itself asked the bare question, no tools and no orchestration
+prompt: what orchestration adds to (or costs) the same model on the same server.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from podium.graph.render import ANSWER
 from podium.tools import cost_of
 from podium.tools.errors import UserError
 
-ROUTERS = ("policy", "strongest", "cheapest", "random", "oracle")
+ROUTERS = ("policy", "direct", "strongest", "cheapest", "random", "oracle")
 RESPONSE = re.compile(r"<tool_response>\n?(.*?)\n?</tool_response>", re.DOTALL)
 
 
@@ -61,12 +63,45 @@ class FixedRouter(BaseChatModel):
             name, args = ANSWER, {"text": seen[-1].strip() if seen else ""}
         else:
             name, args = self.tool, {self.arg: question_of(messages)}
-        msg = AIMessage(
-            content="",
-            tool_calls=[{"name": name, "args": args, "id": f"call_{uuid.uuid4().hex[:12]}"}],
-            usage_metadata={"input_tokens": 0, "output_tokens": 0, "total_tokens": 0},
-        )
-        return ChatResult(generations=[ChatGeneration(message=msg)])
+        return _one_call(name, args, {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0})
+
+
+def _one_call(
+    name: str, args: dict[str, Any], usage: Any, response_metadata: dict[str, Any] | None = None
+) -> ChatResult:
+    """A router's turn: one call of ``name``, billed as ``usage``."""
+    msg = AIMessage(
+        content="",
+        tool_calls=[{"name": name, "args": args, "id": f"call_{uuid.uuid4().hex[:12]}"}],
+        usage_metadata=usage,
+        response_metadata=response_metadata or {},
+    )
+    return ChatResult(generations=[ChatGeneration(message=msg)])
+
+
+class DirectRouter(BaseChatModel):
+    """Asks ``model`` (the policy's own endpoint) the bare question and answers with its reply.
+
+    The reply's token usage rides on the answer call, so the graph bills the policy's tokens
+    as it bills any policy turn.
+    """
+
+    model: BaseChatModel
+
+    @property
+    def _llm_type(self) -> str:
+        return "podium-direct-router"
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+        """Accept the turn's tools (the bare model is offered none)."""
+        return self
+
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
+        reply = self.model.invoke([HumanMessage(question_of(messages))])
+        usage = getattr(reply, "usage_metadata", None)
+        return _one_call(ANSWER, {"text": str(reply.content)}, usage, reply.response_metadata)
 
 
 def question_of(messages: Sequence[BaseMessage]) -> str:

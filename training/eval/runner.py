@@ -33,7 +33,7 @@ from podium.tools.price_shock import PriceShock, price_shock
 
 from . import suites
 from .metrics import summarize
-from .routers import ROUTERS, RouterError, router_for
+from .routers import ROUTERS, DirectRouter, RouterError, router_for
 from .run_context import spread, task_context, task_tools
 
 RESULTS = "results.jsonl"
@@ -295,7 +295,12 @@ def _run_unit(
         row = run_oracle(task, cfg, tools, workdir)
     else:
         seed = zlib.crc32(f"{cfg.seed}:{task.id}".encode())
-        model = None if router == "policy" else router_for(router, tools, seed=seed)
+        if router == "direct":  # the policy's own endpoint, resolved before the override
+            model: BaseChatModel | None = DirectRouter(
+                model=resolve(Context(**cfg.context)).chat_model()
+            )
+        else:
+            model = None if router == "policy" else router_for(router, tools, seed=seed)
         row = run_task(task, cfg, model, workdir)
     return {"suite": cfg.suite, "seed": cfg.seed, "router": router, **row}
 
@@ -354,7 +359,7 @@ def plan_eval(cfg: EvalConfig) -> Plan:
     _check_prefer(cfg, tools)
     _check_shock(cfg, tools)
     for name in cfg.routers:
-        if name not in ("policy", "oracle"):
+        if name not in ("policy", "direct", "oracle"):
             router_for(name, tools)  # fail now, not per task
     if "oracle" in cfg.routers and not tools:
         raise RouterError("router 'oracle' needs at least one tool in the pool")
