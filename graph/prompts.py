@@ -19,8 +19,8 @@ REASONS = {
 }
 
 OBSERVE = (
-    "If that answers the question, call answer with just the answer, in a few words, not the "
-    "tool's output; otherwise call the tool still needed. "
+    "If that answers the question, call answer with the answer alone; otherwise call the tool "
+    "still needed. "
     "(Budget left: ${left:.4f}; turn {turn} of {max_turns}.)"
 )
 

@@ -27,7 +27,7 @@ OFFERED_KEY = "podium_tools"
 
 @tool(ANSWER)
 def answer_tool(text: str) -> str:
-    """Give the final answer and finish: just the answer, in few words, as soon as you know it."""
+    """Give the final answer and finish, as soon as you know it. Keep it brief."""
     return text
 
 
