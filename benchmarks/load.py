@@ -1,13 +1,13 @@
 """N concurrent graph runs against a local OpenAI-compatible server: throughput, latency, loss.
 
 The policy is the real ``ChatOpenAI`` client talking to the fake server of
-:mod:`podium.graph.testing` on 127.0.0.1, which answers instantly from the conversation it is
-sent: ``TOOL_TURNS`` calls of the priced ``calc`` tool, then an answer built from the run's
-own question and last tool result. So what is measured is podium's own overhead (graph,
-parsing, budget guard, ToolNode, ledger, SQLite trajectory writes) under concurrency, and
-the check is exact: every run's stored trajectory must hold its own question with the
-answer only that question leads to, none lost, none mixed up. Before measuring, the check
-proves it can fail: on three runs it must see a swapped answer and a lost trajectory.
+:mod:`podium.graph.testing` on 127.0.0.1, whose ``scripted_reply`` answers instantly from the
+conversation it is sent: ``TOOL_TURNS`` calls of the priced ``calc`` tool, then an answer
+built from the run's own question and last tool result. So what is measured is podium's own
+overhead (graph, parsing, budget guard, ToolNode, ledger, SQLite trajectory writes) under
+concurrency, and the check is exact: every run's stored trajectory must hold its own question
+with the answer only that question leads to, none lost, none mixed up. Before measuring, the
+check proves it can fail: on three runs it must see a swapped answer and a lost trajectory.
 
 The Ray column runs the same N runs spread over a local Ray cluster of 2 workers
 (``training/eval/ray_runs.py``, as ``podium collect --ray`` does), checked the same way.
@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import re
 import sqlite3
 import sys
 import tempfile
@@ -32,49 +30,18 @@ from typing import Any
 
 from podium.graph import Context, TrajectoryStore, graph
 from podium.graph.resources import tools_override
-from podium.graph.testing import calc_tool, fake_openai
+from podium.graph.testing import (
+    TOOL_TURNS,
+    calc_tool,
+    expected_answer,
+    fake_openai,
+    question,
+    question_parts,
+    scripted_reply,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-TOOL_TURNS = 2  # calc calls per run before the answer
 RAY_WORKERS = 2
-QUESTION = "Run {i}: what is {a} * {b}?"
-_QUESTION = re.compile(r"Run (\d+): what is (\d+) \* (\d+)\?")
-_RESULT = re.compile(r"<tool_response>\n(.*?)\n</tool_response>", re.DOTALL)
-
-
-def question(i: int) -> str:
-    """The question of run ``i`` (factors differ per run, so answers differ too)."""
-    return QUESTION.format(i=i, a=1000 + i, b=7 + i % 13)
-
-
-def expected_answer(q: str) -> str:
-    """The only answer the scripted policy gives to ``q``."""
-    i, a, b = map(int, _QUESTION.fullmatch(q).groups())  # type: ignore[union-attr]
-    return f"run {i}: {a * b + TOOL_TURNS - 1}"
-
-
-def _tool_call(call_id: str, name: str, args: dict[str, Any]) -> dict[str, Any]:
-    """One OpenAI-format tool call."""
-    function = {"name": name, "arguments": json.dumps(args)}
-    return {"id": call_id, "type": "function", "function": function}
-
-
-def scripted_reply(body: dict[str, Any]) -> dict[str, Any]:
-    """The policy's next message, from the conversation alone (stateless, so concurrent-safe).
-
-    Turn k < TOOL_TURNS calls ``calc`` on ``a*b+k``; then it calls ``answer`` with the run
-    number and the last tool result (podium renders results as ``<tool_response>`` blocks in
-    user turns), which only this conversation's tool calls produce.
-    """
-    users = [str(m["content"]) for m in body["messages"] if m["role"] == "user"]
-    i, a, b = map(int, _QUESTION.search(users[0]).groups())  # type: ignore[union-attr]
-    results = [r for u in users[1:] for r in _RESULT.findall(u)]
-    if len(results) < TOOL_TURNS:
-        k = len(results)
-        call = _tool_call(f"call_{i}_{k}", "calc", {"expression": f"{a}*{b}+{k}"})
-    else:
-        call = _tool_call(f"answer_{i}", "answer", {"text": f"run {i}: {results[-1]}"})
-    return {"role": "assistant", "content": None, "tool_calls": [call]}
 
 
 @dataclass
@@ -228,7 +195,7 @@ def ray_measure(n: int, workdir: Path, workers: int = RAY_WORKERS) -> LoadResult
 
         for actor in actors:
             ray.kill(actor)
-    done.sort(key=lambda d: int(_QUESTION.fullmatch(d[0]).group(1)))  # type: ignore[union-attr]
+    done.sort(key=lambda d: question_parts(d[0])[0])
     store = TrajectoryStore(db)
     correct = verify([d[1] for d in done], [d[0] for d in done], store)
     return LoadResult(n, seconds, [d[2] for d in done], len(store), correct, requests)

@@ -14,12 +14,14 @@ keys. Hand the graph a scripted policy and priced fake tools through the public 
     assert out["answer"] == "42" and policy.bound[0] == ["answer", "calc"]
 
 To exercise the real OpenAI client instead (timeouts, retries, malformed replies), point
-``Context.policy_base_url`` or an expert's ``base_url`` at :func:`fake_openai`.
+``Context.policy_base_url`` or an expert's ``base_url`` at :func:`fake_openai`; its
+``reply=scripted_reply`` answers many concurrent runs, each from its own conversation.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -41,13 +43,19 @@ from podium.tools.cost import ToolCost, Usage, with_cost
 __all__ = [
     "OK_REPLY",
     "OK_USAGE",
+    "TOOL_TURNS",
     "FakeOpenAI",
     "FakePolicy",
     "broken_tool",
     "calc_tool",
     "completion",
+    "expected_answer",
     "expert_tool",
     "fake_openai",
+    "openai_tool_call",
+    "question",
+    "question_parts",
+    "scripted_reply",
     "text_tool_call",
     "tool_call",
 ]
@@ -332,3 +340,55 @@ def fake_openai(
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+# --- a scripted policy behind the server ------------------------------------------------------
+
+TOOL_TURNS = 2  # calc calls of a scripted run before its answer
+_QUESTION = re.compile(r"Run (\d+): what is (\d+) \* (\d+)\?")
+_RESULT = re.compile(r"<tool_response>\n(.*?)\n</tool_response>", re.DOTALL)
+
+
+def question(i: int) -> str:
+    """The question of run ``i`` (factors differ per run, so answers differ too)."""
+    return f"Run {i}: what is {1000 + i} * {7 + i % 13}?"
+
+
+def question_parts(text: str) -> tuple[int, int, int]:
+    """``(i, a, b)`` of the first :func:`question` in ``text``: run number and factors."""
+    found = _QUESTION.search(text)
+    if found is None:
+        raise ValueError(f"no scripted question in {text[:80]!r}")
+    i, a, b = map(int, found.groups())
+    return i, a, b
+
+
+def expected_answer(q: str) -> str:
+    """The only answer :func:`scripted_reply` leads a run of question ``q`` to."""
+    i, a, b = question_parts(q)
+    return f"run {i}: {a * b + TOOL_TURNS - 1}"
+
+
+def openai_tool_call(call_id: str, name: str, args: dict[str, Any]) -> dict[str, Any]:
+    """One tool call in OpenAI's wire format, as an endpoint's assistant message carries it."""
+    function = {"name": name, "arguments": json.dumps(args)}
+    return {"id": call_id, "type": "function", "function": function}
+
+
+def scripted_reply(body: dict[str, Any]) -> dict[str, Any]:
+    """The policy's next message, from the conversation alone (stateless, so concurrent-safe).
+
+    A ``reply`` for :func:`fake_openai`. Turn k < :data:`TOOL_TURNS` calls ``calc`` on
+    ``a*b+k``; then it calls ``answer`` with the run number and the last tool result (podium
+    renders results as ``<tool_response>`` blocks in user turns), which only this
+    conversation's tool calls produce: a run that got another's turns answers wrong.
+    """
+    users = [str(m["content"]) for m in body["messages"] if m["role"] == "user"]
+    i, a, b = question_parts(users[0])
+    results = [r for u in users[1:] for r in _RESULT.findall(u)]
+    if len(results) < TOOL_TURNS:
+        k = len(results)
+        call = openai_tool_call(f"call_{i}_{k}", "calc", {"expression": f"{a}*{b}+{k}"})
+    else:
+        call = openai_tool_call(f"answer_{i}", "answer", {"text": f"run {i}: {results[-1]}"})
+    return {"role": "assistant", "content": None, "tool_calls": [call]}

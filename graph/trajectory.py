@@ -19,7 +19,14 @@ from .resources import resolve
 from .state import State, spent
 from .stores import FIX_STORE, TrajectoryStore, default_db
 
-__all__ = ["TrajectoryStore", "build_record", "default_db", "finish", "save_trajectory"]
+__all__ = [
+    "TrajectoryStore",
+    "build_record",
+    "default_db",
+    "finish",
+    "record_outcome",
+    "save_trajectory",
+]
 
 _CONTEXT_FIELDS = (
     "profile",
@@ -87,6 +94,23 @@ def build_record(
 
 FORK_KEY = "replay_of"
 """Key of a record made by ``podium replay``: the run it forked (a counterfactual, not traffic)."""
+
+
+def record_outcome(record: Mapping[str, Any]) -> dict[str, Any]:
+    """What a stored run came to: answer, dollars, seconds, turns, why it stopped, tools called.
+
+    The one summary that runs are compared by, whether a replay's branches side by side or
+    served traffic against a replayed evaluation; defaults stand in for what an older record
+    lacks.
+    """
+    return {
+        "answer": record.get("answer", ""),
+        "cost_usd": record.get("cost_usd", 0.0),
+        "latency_s": record.get("latency_s", 0.0),
+        "turns": record.get("turns", 0),
+        "stopped_by": record.get("stopped_by"),
+        "tool_calls": [e["name"] for e in record.get("ledger", []) if e["kind"] == "tool"],
+    }
 
 
 def save_trajectory(

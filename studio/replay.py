@@ -22,7 +22,7 @@ from langgraph.graph.state import CompiledStateGraph
 from podium.graph import Context, TrajectoryStore
 from podium.graph.database import is_postgres
 from podium.graph.resources import policy_override, resolve
-from podium.graph.trajectory import FORK_KEY
+from podium.graph.trajectory import FORK_KEY, record_outcome
 from podium.tools.errors import UserError
 
 from .durable import checkpoint_db, durable_graph, load_context, save_context
@@ -151,12 +151,7 @@ def branch_row(record: dict[str, Any]) -> dict[str, Any]:
     """What the side-by-side table shows of one branch."""
     return {
         "trajectory_id": record["id"],
-        "answer": record.get("answer", ""),
-        "cost_usd": record.get("cost_usd", 0.0),
-        "latency_s": record.get("latency_s", 0.0),
-        "turns": record.get("turns", 0),
-        "stopped_by": record.get("stopped_by"),
-        "tool_calls": [e["name"] for e in record.get("ledger", []) if e["kind"] == "tool"],
+        **record_outcome(record),
         "verdict": (record.get("training") or {}).get("verdict"),
     }
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
+import tomli_w
 from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 from langchain_core.tracers import LangChainTracer
@@ -86,15 +87,35 @@ def calc_pool() -> Iterator[list[BaseTool]]:
         yield tools
 
 
+WriteConfig = Callable[[Path, Mapping[str, Any] | str], Path]
+
+
+@pytest.fixture(scope="session")
+def write_config() -> WriteConfig:
+    """``write(path, content) -> path``: a TOML file podium reads (user config, prices, training).
+
+    A mapping is written as TOML by tomli-w, so paths and URLs need no quoting by hand; a
+    string is written as it is, for a file meant to be broken. Session-scoped, so module
+    fixtures can write theirs too.
+    """
+
+    def write(path: Path, content: Mapping[str, Any] | str) -> Path:
+        text = content if isinstance(content, str) else tomli_w.dumps(content)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
+
+
 @pytest.fixture
-def train_config(tmp_path: Path) -> Callable[[str], Any]:
+def train_config(
+    tmp_path: Path, write_config: WriteConfig
+) -> Callable[[Mapping[str, Any] | str], Any]:
     """``make(toml_body) -> TrainConfig``, loaded from a file as ``podium train`` does."""
     from podium.training.grpo.config import load_train_config
 
-    def make(body: str) -> Any:
-        path = tmp_path / "train.toml"
-        path.write_text(body)
-        return load_train_config(path)
+    def make(body: Mapping[str, Any] | str) -> Any:
+        return load_train_config(write_config(tmp_path / "train.toml", body))
 
     return make
 

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,16 +42,13 @@ def _store(fake_graph, path: Path) -> list[str]:
     return [r["id"] for r in store.records("training")]
 
 
-def _config(tmp_path: Path, name: str, model: Path, store: Path, batch: int) -> Path:
-    path = tmp_path / f"{name}.toml"
-    path.write_text(
-        f'model = "{model}"\noutput_dir = "{tmp_path / name}"\nstore = "{store}"\n'
-        'profile = "environment"\n'
-        f"[grpo]\nnum_generations = {GROUP}\nper_device_train_batch_size = {batch}\n"
-        f"max_steps = {STEPS}\nlearning_rate = 0.01\nlogging_steps = 1\n"
-        "[lora]\nr = 8\nlora_alpha = 16\nlora_dropout = 0.0\n"
-    )
-    return path
+def _config(out: Path, model: Path, store: Path, batch: int) -> dict[str, Any]:
+    """The training config of one run writing its adapter to ``out``."""
+    grpo = {"num_generations": GROUP, "per_device_train_batch_size": batch, "max_steps": STEPS,
+            "learning_rate": 0.01, "logging_steps": 1}  # fmt: skip
+    return {"model": str(model), "output_dir": str(out), "store": str(store),
+            "profile": "environment", "grpo": grpo,
+            "lora": {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0}}  # fmt: skip
 
 
 def _free_port() -> int:
@@ -65,17 +63,18 @@ def _weights(folder: Path) -> dict:
     return load_file(folder / "adapter_model.safetensors")
 
 
-def test_two_processes_train_the_adapter_one_process_trains(fake_graph, tmp_path, tiny_policy_dir):
+def test_two_processes_train_the_adapter_one_process_trains(
+    fake_graph, tmp_path, tiny_policy_dir, write_config
+):
     from podium.training.grpo.trainer import train
 
     ids = _store(fake_graph, tmp_path / "runs.sqlite")
     assert len(ids) == 2 * GROUP
-    single = train(
-        load_train_config(
-            _config(tmp_path, "one", tiny_policy_dir, tmp_path / "runs.sqlite", 2 * GROUP)
-        )
-    )
-    multi_cfg = _config(tmp_path, "two", tiny_policy_dir, tmp_path / "runs.sqlite", GROUP)
+    runs = tmp_path / "runs.sqlite"
+    single_cfg = _config(tmp_path / "one", tiny_policy_dir, runs, 2 * GROUP)
+    single = train(load_train_config(write_config(tmp_path / "one.toml", single_cfg)))
+    multi = _config(tmp_path / "two", tiny_policy_dir, runs, GROUP)
+    multi_cfg = write_config(tmp_path / "two.toml", multi)
     proc = subprocess.run(
         [*LAUNCH, "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
          "--mixed_precision", "no", "--dynamo_backend", "no",

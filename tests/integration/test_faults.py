@@ -13,6 +13,7 @@ import json
 import math
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,25 +40,19 @@ CLIENT_ATTEMPTS = 3  # 1 + RETRIES of unbilled failures (tools/endpoints.py)
 QUESTION = "What is 6 * 7?"
 
 
-def expert_config(tmp_path: Path, base_url: str) -> Path:
-    """A user config adding the expert ``ask_flaky`` at ``base_url`` and a profile of it."""
-    path = tmp_path / "config.toml"
-    path.write_text(
-        f"""
-[profiles.faults]
-tools = ["{EXPERT}"]
+@pytest.fixture
+def expert_config(tmp_path: Path, write_config) -> Callable[[str], Path]:
+    """``make(base_url)``: a user config adding the expert ``ask_flaky`` at ``base_url`` and a
+    profile ``faults`` of it."""
 
-[experts.{EXPERT}]
-model = "flaky"
-base_url = "{base_url}"
-price = "qwen3-8b"
-max_tokens = 64
-timeout_s = {EXPERT_TIMEOUT_S}
-capability = "An expert behind a flaky endpoint."
-""",
-        encoding="utf-8",
-    )
-    return path
+    def make(base_url: str) -> Path:
+        expert = {"model": "flaky", "base_url": base_url, "price": "qwen3-8b", "max_tokens": 64,
+                  "timeout_s": EXPERT_TIMEOUT_S,
+                  "capability": "An expert behind a flaky endpoint."}  # fmt: skip
+        config = {"profiles": {"faults": {"tools": [EXPERT]}}, "experts": {EXPERT: expert}}
+        return write_config(tmp_path / "config.toml", config)
+
+    return make
 
 
 def call(name: str, **args: Any) -> AIMessage:
@@ -96,10 +91,10 @@ def worst_case(tools: list[Any], question: str = QUESTION) -> float:
     ("mode", "requests", "problem", "lost"), FAULTS, ids=[f[0] for f in FAULTS]
 )
 def test_a_faulty_expert_becomes_an_error_observation_and_the_run_answers(
-    fake_graph, tmp_path: Path, mode: str, requests: int, problem: str, lost: bool, use_async: bool
+    fake_graph, expert_config, mode: str, requests: int, problem: str, lost: bool, use_async: bool
 ) -> None:
     with fake_openai(mode) as server:
-        config = expert_config(tmp_path, server.base_url)
+        config = expert_config(server.base_url)
         tools = load_pool("faults", config=config)
         script = [call(EXPERT, question=QUESTION), call("answer", text="42")]
         policy, base = fake_graph(script, tools)
@@ -120,9 +115,9 @@ def test_a_faulty_expert_becomes_an_error_observation_and_the_run_answers(
     assert out["stopped_by"] == "answer" and out["answer"] == "42" and out["turns"] == 2
 
 
-def test_a_healthy_expert_is_called_once_and_billed_its_usage(fake_graph, tmp_path: Path) -> None:
+def test_a_healthy_expert_is_called_once_and_billed_its_usage(fake_graph, expert_config) -> None:
     with fake_openai("ok") as server:
-        config = expert_config(tmp_path, server.base_url)
+        config = expert_config(server.base_url)
         tools = load_pool("faults", config=config)
         script = [call(EXPERT, question=QUESTION), call("answer", text="42")]
         _, base = fake_graph(script, tools)
@@ -158,10 +153,10 @@ GARBAGE = [
 ]
 
 
-def test_a_policy_of_only_garbage_calls_ends_by_max_turns(fake_graph, tmp_path: Path) -> None:
+def test_a_policy_of_only_garbage_calls_ends_by_max_turns(fake_graph, expert_config) -> None:
     max_turns = len(GARBAGE)
     with fake_openai("ok") as server:
-        config = expert_config(tmp_path, server.base_url)
+        config = expert_config(server.base_url)
         policy, base = fake_graph(GARBAGE, load_pool("faults", config=config))
         ctx = Context(**base, config=str(config), profile="faults", max_turns=max_turns)
         out = run(ctx)
@@ -221,11 +216,11 @@ LIES = {  # usage blocks an endpoint may send; none of them can be billed as rep
 
 @pytest.mark.parametrize("lie", LIES, ids=list(LIES))
 def test_an_expert_reporting_invalid_usage_is_billed_its_worst_case(
-    fake_graph, tmp_path: Path, lie: str
+    fake_graph, expert_config, lie: str
 ) -> None:
     with fake_openai("ok") as server:
         server.usage = LIES[lie]
-        config = expert_config(tmp_path, server.base_url)
+        config = expert_config(server.base_url)
         tools = load_pool("faults", config=config)
         script = [call(EXPERT, question=QUESTION), call("answer", text="42")]
         _, base = fake_graph(script, tools)

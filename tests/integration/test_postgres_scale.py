@@ -1,7 +1,7 @@
 """PostgreSQL shared by processes: 4 processes x 16 concurrent runs, cross-process resume, a crash.
 
 Each worker process runs 16 threads at once through the CLI's durable runner against the
-scripted OpenAI-compatible server of ``benchmarks/load.py`` (answers only the run's own
+scripted OpenAI-compatible server of :mod:`podium.graph.testing` (answers only the run's own
 question leads to); four of its threads pause for approval. A *different* process then
 resumes them with ``--approve``. Every trajectory and every thread's last checkpoint must be
 on the server, each with its own answer. Then the server is killed: the CLI refuses to start
@@ -20,10 +20,9 @@ from pathlib import Path
 import pytest
 from langgraph.checkpoint.postgres import PostgresSaver
 
-from benchmarks.load import expected_answer, scripted_reply
 from podium.graph import TrajectoryStore
 from podium.graph.database import DatabaseError
-from podium.graph.testing import fake_openai
+from podium.graph.testing import expected_answer, fake_openai, scripted_reply
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -31,9 +30,8 @@ PROCESSES, RUNS, PAUSED = 4, 16, 4
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = r"""
 import asyncio, dataclasses, json, sys
-from benchmarks.load import question
 from podium.graph.resources import tools_override
-from podium.graph.testing import calc_tool
+from podium.graph.testing import calc_tool, question
 from podium.graph import Context
 from podium.studio.durable import run_thread
 

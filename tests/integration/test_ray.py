@@ -13,7 +13,6 @@ import asyncio
 import ipaddress
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -24,21 +23,16 @@ from typing import Any
 import pytest
 
 from podium.graph import TrajectoryStore
-from podium.graph.testing import fake_openai
+from podium.graph.testing import fake_openai, openai_tool_call, question, question_parts
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 TASKS, GROUP = 32, 2  # 64 runs
-_QUESTION = re.compile(r"Run (\d+): what is (\d+) \* (\d+)\?")
 REPLY_S = 0.2  # each policy reply takes this long, so runs are in flight when a worker dies
 
 
-def question(i: int) -> str:
-    return f"Run {i}: what is {1000 + i} * {7 + i % 13}?"
-
-
 def gold(q: str) -> str:
-    _, a, b = map(int, _QUESTION.search(q).groups())  # type: ignore[union-attr]
+    _, a, b = question_parts(q)
     return str(a * b)
 
 
@@ -46,12 +40,7 @@ def scripted_reply(body: dict[str, Any]) -> dict[str, Any]:
     """Answer the run's own question (found in its first user turn) after a short delay."""
     time.sleep(REPLY_S)
     first = next(str(m["content"]) for m in body["messages"] if m["role"] == "user")
-    args = json.dumps({"text": gold(first)})
-    call = {
-        "id": "call_answer",
-        "type": "function",
-        "function": {"name": "answer", "arguments": args},
-    }
+    call = openai_tool_call("call_answer", "answer", {"text": gold(first)})
     return {"role": "assistant", "content": None, "tool_calls": [call]}
 
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from langgraph.checkpoint.sqlite import SqliteSaver
@@ -55,34 +56,21 @@ with policy_override(policy), tools_override(tools), SqliteSaver.from_conn_strin
 """
 
 
-def _config(tmp_path: Path, base_url: str) -> Path:
-    path = tmp_path / "config.toml"
-    path.write_text(
-        f"""
-[profiles.slow]
-tools = ["{EXPERT}"]
-
-[experts.{EXPERT}]
-model = "slow"
-base_url = "{base_url}"
-price = "qwen3-8b"
-max_tokens = 64
-timeout_s = 60
-capability = "An expert that answers slowly."
-""",
-        encoding="utf-8",
-    )
-    return path
+def _config(base_url: str) -> dict[str, Any]:
+    """A profile ``slow`` of the one expert at ``base_url``."""
+    expert = {"model": "slow", "base_url": base_url, "price": "qwen3-8b", "max_tokens": 64,
+              "timeout_s": 60, "capability": "An expert that answers slowly."}  # fmt: skip
+    return {"profiles": {"slow": {"tools": [EXPERT]}}, "experts": {EXPERT: expert}}
 
 
 @pytest.mark.integration
 @pytest.mark.timeout(120)
 def test_a_run_killed_during_an_expert_call_resumes_without_an_unbilled_duplicate(
-    fake_graph, tmp_path: Path
+    fake_graph, tmp_path: Path, write_config
 ) -> None:
     db, traj = tmp_path / "checkpoints.sqlite", tmp_path / "traj.sqlite"
     with fake_openai("hang", lifetime_s=100) as server:
-        config = _config(tmp_path, server.base_url)
+        config = write_config(tmp_path / "config.toml", _config(server.base_url))
         env = {**os.environ, "PYTHONPATH": f"{os.environ.get('PYTHONPATH', '')}:{REPO}"}
         child = subprocess.Popen(
             [sys.executable, "-c", CHILD, str(db), str(config), str(traj)], env=env, cwd=REPO

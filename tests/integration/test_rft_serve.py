@@ -21,7 +21,6 @@ from podium.tools.llamacpp import EmbeddedServer
 from podium.tools.localhost import DIRECT
 from podium.training.eval import suites
 from podium.training.grpo.collect import finish_record
-from podium.training.grpo.config import load_train_config
 from podium.training.grpo.preferences import Preference
 
 pytestmark = pytest.mark.integration
@@ -63,7 +62,7 @@ def _complete(url: str, prompt: str) -> str:
         return json.loads(response.read())["choices"][0]["text"]
 
 
-def test_rft_then_export_then_llamacpp_serves_the_adapter(store, tmp_path):
+def test_rft_then_export_then_llamacpp_serves_the_adapter(store, tmp_path, train_config):
     from podium.graph.render import policy_tools
     from podium.studio.commands.export import export
     from podium.tools.adapters import AdapterError
@@ -72,13 +71,9 @@ def test_rft_then_export_then_llamacpp_serves_the_adapter(store, tmp_path):
 
     path, first_prompt = store
     out = tmp_path / "adapter"
-    config = tmp_path / "rft.toml"
-    config.write_text(
-        f'mode = "rft"\nmodel = "policy"\noutput_dir = "{out}"\nstore = "{path}"\n'
-        "last_layers = 1\n[sft]\nmax_steps = 2\ngradient_accumulation_steps = 1\n"
-        "learning_rate = 5e-3\n"
-    )
-    cfg = load_train_config(config)
+    sft = {"max_steps": 2, "gradient_accumulation_steps": 1, "learning_rate": 5e-3}
+    cfg = train_config({"mode": "rft", "model": "policy", "output_dir": str(out),
+                        "store": str(path), "last_layers": 1, "sft": sft})  # fmt: skip
     result = train_rft(cfg)
     assert (result.steps, result.kept, result.tasks, result.runs) == (2, 1, 1, 2)
     assert len(result.losses) == 2 and all(loss == loss for loss in result.losses)

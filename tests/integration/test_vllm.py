@@ -32,19 +32,11 @@ BASE, LORA = "tiny", "policy-lora"
 MAX_TOKENS = 12
 PRICE_IN, PRICE_OUT = 0.2, 0.6  # $ per million tokens, the test config's policy price
 START_TIMEOUT_S = 900
-CONFIG = f"""
-[policy]
-max_tokens = {MAX_TOKENS}
-price = "tiny-test-policy"
-
-[prices.models."tiny-test-policy"]
-input = {PRICE_IN}
-output = {PRICE_OUT}
-
-[profiles.sandbox]
-description = "Only the python sandbox."
-tools = ["python"]
-"""
+CONFIG = {
+    "policy": {"max_tokens": MAX_TOKENS, "price": "tiny-test-policy"},
+    "prices": {"models": {"tiny-test-policy": {"input": PRICE_IN, "output": PRICE_OUT}}},
+    "profiles": {"sandbox": {"description": "Only the python sandbox.", "tools": ["python"]}},
+}
 
 
 def podium_command() -> list[str]:
@@ -69,7 +61,7 @@ def processes() -> dict[int, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def served(tmp_path_factory: pytest.TempPathFactory, write_config) -> Iterator[dict[str, Any]]:
     """``podium serve --engine vllm`` of a tiny policy and a LoRA adapter, with its endpoint."""
     try:
         vllm_python()
@@ -80,8 +72,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     root = tmp_path_factory.mktemp("vllm")
     base = build_tiny_policy(root / "policy", seed=0)
     lora = build_tiny_lora(base, root / "lora", r=8, seed=0)
-    config = root / "config.toml"
-    config.write_text(CONFIG)
+    config = write_config(root / "config.toml", CONFIG)
     port = free_port()
     command = [*podium_command(), "serve", "--engine", "vllm", "--model", str(base)]
     command += ["--served-model-name", BASE, "--lora", f"{LORA}={lora}", "--port", str(port)]

@@ -157,29 +157,33 @@ def test_check_adapter_missing_not_an_adapter_other_architecture(tmp_path, base)
         check_adapter(llama, base)
 
 
-def _config_with_adapter(tmp_path, adapter="adapters/a.gguf"):
-    config = tmp_path / "podium.toml"
-    config.write_text(f'[policy]\nadapter = "{adapter}"\n')
-    return config
+@pytest.fixture
+def adapter_config(write_config):
+    """``make(folder, adapter)``: ``folder/podium.toml`` setting ``[policy] adapter``."""
+    return lambda folder, adapter="adapters/a.gguf": write_config(
+        folder / "podium.toml", {"policy": {"adapter": adapter}}
+    )
 
 
-def test_adapter_path_is_relative_to_its_config_file_and_named_with_its_sha256(tmp_path, base):
+def test_adapter_path_is_relative_to_its_config_file_and_named_with_its_sha256(
+    tmp_path, base, adapter_config, write_config
+):
     from podium.tools import load_config
 
     (tmp_path / "adapters").mkdir()
     folder = peft_dir(tmp_path, {"0.self_attn.q_proj": _pair(HIDDEN)})
     info = write_gguf_lora(folder, tmp_path / "adapters" / "a.gguf", base)
-    config = load_config(_config_with_adapter(tmp_path))
+    config = load_config(adapter_config(tmp_path))
     assert config.policy.adapter == str(tmp_path / "adapters" / "a.gguf")
     assert active_adapter(config) == {"path": info.path, "sha256": info.sha256}
     assert active_adapter(config, policy_base_url="http://127.0.0.1:8000/v1") is None
     assert adapter_identity(info.path) == active_adapter(config)
-    (tmp_path / "plain.toml").write_text('[policy]\nmodel = "policy"\n')
-    assert active_adapter(load_config(tmp_path / "plain.toml")) is None
+    plain = write_config(tmp_path / "plain.toml", {"policy": {"model": "policy"}})
+    assert active_adapter(load_config(plain)) is None
 
 
 def test_every_trajectory_names_the_adapter_the_policy_answered_with(
-    tmp_path, base, fake_graph, monkeypatch
+    tmp_path, base, fake_graph, monkeypatch, adapter_config
 ):
     from podium.graph import Context, graph
     from podium.graph.resources import policy_override
@@ -199,7 +203,7 @@ def test_every_trajectory_names_the_adapter_the_policy_answered_with(
             lambda adapter="": served.append(adapter) or server.base_url,
         )
         _, ctx = fake_graph(None, [calc_tool()])  # the real client of the embedded endpoint
-        ctx = {**ctx, "policy_base_url": "", "config": str(_config_with_adapter(tmp_path))}
+        ctx = {**ctx, "policy_base_url": "", "config": str(adapter_config(tmp_path))}
         state = graph.invoke({"question": "What is 2+2?"}, context=Context(**ctx))
     from podium.graph import TrajectoryStore
 
@@ -221,17 +225,19 @@ def _podium(*args, env_dir):
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
 
 
-def test_podium_tools_names_the_adapter_and_a_missing_one_is_one_line(tmp_path, base):
+def test_podium_tools_names_the_adapter_and_a_missing_one_is_one_line(
+    tmp_path, base, adapter_config
+):
     (tmp_path / "adapters").mkdir()
     folder = peft_dir(tmp_path, {"0.self_attn.q_proj": _pair(HIDDEN)})
     info = write_gguf_lora(folder, tmp_path / "adapters" / "a.gguf", base)
-    config = _config_with_adapter(tmp_path)
+    config = adapter_config(tmp_path)
     done = _podium("tools", "--json", "-c", str(config), env_dir=tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["adapter"] == {"path": info.path, "sha256": info.sha256}
     done = _podium("tools", "-c", str(config), env_dir=tmp_path)
     assert f"policy adapter: {info.path} (sha256 {info.sha256})" in " ".join(done.stdout.split())
-    missing = _config_with_adapter(tmp_path / "adapters", "gone.gguf")
+    missing = adapter_config(tmp_path / "adapters", "gone.gguf")
     done = _podium("tools", "-c", str(missing), env_dir=tmp_path)
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "gone.gguf does not exist: export one with `podium export" in done.stderr

@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -66,20 +67,24 @@ print(json.dumps(results))
 """
 OVER = "x" * (MAX_TEXT_CHARS + 20_000)  # over podium's limit, under the kernel's
 
-CONFIGS = {
-    "notlist.toml": '[profiles.bad]\ntools = "python"\n',
-    "negexpert.toml": (
-        "[prices.models.x]\ninput = -1.0\noutput = 1.0\n"
-        '[profiles.px]\ntools = ["ask_x"]\n'
-        '[experts.ask_x]\nmodel = "x"\nbase_url = "http://127.0.0.1:8001/v1"\n'
-        'price = "x"\ncapability = "x"\n'
-    ),
-    "negpolicy.toml": '[policy]\nprice = "x"\n[prices.models.x]\ninput = -1.0\noutput = 1.0\n',
-    "nanprice.toml": '[policy]\nprice = "x"\n[prices.models.x]\ninput = nan\noutput = 1.0\n',
-    "negcompute.toml": "[prices.compute]\nper_second = -0.1\n",
-    "pyinf.toml": "[python]\ntimeout_s = inf\n",
-    "tempinf.toml": "[policy]\ntemperature = inf\n",
-    "nobase.toml": '[experts.ask_x]\nmodel = "x"\nprice = "qwen3-8b"\ncapability = "x"\n',
+NEGATIVE_X = {"prices": {"models": {"x": {"input": -1.0, "output": 1.0}}}}
+EXPERT_X = {"model": "x", "base_url": "http://127.0.0.1:8001/v1", "price": "x", "capability": "x"}
+CONFIGS: dict[str, dict[str, Any]] = {
+    "notlist.toml": {"profiles": {"bad": {"tools": "python"}}},
+    "negexpert.toml": {
+        **NEGATIVE_X,
+        "profiles": {"px": {"tools": ["ask_x"]}},
+        "experts": {"ask_x": EXPERT_X},
+    },
+    "negpolicy.toml": {"policy": {"price": "x"}} | NEGATIVE_X,
+    "nanprice.toml": {
+        "policy": {"price": "x"},
+        "prices": {"models": {"x": {"input": float("nan"), "output": 1.0}}},
+    },
+    "negcompute.toml": {"prices": {"compute": {"per_second": -0.1}}},
+    "pyinf.toml": {"python": {"timeout_s": float("inf")}},
+    "tempinf.toml": {"policy": {"temperature": float("inf")}},
+    "nobase.toml": {"experts": {"ask_x": {"model": "x", "price": "qwen3-8b", "capability": "x"}}},
 }
 
 # case -> (argv, extra environment, text the one line must contain, as a real command?)
@@ -370,12 +375,12 @@ def policy_down(tmp) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, write_config):
     """Every case, run once: case -> its finished process."""
     tmp = tmp_path_factory.mktemp("bad-input")
-    for name, text in CONFIGS.items():
-        (tmp / name).write_text(text)
-    (tmp / "empty.toml").write_text("")
+    for name, config in CONFIGS.items():
+        write_config(tmp / name, config)
+    write_config(tmp / "empty.toml", {})
     (tmp / "binary.toml").write_bytes(b"[profiles.x]\ntools = ['\xff\xfe']\n")
     (tmp / "corrupt.sqlite").write_bytes(b"not a database " * 100)
     real = [case for case, spec in CASES.items() if spec[3]]
@@ -424,7 +429,7 @@ def test_a_run_whose_policy_is_down_still_exits_1_with_its_json(runs):
     assert json.loads(done.stdout)["stopped_by"] == "error"
 
 
-def test_a_bad_policy_price_fails_before_any_server_starts(tmp_path, monkeypatch):
+def test_a_bad_policy_price_fails_before_any_server_starts(tmp_path, monkeypatch, write_config):
     from podium.graph import Context
     from podium.graph.resources import resolve
     from podium.tools import ConfigError, llamacpp
@@ -434,7 +439,6 @@ def test_a_bad_policy_price_fails_before_any_server_starts(tmp_path, monkeypatch
 
     monkeypatch.setattr(llamacpp, "embedded_base_url", no_server)
     monkeypatch.delenv("PODIUM_POLICY_BASE_URL", raising=False)
-    config = tmp_path / "negpolicy.toml"
-    config.write_text(CONFIGS["negpolicy.toml"])
+    config = write_config(tmp_path / "negpolicy.toml", CONFIGS["negpolicy.toml"])
     with pytest.raises(ConfigError, match="finite and >= 0"):
         resolve(Context(config=str(config)))

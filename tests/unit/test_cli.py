@@ -34,9 +34,8 @@ def test_bad_input_is_one_line_and_exit_code_2(args, needle):
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
-def test_unreadable_config_is_one_line(tmp_path):
-    bad = tmp_path / "bad.toml"
-    bad.write_text("[profiles.local\n")
+def test_unreadable_config_is_one_line(tmp_path, write_config):
+    bad = write_config(tmp_path / "bad.toml", "[profiles.local\n")
     done = podium("tools", "--config", str(bad))
     assert done.returncode == 2 and "not valid TOML" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import sys
+
+import numpy as np
 import pytest
 
 from podium.graph import Context, TrajectoryStore, forecast
-from podium.graph.forecast import from_history, interval
+from podium.graph.forecast import MIN_HISTORY, from_history, interval
 from podium.graph.testing import calc_tool
 
 
@@ -86,9 +90,6 @@ def test_with_forecast_on_the_state_holds_it_before_the_first_turn(fake_graph):
 
 
 def test_run_estimate_spends_nothing_and_warns_over_the_budget(tmp_path, monkeypatch, capsys):
-    import json
-    import sys
-
     from podium.studio import cli
 
     store = TrajectoryStore(tmp_path / "t.sqlite")
@@ -115,3 +116,38 @@ def test_runs_with_another_pool_do_not_count():
     runs[:10] = [r | {"tools": ["calc"]} for r in runs[:10]]
     pool = {"calc": calc_tool(0.001), "expert": calc_tool(0.001)}
     assert from_history("What is 1 times 2?", ctx, runs, tools=pool).history == 6
+
+
+@pytest.mark.parametrize("runs", [0, MIN_HISTORY - 1, MIN_HISTORY])
+def test_a_thin_history_never_loads_the_embedding_model(
+    runs, tmp_path, monkeypatch, capsys, no_podium_env
+):
+    """``podium run`` forecasts every question: with too few runs it must not pay for MiniLM.
+
+    The seam is :func:`podium.tools.retrieval.embed_texts`, podium's one way to embed text;
+    with enough history the same run does embed (so the seam is the one in use).
+    """
+    from podium.studio import cli
+    from podium.tools import retrieval
+
+    embedded: list[list[str]] = []
+
+    def recording(texts: list[str]) -> np.ndarray:
+        embedded.append(list(texts))
+        return np.full((len(texts), 4), 0.5, dtype=np.float32)
+
+    monkeypatch.setattr(retrieval, "embed_texts", recording)
+    store = TrajectoryStore(tmp_path / "t.sqlite")
+    unique = tmp_path.name  # questions no earlier test embedded (forecasts cache vectors)
+    for i in range(runs):
+        store.save(record(i, f"{unique}: what is {i} times 7?", "calc", 0.001, 0.5))
+    monkeypatch.setenv("PODIUM_TRAJECTORY_DB", str(store.path))
+    monkeypatch.setenv("PODIUM_CHECKPOINT_DB", str(tmp_path / "cp.sqlite"))
+    argv = ["podium", "run", f"{unique}: what is 3 times 9?", "--estimate", "--json"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    shown = json.loads(capsys.readouterr().out)
+    assert exit_.value.code == 0 and shown["history"] == runs
+    assert shown["enough"] is (runs >= MIN_HISTORY)
+    assert bool(embedded) is shown["enough"]

@@ -46,9 +46,9 @@ def test_hosted_prices_come_from_genai_prices_and_local_from_our_table():
         prices.model("openai:no-such-model")
 
 
-def test_user_price_table_overrides(tmp_path, monkeypatch):
-    prices_file = tmp_path / "prices.toml"
-    prices_file.write_text('[models."smollm2-135m-instruct"]\ninput = 1.0\noutput = 2.0\n')
+def test_user_price_table_overrides(tmp_path, monkeypatch, write_config):
+    prices = {"models": {"smollm2-135m-instruct": {"input": 1.0, "output": 2.0}}}
+    prices_file = write_config(tmp_path / "prices.toml", prices)
     monkeypatch.setenv("PODIUM_PRICES", str(prices_file))
     assert Prices(load_config()).model("smollm2-135m-instruct").output == 2.0
 
@@ -77,12 +77,12 @@ def test_hosted_tools_appear_with_keys_and_local_only_removes_them(monkeypatch):
     assert "ask_gpt5" not in {t.name for t in local} and "python" in {t.name for t in local}
 
 
-def test_user_profile_and_expert(tmp_path):
-    cfg = tmp_path / "podium.toml"
-    cfg.write_text(
-        '[profiles.mine]\ntools = ["python", "ask_mine"]\n'
-        '[experts.ask_mine]\nmodel = "qwen3-8b"\nbase_url = "http://127.0.0.1:8000/v1"\n'
-        'price = "qwen3-8b"\ncapability = "a self-hosted Qwen3-8B"\n'
+def test_user_profile_and_expert(tmp_path, write_config):
+    expert = {"model": "qwen3-8b", "base_url": "http://127.0.0.1:8000/v1", "price": "qwen3-8b",
+              "capability": "a self-hosted Qwen3-8B"}  # fmt: skip
+    cfg = write_config(
+        tmp_path / "podium.toml",
+        {"profiles": {"mine": {"tools": ["python", "ask_mine"]}}, "experts": {"ask_mine": expert}},
     )
     tools = {t.name: t for t in load_pool("mine", config=cfg)}
     assert cost_of(tools["ask_mine"]).locality == "local"  # a loopback endpoint is local
@@ -99,10 +99,10 @@ def test_user_profile_and_expert(tmp_path):
         ("[policy]\nmodle = 'x'\n", "policy.modle"),
     ],
 )
-def test_config_mistakes_are_one_line_errors(tmp_path, text, match):
+def test_config_mistakes_are_one_line_errors(tmp_path, write_config, text, match):
     cfg = tmp_path / "c.toml"
     if text is not None:
-        cfg.write_text(text)
+        write_config(cfg, text)
     profile = "x" if text and "profiles.x" in text else "nope"
     with pytest.raises(ConfigError, match=match) as err:
         pool_entries(profile, config=cfg if text is not None else None)
@@ -114,11 +114,10 @@ def test_missing_config_file_is_a_config_error(tmp_path):
         load_config(tmp_path / "absent.toml")
 
 
-def test_the_policy_key_variable_comes_from_the_users_config(tmp_path):
+def test_the_policy_key_variable_comes_from_the_users_config(tmp_path, write_config):
     from podium.graph import Context
     from podium.graph.resources import resolve
 
-    cfg = tmp_path / "c.toml"
-    cfg.write_text('[policy]\napi_key_env = "MY_POLICY_KEY"\n')
+    cfg = write_config(tmp_path / "c.toml", {"policy": {"api_key_env": "MY_POLICY_KEY"}})
     res = resolve(Context(config=str(cfg), policy_base_url="http://127.0.0.1:9/v1"))
     assert res.policy_api_key_env == "MY_POLICY_KEY"

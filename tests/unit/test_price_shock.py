@@ -38,10 +38,8 @@ def suite(tmp_path):
 
 
 @pytest.fixture
-def shock_file(tmp_path):
-    path = tmp_path / "shock.toml"
-    path.write_text("[tools.calc]\nscale = 2\n")
-    return path
+def shock_file(tmp_path, write_config):
+    return write_config(tmp_path / "shock.toml", {"tools": {"calc": {"scale": 2}}})
 
 
 def test_doubling_one_price_changes_the_oracles_choice_and_the_report_says_so(
@@ -84,10 +82,11 @@ def test_jitter_draws_a_price_per_task_within_its_range():
     assert jittered(0.5, "task-1").factor("calc") == jittered(0.5, "task-1").factor("calc")
 
 
-def test_a_price_file_naming_a_tool_outside_the_pool_is_refused(fake_graph, suite, tmp_path):
+def test_a_price_file_naming_a_tool_outside_the_pool_is_refused(
+    fake_graph, suite, tmp_path, write_config
+):
     _, ctx = fake_graph([], [calc_tool()])
-    bad = tmp_path / "bad.toml"
-    bad.write_text("[tools.slide_rule]\nscale = 3\n")
+    bad = write_config(tmp_path / "bad.toml", {"tools": {"slide_rule": {"scale": 3}}})
     cfg = EvalConfig(suite=suite, out=tmp_path / "ev", context=ctx, shock=load_shock(bad))
     with pytest.raises(EvalError, match="unknown tool 'slide_rule'"):
         plan_eval(cfg)
@@ -104,19 +103,19 @@ def test_a_price_file_naming_a_tool_outside_the_pool_is_refused(fake_graph, suit
         ("", "no prices in it"),
     ],
 )
-def test_a_bad_price_file_is_one_line(tmp_path, text, match):
-    path = tmp_path / "p.toml"
-    path.write_text(text)
+def test_a_bad_price_file_is_one_line(tmp_path, write_config, text, match):
+    path = write_config(tmp_path / "p.toml", text)
     with pytest.raises(PriceFileError, match=match) as err:
         load_shock(path)
     assert "\n" not in str(err.value)
 
 
-def test_the_cli_exits_2_on_a_price_file_that_does_not_parse(tmp_path, monkeypatch, capsys):
+def test_the_cli_exits_2_on_a_price_file_that_does_not_parse(
+    tmp_path, monkeypatch, capsys, write_config
+):
     from podium.studio import cli
 
-    bad = tmp_path / "p.toml"
-    bad.write_text("scale = = 2")
+    bad = write_config(tmp_path / "p.toml", "scale = = 2")
     monkeypatch.setattr(sys, "argv", ["podium", "eval", "math", "--prices", str(bad)])
     with pytest.raises(SystemExit) as exit_:
         cli.main()
@@ -133,12 +132,10 @@ def test_jittered_tasks_offer_the_policy_different_prices(fake_graph):
     assert len(seen) == 3
 
 
-def test_a_negative_price_jitter_is_refused(tmp_path):
-    from podium.training.grpo.config import TrainConfigError, load_train_config
+def test_a_negative_price_jitter_is_refused(train_config):
+    from podium.training.grpo.config import TrainConfigError
 
-    path = tmp_path / "train.toml"
-    path.write_text('model = "m"\noutput_dir = "o"\nstore = "s.sqlite"\nprice_jitter = -1\n')
+    body = {"model": "m", "output_dir": "o", "store": "s.sqlite"}
     with pytest.raises(TrainConfigError, match="price_jitter must be a number >= 0"):
-        load_train_config(path)
-    path.write_text('model = "m"\noutput_dir = "o"\nstore = "s.sqlite"\nprice_jitter = 0.5\n')
-    assert load_train_config(path).price_jitter == 0.5
+        train_config(body | {"price_jitter": -1})
+    assert train_config(body | {"price_jitter": 0.5}).price_jitter == 0.5

@@ -200,9 +200,8 @@ def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_cli_output_never_shows_the_keys(tmp_path):
-    empty = tmp_path / "empty.toml"
-    empty.write_text("")
+def test_cli_output_never_shows_the_keys(tmp_path, write_config):
+    empty = write_config(tmp_path / "empty.toml", {})
     env = {
         **os.environ,
         **KEYS,
@@ -229,26 +228,22 @@ def test_cli_output_never_shows_the_keys(tmp_path):
     assert not (tmp_path / "cache" / "server").exists()  # no embedded server was started
 
 
-def test_files_of_threads_views_and_eval_reports_never_hold_the_keys(openai_server, tmp_path):
+def test_files_of_threads_views_and_eval_reports_never_hold_the_keys(
+    openai_server, tmp_path, write_config
+):
     """The newer commands' files: checkpoints (``run --thread``), ``view`` and ``eval`` output.
 
     Real CLI processes with every key set; policy and hosted experts on the fake server.
     """
     server = openai_server
     base_url = server.base_url
-    config = tmp_path / "leak.toml"
-    config.write_text(
-        f"""
-[policy]
-base_url = "{base_url}"
-[profiles.leak]
-tools = ["python", "ask_gpt5", "ask_claude"]
-[experts.ask_gpt5]
-base_url = "{base_url}"
-[experts.ask_claude]
-base_url = "{base_url}"
-""",
-        encoding="utf-8",
+    config = write_config(
+        tmp_path / "leak.toml",
+        {
+            "policy": {"base_url": base_url},
+            "profiles": {"leak": {"tools": ["python", "ask_gpt5", "ask_claude"]}},
+            "experts": {"ask_gpt5": {"base_url": base_url}, "ask_claude": {"base_url": base_url}},
+        },
     )
     (tmp_path / "tasks.jsonl").write_text(json.dumps({"question": QUESTION, "answer": "42"}))
     env = {
@@ -294,7 +289,7 @@ ECHO_KEY = "acme-echo-secret-77d1e0b4c2"
 
 @pytest.mark.parametrize("mode", ["echo401", "echo"])
 def test_a_key_an_endpoint_echoes_is_redacted_before_the_state(
-    mode, keys, fake_graph, monkeypatch, tmp_path
+    mode, keys, fake_graph, monkeypatch, tmp_path, write_config
 ):
     """A 401 quoting the Authorization header, or a reply quoting it: never stored or shown."""
     from langgraph.checkpoint.sqlite import SqliteSaver
@@ -305,12 +300,11 @@ def test_a_key_an_endpoint_echoes_is_redacted_before_the_state(
 
     monkeypatch.setenv(ECHO_KEY_ENV, ECHO_KEY)
     with fake_openai(mode) as server:
-        config = tmp_path / "echo.toml"
-        config.write_text(
-            f'[profiles.echo]\ntools = ["ask_acme"]\n[experts.ask_acme]\nmodel = "acme"\n'
-            f'base_url = "{server.base_url}"\napi_key_env = "{ECHO_KEY_ENV}"\n'
-            f'price = "qwen3-8b"\nmax_tokens = 64\ncapability = "echoes"\n',
-            encoding="utf-8",
+        expert = {"model": "acme", "base_url": server.base_url, "api_key_env": ECHO_KEY_ENV,
+                  "price": "qwen3-8b", "max_tokens": 64, "capability": "echoes"}  # fmt: skip
+        config = write_config(
+            tmp_path / "echo.toml",
+            {"profiles": {"echo": {"tools": ["ask_acme"]}}, "experts": {"ask_acme": expert}},
         )
         script = [AIMessage(content="", tool_calls=[call("ask_acme", {"question": "q"}, "e1")])]
         policy, ctx = fake_graph([*script, "42"], load_pool("echo", config=str(config)))

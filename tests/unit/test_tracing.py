@@ -48,8 +48,7 @@ def test_model_runs_carry_tokens_dollars_and_the_model_langsmith_prices_them_by(
 ):
     from langsmith.run_trees import validate_extracted_usage_metadata
 
-    from benchmarks.load import scripted_reply
-    from podium.graph.testing import fake_openai
+    from podium.graph.testing import fake_openai, question, scripted_reply
 
     fake_graph(None, [calc_tool(0.001)])  # the real client of the fake endpoint below
     client, tracer = langsmith_offline
@@ -58,9 +57,7 @@ def test_model_runs_carry_tokens_dollars_and_the_model_langsmith_prices_them_by(
             policy_base_url=server.base_url, policy_model="qwen2.5-coder-0.5b-instruct",
             trajectory_db=str(tmp_path / "t.sqlite"), max_turns=4,
         )  # fmt: skip
-        out = graph.invoke(
-            {"question": "Run 1: what is 1001 * 8?"}, context=ctx, config={"callbacks": [tracer]}
-        )
+        out = graph.invoke({"question": question(1)}, context=ctx, config={"callbacks": [tracer]})
     tracer.wait_for_futures()
     assert out["stopped_by"] == "answer"
     runs = list(_runs(client).values())

@@ -49,14 +49,10 @@ def stored_loader(name: str) -> Any:
 
 def original(record: Mapping[str, Any]) -> dict[str, Any]:
     """What a replayed evaluation compares with: the served run's outcome and its task."""
+    from podium.graph.trajectory import record_outcome
+
     info = record.get("training") or {}
-    return {
-        "answer": record.get("answer", ""),
-        "cost_usd": record.get("cost_usd", 0.0),
-        "latency_s": record.get("latency_s", 0.0),
-        "turns": record.get("turns", 0),
-        "stopped_by": record.get("stopped_by"),
-        "tool_calls": [e["name"] for e in record.get("ledger", []) if e["kind"] == "tool"],
+    return record_outcome(record) | {
         "suite": info.get("suite", ""),
         "task_id": info.get("task_id", ""),
     }
