@@ -66,10 +66,11 @@ class Setup:
     baselines: tuple[str, ...] = ("cheapest", "random")  # with the untrained policy, first
     references: tuple[str, ...] = ("strongest", "oracle")  # the dear ones: after the loop
     explore_tools: tuple[str, ...] = ("local_search", "python", "answer")
-    explore_samples: int = 2  # sampled runs of the policy per forced tool
+    explore_samples: int = 1  # sampled runs of the policy per forced tool
     # A larger model of the same family driving the graph in exploration (distillation, as
     # FireAct/AgentTuning fine-tune small agents on a stronger one's runs); "" = none.
     teacher: str = "qwen-coder-1.5b"
+    teacher_tools: tuple[str, ...] = ("local_search", "python")  # the tools the 0.5B fumbles
     max_turns: int = 4
     explore_temperature: float = 0.7
     epochs: int = 2
@@ -197,14 +198,14 @@ def eval_args(setup: Setup, out: str, routers: list[str]) -> list[str]:
     return args
 
 
-def explore_args(setup: Setup, out: Path, samples: int) -> list[str]:
+def explore_args(setup: Setup, out: Path, tools: tuple[str, ...], samples: int) -> list[str]:
     """``podium collect --explore`` on the training tasks (resumes where it stopped)."""
     return [
         "collect", "--explore", "--tasks", "mixture-train", "--limit", str(setup.train_tasks),
         "--seed", str(setup.seed), "--temperature", str(setup.explore_temperature),
         "--max-turns", str(setup.max_turns), "--concurrency", "2",
         "--out", str(out / "explore.sqlite"), "--json", "--explore-samples", str(samples),
-        *[a for t in setup.explore_tools for a in ("--explore-tool", t)],
+        *[a for t in tools for a in ("--explore-tool", t)],
     ]  # fmt: skip
 
 
@@ -285,10 +286,10 @@ def run_loop(step: Step, setup: Setup, out: Path) -> None:
     """Baseline → explore → RFT → export → evaluate again → references."""
     with expert_server(step, setup, out) as experts, policy_server(step, setup, out):
         step.run("baseline", eval_args(setup, "before", ["policy", *setup.baselines]))
-        step.run("explore", explore_args(setup, out, setup.explore_samples))
+        step.run("explore", explore_args(setup, out, setup.explore_tools, setup.explore_samples))
         if setup.teacher:
             teacher = ["--policy-base-url", experts, "--policy-model", setup.teacher]
-            step.run("teacher", [*explore_args(setup, out, 1), *teacher])
+            step.run("teacher", [*explore_args(setup, out, setup.teacher_tools, 1), *teacher])
     step.run("train", ["train", "--config", str(rft_config(setup, out))])
     step.call("export", export_adapter, out)
     with (
