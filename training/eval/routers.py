@@ -35,19 +35,23 @@ class RouterError(UserError, ValueError):
     """A router cannot be used with this pool (unknown name, no LLM expert)."""
 
 
-class FixedRouter(BaseChatModel):
+class _Router(BaseChatModel):
+    """An in-process stand-in for the policy: its choice is its own, not the offered tools'."""
+
+    @property
+    def _llm_type(self) -> str:
+        return f"podium-{type(self).__name__.lower()}"
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+        """Accept the turn's tools (the router ignores them)."""
+        return self
+
+
+class FixedRouter(_Router):
     """Calls ``tool`` once with the question, then answers with the tool's observation."""
 
     tool: str
     arg: str = "question"
-
-    @property
-    def _llm_type(self) -> str:
-        return "podium-fixed-router"
-
-    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
-        """Accept the turn's tools (the router ignores them: its choice is fixed)."""
-        return self
 
     def _generate(
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
@@ -79,7 +83,7 @@ def _one_call(
     return ChatResult(generations=[ChatGeneration(message=msg)])
 
 
-class DirectRouter(BaseChatModel):
+class DirectRouter(_Router):
     """Asks ``model`` (the policy's own endpoint) the bare question and answers with its reply.
 
     The reply's token usage rides on the answer call, so the graph bills the policy's tokens
@@ -87,14 +91,6 @@ class DirectRouter(BaseChatModel):
     """
 
     model: BaseChatModel
-
-    @property
-    def _llm_type(self) -> str:
-        return "podium-direct-router"
-
-    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
-        """Accept the turn's tools (the bare model is offered none)."""
-        return self
 
     def _generate(
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
