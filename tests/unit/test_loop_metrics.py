@@ -139,3 +139,19 @@ def test_learning_report_leaves_out_routers_without_rows():
                               "oracle": _rows([True, True], 2.0)})  # fmt: skip
     assert list(report["routers"]) == ["untrained", "oracle"] and report["mcnemar"] is None
     assert "needs both policies" in learning_markdown(report)
+
+
+def test_direct_comparison_pairs_the_policy_with_the_bare_model():
+    from podium.studio.reports.evaluation import learning_markdown
+    from podium.training.eval.compare import direct_comparison, learning_report
+
+    policy = [r | {"router": "policy"} for r in _rows([True, True, False], 1.0)]
+    direct = [r | {"router": "direct"} for r in _rows([True, False, True], 1.0, "none")]
+    assert direct_comparison(policy) is None  # the bare model's rows are missing
+    cmp = direct_comparison(policy + direct)
+    assert cmp["policy"]["correct"] == 2 and cmp["direct"]["correct"] == 2
+    assert cmp["mcnemar"] == {"tasks": 3, "gained": 1, "lost": 1, "p_value": 1.0}
+    report = learning_report({"untrained": _rows([True], 1.0)}) | {"direct": cmp}
+    assert "through podium 2/3 against the same model asked directly 2/3" in learning_markdown(
+        report
+    )

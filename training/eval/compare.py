@@ -83,3 +83,21 @@ def learning_report(rows: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str
         "per_suite": {n: per_suite(rows[n]) for n in ("untrained", "trained") if n in rows},
         "hull": hull_figures(summary),
     }
+
+
+def direct_comparison(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The policy through podium against the same model asked directly, on the same tasks.
+
+    From one evaluation with routers ``policy`` and ``direct``: each one's correct/n and
+    Wilson interval, and McNemar's test direct → policy (``gained``: tasks orchestration
+    solved that the bare model did not). None when either router has no rows.
+    """
+    policy = [r for r in rows if r["router"] == "policy"]
+    direct = [r for r in rows if r["router"] == "direct"]
+    if not policy or not direct:
+        return None
+    return {
+        "policy": router_summary(policy),
+        "direct": router_summary(direct),
+        "mcnemar": paired_test(direct, policy),
+    }
