@@ -73,6 +73,28 @@ def test_no_correct_run_keeps_nothing_and_selection_is_per_task_across_groups():
     assert (selection.runs, selection.tasks) == (4, 2)
 
 
+@pytest.mark.parametrize(
+    ("raw", "malformed", "kept"),
+    [
+        ("", 0, True),  # a native call the engine parsed
+        (_answer("4"), 0, True),
+        ('answer({"text": "4"})', 0, True),  # a call written as code is still a call
+        ("answer: 4", 0, False),  # bare text the graph took as the answer
+        ('answer = "4"', 0, False),
+        (_answer("4"), 1, False),  # a malformed turn on the way
+    ],
+)
+def test_rft_keeps_only_runs_that_answered_with_a_call(raw, malformed, kept):
+    from podium.training.grpo.rft import well_formed
+
+    run = _run("t", 0, True, 0.01) | {"malformed_calls": malformed}
+    run["policy_turns"] = [{"raw": raw, "calls": []}]
+    assert well_formed(run) is kept
+    assert (best_run([run]) is not None) is kept
+    tidy = _run("t", 1, True, 0.05)  # dearer, but well formed: it wins over a sloppy run
+    assert best_run([run, tidy])["id"] == ("t-0" if kept else "t-1")
+
+
 def test_the_loss_covers_the_policys_tokens_and_not_the_tool_output(
     fake_graph, tmp_path, tiny_policy_dir, calc_pool, judged_runs, train_config
 ):

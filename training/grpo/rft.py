@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,17 +53,42 @@ def _offered_tools(runs: Iterable[Mapping[str, Any]]) -> list[str]:
     return sorted({t for r in runs for t in r.get("tools", [])})
 
 
+def well_formed(record: Mapping[str, Any]) -> bool:
+    """No malformed turn, and the last turn answered with an ``answer`` call.
+
+    A reply of bare text ("answer: 1759", 'answer = "1907"') is taken as the answer by the
+    graph, and a checker may pass it; RFT would then teach the form along with the choice
+    (measured: docs/learning.md#results). An empty raw text is a call the engine parsed.
+    """
+    from langchain_core.messages import AIMessage
+
+    from podium.graph.parsing import parse_tool_calls
+    from podium.graph.render import ANSWER, answer_tool
+
+    turns = record.get("policy_turns") or []
+    if record.get("malformed_calls") or not turns:
+        return False
+    raw = turns[-1].get("raw") or ""
+    if not isinstance(raw, str) or not raw.strip():
+        return True
+    parsed = parse_tool_calls(AIMessage(content=raw), {ANSWER: answer_tool})
+    return [c["name"] for c in parsed.calls] == [ANSWER] and not parsed.errors
+
+
 def best_run(
     runs: Sequence[Mapping[str, Any]], cfg: RewardConfig | None = None
 ) -> Mapping[str, Any] | None:
-    """The run RFT keeps of one task's runs, or None when none is correct.
+    """The run RFT keeps of one task's runs, or None when none is correct and well formed.
 
-    Order: correct, then cheaper (dollars), then a higher preference reward (tool calls
-    min-max normalised among these runs, weighted by the task's preference vector), then
-    faster; a remaining tie keeps the earliest run.
+    Only :func:`well_formed` runs count as correct here. Order: correct, then cheaper
+    (dollars), then a higher preference reward (tool calls min-max normalised among these
+    runs, weighted by the task's preference vector), then faster; a remaining tie keeps the
+    earliest run.
     """
     cfg = cfg or RewardConfig()
-    measures = [measure(r, cfg) for r in runs]
+    measures = [replace(m, correct=m.correct and well_formed(r)) for m, r in zip(
+        (measure(r, cfg) for r in runs), runs, strict=True
+    )]  # fmt: skip
     pref = runs[0].get(TRAINING_KEY, {}).get("preference_vector") or cfg.default_preference
     prefs = preference_rewards(measures, _offered_tools(runs), pref)
 
