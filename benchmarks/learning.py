@@ -207,6 +207,15 @@ def eval_args(setup: Setup, out: str, routers: list[str]) -> list[str]:
     return args
 
 
+def direct_args(setup: Setup, out: str) -> list[str]:
+    """Human-eval with the policy through podium and the same model asked directly."""
+    return [
+        "eval", "code", "--limit", str(setup.direct_tasks), "--seed", str(setup.seed),
+        "--max-turns", str(setup.max_turns), "--out", out, "--resume", "--quiet",
+        "--router", "policy", "--router", "direct",
+    ]  # fmt: skip
+
+
 def explore_args(setup: Setup, out: Path, tools: tuple[str, ...], samples: int) -> list[str]:
     """``podium collect --explore`` on the training tasks (resumes where it stopped)."""
     return [
@@ -273,8 +282,9 @@ def report(out: Path, setup: Setup, steps: list[dict[str, Any]]) -> dict[str, An
     for name in (*setup.baselines, *setup.references):
         rows[name] = [r for r in before if r["router"] == name]
     result = learning_report(rows)
-    if (out / "direct" / "results.jsonl").exists():
-        result["direct"] = direct_comparison(rows_of(out / "direct"))
+    for name, key in (("direct-before", "direct_untrained"), ("direct", "direct")):
+        if (out / name / "results.jsonl").exists():
+            result[key] = direct_comparison(rows_of(out / name))
     result |= {
         "setup": dataclasses.asdict(setup),
         "steps": steps,
@@ -297,6 +307,8 @@ def run_loop(step: Step, setup: Setup, out: Path) -> None:
     """Baseline → explore → RFT → export → evaluate again → references."""
     with expert_server(step, setup, out) as experts, policy_server(step, setup, out):
         step.run("baseline", eval_args(setup, "before", ["policy", *setup.baselines]))
+        if setup.direct_tasks:
+            step.run("direct-before", direct_args(setup, "direct-before"))
         step.run("explore", explore_args(setup, out, setup.explore_tools, setup.explore_samples))
         if setup.teacher:
             teacher = ["--policy-base-url", experts, "--policy-model", setup.teacher]
@@ -309,11 +321,7 @@ def run_loop(step: Step, setup: Setup, out: Path) -> None:
     ):
         step.run("after", eval_args(setup, "after", ["policy"]))
         if setup.direct_tasks:  # orchestration must not tax the model on code (human-eval)
-            step.run("direct", [
-                "eval", "code", "--limit", str(setup.direct_tasks), "--seed", str(setup.seed),
-                "--max-turns", str(setup.max_turns), "--out", "direct", "--resume", "--quiet",
-                "--router", "policy", "--router", "direct",
-            ])  # fmt: skip
+            step.run("direct", direct_args(setup, "direct"))
     if setup.references:  # the same held-out tasks, added to the baseline's results
         with expert_server(step, setup, out), policy_server(step, setup, out):
             step.run("references", eval_args(setup, "before", list(setup.references)))

@@ -195,14 +195,15 @@ def learning_markdown(report: dict[str, Any]) -> str:
         f"{aiqs}. On the cost–accuracy hull: {', '.join(hull['on_hull'])}.",
         f"Per part: {parts}.",
     ]
-    if direct := report.get("direct"):
-        p, d, m = direct["policy"], direct["direct"], direct["mcnemar"]
-        lines.append(
-            f"Human-eval ({m['tasks']} tasks), the trained policy through podium "
-            f"{p['correct']}/{p['n']} against the same model asked directly "
-            f"{d['correct']}/{d['n']} (McNemar: {m['gained']} gained, {m['lost']} lost, "
-            f"exact p = {m['p_value']:.3g})."
-        )
+    for key, who in (("direct_untrained", "untrained"), ("direct", "trained")):
+        if direct := report.get(key):
+            p, d, m = direct["policy"], direct["direct"], direct["mcnemar"]
+            lines.append(
+                f"Human-eval ({m['tasks']} tasks), the {who} policy through podium "
+                f"{p['correct']}/{p['n']} against the same model asked directly "
+                f"{d['correct']}/{d['n']} (McNemar: {m['gained']} gained, {m['lost']} lost, "
+                f"exact p = {m['p_value']:.3g})."
+            )
     return "\n".join(lines) + "\n"
 
 
