@@ -26,7 +26,10 @@ def test_running_needs_no_browser_and_no_database_the_tests_need_both():
     assert "chromium" in dry_run("test-deps") and "postgresql" in dry_run("test-deps")
     makefile = (ROOT / "Makefile").read_text()
     assert "test: install install-vllm test-deps" in makefile
-    assert "run: install " in makefile and "test-deps" not in makefile.split("run: install")[1][:40]
+    rules = {line.split(":")[0]: line for line in makefile.splitlines() if ":" in line}
+    assert rules["run"].startswith("run: install-strong ")  # the 1.5B expert: strongest ≠ cheapest
+    assert rules["install-strong"].startswith("install-strong: install $(VENV)/.strong")
+    assert "test-deps" not in rules["run"] + rules["install-strong"]
 
 
 def test_langgraph_json_names_python_and_the_env_file_as_langgraph_validates_them():
