@@ -11,11 +11,11 @@ held-out task is dropped, and :func:`assert_disjoint` checks it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 
 from podium.training.eval.suites import Task, load_suite
 from podium.training.eval.suites.chat import chat_tasks
+from podium.training.eval.suites.math import reasoning_gym_tasks
 from podium.training.eval.suites.mixture import interleave, part_sizes
 
 from .code_tasks import code_tasks
@@ -37,26 +37,7 @@ def evidence_titles(tasks: Iterable[Task]) -> set[str]:
 
 def arithmetic(n: int, seed: int) -> list[Task]:
     """``n`` reasoning-gym tasks cycling over :data:`ARITHMETIC`, scored as ``math`` is."""
-    import reasoning_gym
-
-    from podium.training.eval.suites.math import _plain
-
-    per = -(-n // len(ARITHMETIC))
-    sets = {d: reasoning_gym.create_dataset(d, size=per, seed=seed) for d in ARITHMETIC}
-    tasks = []
-    for i in range(n):
-        name = ARITHMETIC[i % len(ARITHMETIC)]
-        entry = json.loads(json.dumps(sets[name][i // len(ARITHMETIC)], default=_plain))
-        tasks.append(
-            Task(
-                id=f"arith-{i:04d}",
-                suite="math",
-                question=entry["question"],
-                gold=str(entry["answer"]),
-                data={"dataset": name, "entry": entry},
-            )
-        )
-    return tasks
+    return reasoning_gym_tasks(ARITHMETIC, n, seed, "arith")
 
 
 def assert_disjoint(train: Iterable[Task], heldout: Iterable[Task]) -> None:

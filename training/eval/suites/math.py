@@ -17,18 +17,23 @@ def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, tuple | set | frozenset) else str(value)
 
 
-def _math_load(limit: int | None = None, seed: int = 0) -> list[Task]:
+def reasoning_gym_tasks(datasets: tuple[str, ...], n: int, seed: int, prefix: str) -> list[Task]:
+    """``n`` tasks cycling over reasoning-gym's ``datasets`` under ``seed``, scored as ``math``.
+
+    Also the training side's generator (``training/synth/mixture.py``, other datasets and
+    seeds): one reader of reasoning-gym entries, so both are judged alike.
+    """
     import reasoning_gym
 
-    size = limit or 200
-    per = {n: reasoning_gym.create_dataset(n, size=size, seed=seed) for n in MATH_DATASETS}
+    per = -(-n // len(datasets))  # an entry depends on its seed and index, not the set's size
+    sets = {d: reasoning_gym.create_dataset(d, size=per, seed=seed) for d in datasets}
     tasks = []
-    for i in range(size):
-        name = MATH_DATASETS[i % len(MATH_DATASETS)]
-        entry = json.loads(json.dumps(per[name][i // len(MATH_DATASETS)], default=_plain))
+    for i in range(n):
+        name = datasets[i % len(datasets)]
+        entry = json.loads(json.dumps(sets[name][i // len(datasets)], default=_plain))
         tasks.append(
             Task(
-                id=f"math-{i:04d}",
+                id=f"{prefix}-{i:04d}",
                 suite="math",
                 question=entry["question"],
                 gold=str(entry["answer"]),
@@ -36,6 +41,10 @@ def _math_load(limit: int | None = None, seed: int = 0) -> list[Task]:
             )
         )
     return tasks
+
+
+def _math_load(limit: int | None = None, seed: int = 0) -> list[Task]:
+    return reasoning_gym_tasks(MATH_DATASETS, limit or 200, seed, "math")
 
 
 def _math_check(task: Task, answer: str, record: Mapping[str, Any] | None) -> Verdict:
