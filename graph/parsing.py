@@ -261,8 +261,9 @@ def parse_tool_calls(message: AIMessage, tools: Mapping[str, BaseTool]) -> Parse
             parsed.calls.append(code)
         remaining = ""
     parsed.text = _FENCE.sub(lambda m: m.group(0) if m.group(1).strip() else "", remaining).strip()
-    if not parsed.calls and not parsed.errors and parsed.text.strip(" .:`'\"") in tools:
+    bare = parsed.text.strip(" .:`'\"")
+    if not parsed.calls and not parsed.errors and bare in tools:
         # A reply that is only a tool's name ("answer") meant a call; as an answer it is noise.
-        parsed.errors.append(BARE_NAME.format(name=parsed.text.strip(" .:`'\"")))
+        parsed.errors.append(BARE_NAME.format(name=bare))
         parsed.text = ""
     return parsed
