@@ -195,6 +195,14 @@ def learning_markdown(report: dict[str, Any]) -> str:
         f"{aiqs}. On the cost–accuracy hull: {', '.join(hull['on_hull'])}.",
         f"Per part: {parts}.",
     ]
+    if (fresh := report.get("unseen")) and fresh["tasks"]:
+        u, t, m = fresh["routers"]["untrained"], fresh["routers"]["trained"], fresh["mcnemar"]
+        seeds = ", ".join(map(str, fresh["seeds"]))
+        lines.append(
+            f"On the {fresh['tasks']} tasks not in the inspected held-out set (seed {seeds}): "
+            f"untrained {u['correct']}/{u['n']}, trained {t['correct']}/{t['n']} (McNemar: "
+            f"{m['gained']} gained, {m['lost']} lost, exact p = {m['p_value']:.3g})."
+        )
     for key, who in (("direct_untrained", "untrained"), ("direct", "trained")):
         if direct := report.get(key):
             p, d, m = direct["policy"], direct["direct"], direct["mcnemar"]

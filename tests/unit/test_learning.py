@@ -27,10 +27,11 @@ def learning():
     return module
 
 
-def _results(path: Path, router_correct: dict[str, list[bool]]) -> None:
+def _results(path: Path, router_correct: dict[str, list[bool]], questions=("q0", "q1")) -> None:
     path.mkdir(parents=True)
     rows = [
-        {"router": router, "task_id": f"wiki-{i}", "correct": c, "status": "ok",
+        {"router": router, "task_id": f"wiki-{i}", "question": questions[i], "correct": c,
+         "status": "ok",
          "cost_usd": 1e-5, "policy_cost_usd": 1e-5, "tool_cost_usd": 0.0, "latency_s": 1.0,
          "tool_calls": [], "turns": 1, "malformed_calls": 0}
         for router, correct in router_correct.items() for i, c in enumerate(correct)
@@ -50,6 +51,20 @@ def test_report_puts_both_policies_and_the_baselines_in_one_table(learning, tmp_
     assert result["mcnemar"]["gained"] == 1 and result["minutes"] == 1.0
     text = (tmp_path / "report.md").read_text()
     assert "| trained | 1/2 (50%" in text and "podium eval mixture   # 1.0 min" in text
+    assert "On the 2 tasks not in the inspected held-out set (seed 0): untrained 0/2" in text
+
+
+def test_the_report_judges_again_on_the_tasks_no_inspected_run_held(learning, tmp_path):
+    from podium.training.eval.suites import load_suite
+
+    inspected = load_suite("mixture", limit=40, seed=0)[0].question
+    setup = learning.Setup(baselines=(), references=(), direct_tasks=0)
+    _results(tmp_path / "before", {"policy": [False, False]}, (inspected, "new"))
+    _results(tmp_path / "after", {"policy": [True, True]}, (inspected, "new"))
+    TrajectoryStore(tmp_path / "explore.sqlite")
+    fresh = learning.report(tmp_path, setup, [])["unseen"]
+    assert fresh["tasks"] == 1 and fresh["mcnemar"]["gained"] == 1
+    assert fresh["routers"]["trained"]["correct"] == 1
 
 
 def test_steps_are_skipped_once_done_and_failures_stop_the_loop(learning, tmp_path):

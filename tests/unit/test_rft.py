@@ -23,10 +23,12 @@ def _run(task: str, sample: int, correct: bool, cost: float, calls=(), latency=1
     """A judged record as ``collect`` stores it (only the fields selection reads)."""
     return {
         "id": f"{task}-{sample}",
+        "answer": "4",
         "tools": ["calc", "local_search"],
         "cost_usd": cost,
         "latency_s": latency,
         "policy_turns": [{"raw": "", "calls": [{"tool": t} for t in calls]}],
+        "messages": [{"type": "ai", "data": {"content": ""}}],
         "training": {
             "task_id": task,
             "group_id": f"{task}@0",
@@ -74,25 +76,31 @@ def test_no_correct_run_keeps_nothing_and_selection_is_per_task_across_groups():
 
 
 @pytest.mark.parametrize(
-    ("raw", "malformed", "kept"),
+    ("raw", "answer"),
     [
-        ("", 0, True),  # a native call the engine parsed
-        (_answer("4"), 0, True),
-        ('answer({"text": "4"})', 0, True),  # a call written as code is still a call
-        ("answer: 4", 0, False),  # bare text the graph took as the answer
-        ('answer = "4"', 0, False),
-        (_answer("4"), 1, False),  # a malformed turn on the way
+        ("", "4"),  # a native call the engine parsed
+        (_answer("4"), "4"),
+        ('answer({"text": "4"})', "4"),  # a call written as code is still a call
+        ("4", "4"),  # plain text the graph took as the answer
+        ("answer: 4", "4"),  # a label before it is dropped
+        ('answer = "4"', "4"),
+        ("answer", None),  # a malformed last turn is no answer
+        ('{"name": "calc", "arguments": {"expression": "2+2"}}', None),  # nor another call
     ],
 )
-def test_rft_keeps_only_runs_that_answered_with_a_call(raw, malformed, kept):
-    from podium.training.grpo.rft import well_formed
+def test_rft_trains_runs_that_ended_on_an_answer_as_the_answer_call(raw, answer):
+    from podium.training.grpo.rft import trainable
 
-    run = _run("t", 0, True, 0.01) | {"malformed_calls": malformed}
+    run = _run("t", 0, True, 0.01) | {"answer": "answer: 4" if "answer:" in raw else "4"}
     run["policy_turns"] = [{"raw": raw, "calls": []}]
-    assert well_formed(run) is kept
-    assert (best_run([run]) is not None) is kept
-    tidy = _run("t", 1, True, 0.05)  # dearer, but well formed: it wins over a sloppy run
-    assert best_run([run, tidy])["id"] == ("t-0" if kept else "t-1")
+    made = trainable(run)
+    assert (made and made["answer"]) == answer
+    if made:
+        (call,) = made["messages"][-1]["data"]["tool_calls"]
+        assert (call["name"], call["args"]) == ("answer", {"text": "4"})
+    assert (best_run([run]) is not None) is (answer is not None)
+    tidy = _run("t", 1, True, 0.05)  # dearer, but it answered: it wins over a run that did not
+    assert best_run([run, tidy])["id"] == ("t-0" if answer else "t-1")
 
 
 def test_the_loss_covers_the_policys_tokens_and_not_the_tool_output(
@@ -131,31 +139,42 @@ def test_the_loss_covers_the_policys_tokens_and_not_the_tool_output(
     assert trainer.args.completion_only_loss
 
 
-def test_a_run_the_graph_re_rendered_is_trained_turn_by_turn_on_exact_prompts(
-    fake_graph, tmp_path, tiny_policy_dir, calc_pool, judged_runs
+@pytest.mark.parametrize(
+    ("script", "shown_at"),
+    [
+        (['{"name": "calc", "arguments": {"expression": "2+2"}}', _answer("4")], (0, 1)),
+        ([CALL % "2+2", "4"], (0, 1)),
+        ([CALL % "2+2", "answer(4)"], (0, 1)),
+        (["answer", CALL % "2+2", "answer: 4"], (0,)),  # a malformed detour is cut out
+    ],
+)
+def test_every_turn_is_trained_in_the_form_the_graph_writes_calls_back_in(
+    fake_graph, tmp_path, tiny_policy_dir, calc_pool, judged_runs, script, shown_at
 ):
     from transformers import AutoTokenizer
 
     from podium.graph.render import policy_tools
-    from podium.training.grpo.rft import record_rows
+    from podium.training.grpo.rft import record_row, trainable
     from podium.training.grpo.samples import template_ids, tool_schemas
 
-    bare = '{"name": "calc", "arguments": {"expression": "2+2"}}'  # as Qwen 0.5B writes calls
     store = tmp_path / "runs.sqlite"
-    (prompts,) = judged_runs(store, [[bare, _answer("4")]])
+    (prompts,) = judged_runs(store, [script])
     (record,) = TrajectoryStore(store).records("training")
+    assert trainable(record)["answer"] == "4"
     tok = AutoTokenizer.from_pretrained(tiny_policy_dir)
     pool = {"calc": calc_tool()}
-    rows = record_rows(record, tok, pool)
+    row = record_row(record, tok, pool)
     tools = tool_schemas(list(policy_tools(pool, forced=False).values()))
-    assert len(rows) == 2  # the second prompt showed the call in <tool_call> form: not exact
-    for row, shown, wrote in zip(rows, prompts, [bare, _answer("4")], strict=True):
-        prompt = template_ids(tok, shown, tools, generation_prompt=True)
+    # One sequence: the first prompt as shown, then each turn in canonical form, the call's
+    # follow-up conditioned on the prompt the policy was shown after the call.
+    for k in shown_at:
+        prompt = template_ids(tok, prompts[k], tools, generation_prompt=True)
         assert row["input_ids"][: len(prompt)] == prompt
-        assert row["completion_mask"] == [0] * len(prompt) + [1] * (
-            len(row["input_ids"]) - len(prompt)
-        )
-        assert tok.decode(row["input_ids"][len(prompt) :]) == wrote + "<|im_end|>"
+    assert "could not be run" in str(prompts[-1]) or len(script) == 2
+    assert "could not be run" not in tok.decode(row["input_ids"])
+    ids, mask = row["input_ids"], row["completion_mask"]
+    trained = tok.decode([t for t, m in zip(ids, mask, strict=True) if m])
+    assert trained == CALL % "2+2" + "<|im_end|>" + _answer("4") + "<|im_end|>"
 
 
 def test_missing_store_and_store_without_a_correct_run(

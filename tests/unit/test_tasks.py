@@ -69,12 +69,15 @@ def test_code_checker_runs_the_tests_in_the_sandbox():
     assert not T.check(task, "I cannot do that.").correct
 
 
-def test_code_checker_accepts_a_bare_body_and_code_from_the_trajectory():
+def test_code_checker_accepts_a_bare_body_and_judges_the_answer_alone():
     task = T.load_suite("code", limit=1)[0]
     body = task.gold[len(task.data["prompt"]) :]
     assert T.check(task, body).correct
+    # A run that tested the right function in python and then answered something else is
+    # wrong: the answer is what a user gets.
     record = {"policy_turns": [{"calls": [{"tool": "python", "args": {"code": task.gold}}]}]}
-    assert T.check(task, "Done, see the code I ran.", record).correct
+    assert not T.check(task, "Done, see the code I ran.", record).correct
+    assert not T.check(task, "0", record).correct
 
 
 def test_unknown_suite_is_a_user_error():

@@ -5,10 +5,12 @@ its best run by the paper's reward order — a correct run first, then the cheap
 one that best follows the user's tool preference (``rewards.py``: :func:`measure`,
 :func:`preference_rewards`), then the fastest. Tasks with no correct run teach nothing and
 are left out. Each kept run becomes one sequence (``samples.trajectory_sample``: the first
-prompt exactly as the policy saw it, then every turn's completion, with the tool results and
-notes in between) — or, when a later turn's prompt is not that sequence (``exact`` false: a
-completion the graph re-rendered, a forced answer's shorter tool list), one sequence per turn
-with its exact prompt (``samples.turn_samples``). The loss covers the policy's own tokens
+prompt exactly as the policy saw it, then every turn, with the tool results and notes in
+between), every turn in the one form the graph writes calls back in — the chat template's
+``<tool_call>`` block, the form llama.cpp and vLLM parse natively — the last turn as the
+``answer`` call of the run's final answer, and malformed detours cut out (:func:`trainable`).
+Trained as written, the form is learned with the choice: a 0.5B trained so went on to answer
+with a whole passage (docs/learning.md#results). The loss covers the policy's tokens
 only: TRL's ``SFTTrainer`` builds the labels from the ``completion_mask`` column
 (``completion_only_loss``) and trains a PEFT LoRA. No optimiser loop of ours. RAFT
 (arXiv 2504.11343) reports this competitive with GRPO; ReST-EM gets most of its gain in one
@@ -18,6 +20,7 @@ round.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -29,7 +32,7 @@ from podium.graph import TrajectoryStore
 from .base_model import load_policy
 from .config import TrainConfig, TrainConfigError
 from .rewards import TRAINING_KEY, RewardConfig, measure, preference_rewards
-from .samples import BatchError, trajectory_sample, turn_samples
+from .samples import BatchError, trajectory_sample
 
 RECIPE_FILE = "podium_rft.json"
 """Written beside the adapter: the store, the runs kept, the settings and the step times."""
@@ -53,40 +56,75 @@ def _offered_tools(runs: Iterable[Mapping[str, Any]]) -> list[str]:
     return sorted({t for r in runs for t in r.get("tools", [])})
 
 
-def well_formed(record: Mapping[str, Any]) -> bool:
-    """No malformed turn, and the last turn answered with an ``answer`` call.
+_LABEL = re.compile(r"^\s*answer\s*(?:[:=]|\n)\s*", re.IGNORECASE)
+"""A label written before a plain-text answer: "answer: 1759", 'answer = "1907"'."""
 
-    A reply of bare text ("answer: 1759", 'answer = "1907"') is taken as the answer by the
-    graph, and a checker may pass it; RFT would then teach the form along with the choice
-    (measured: docs/learning.md#results). An empty raw text is a call the engine parsed.
+
+def trainable(record: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The run as RFT trains it, or None when it did not end on an answer.
+
+    Three edits, none of which changes what the run chose, found or answered:
+
+    * the last turn becomes the ``answer`` call of the run's final answer, the text the
+      checker judged (the policy and a teacher end runs in several forms the graph accepts:
+      a native call, bare JSON, ``answer(4)``, plain text);
+    * a label written before a plain-text answer ("answer: 1759") is dropped from it;
+    * a turn that made no call yet did not end the run — a malformed call — is cut out with
+      the graph's reply to it, so the run is trained as if the policy had gone straight on
+      (measured: most of the 1.5B teacher's correct runs had such a detour).
+
+    A last turn that is a call to another tool, or a malformed one, is no answer: None.
     """
     from langchain_core.messages import AIMessage
 
     from podium.graph.parsing import parse_tool_calls
     from podium.graph.render import ANSWER, answer_tool
 
-    turns = record.get("policy_turns") or []
-    if record.get("malformed_calls") or not turns:
-        return False
+    turns = list(record.get("policy_turns") or [])
+    answer = str(record.get("answer") or "").strip()
+    if not turns or not answer:
+        return None
     raw = turns[-1].get("raw") or ""
-    if not isinstance(raw, str) or not raw.strip():
-        return True
-    parsed = parse_tool_calls(AIMessage(content=raw), {ANSWER: answer_tool})
-    return [c["name"] for c in parsed.calls] == [ANSWER] and not parsed.errors
+    if isinstance(raw, str) and raw.strip():
+        parsed = parse_tool_calls(AIMessage(content=raw), {ANSWER: answer_tool})
+        names = [c["name"] for c in parsed.calls]
+        if parsed.errors or names not in ([ANSWER], []):
+            return None
+        if not names:
+            answer = _LABEL.sub("", answer, count=1).strip().strip("\"'").strip()
+            if not answer:
+                return None
+    messages = list(record["messages"])
+    ai_at = [i for i, m in enumerate(messages) if m["type"] == "ai"][-len(turns) :]
+    cut: set[int] = set()
+    for k, turn in enumerate(turns[:-1]):
+        if not turn.get("calls"):  # a malformed turn: it and the graph's reply go
+            cut.update(range(ai_at[k], ai_at[k + 1]))
+    call = {"name": ANSWER, "args": {"text": answer}, "id": f"{record['id']}-answer"}
+    last = ai_at[-1]
+    data = {**messages[last]["data"], "content": "", "tool_calls": [call | {"type": "tool_call"}]}
+    kept = [m for i, m in enumerate(messages[:last]) if i not in cut]
+    return {
+        **record,
+        "answer": answer,
+        "messages": [*kept, {"type": "ai", "data": data}],
+        "policy_turns": [t for k, t in enumerate(turns) if ai_at[k] not in cut],
+        "malformed_calls": 0,
+    }
 
 
 def best_run(
     runs: Sequence[Mapping[str, Any]], cfg: RewardConfig | None = None
 ) -> Mapping[str, Any] | None:
-    """The run RFT keeps of one task's runs, or None when none is correct and well formed.
+    """The run RFT keeps of one task's runs, or None when none is correct and trainable.
 
-    Only :func:`well_formed` runs count as correct here. Order: correct, then cheaper
-    (dollars), then a higher preference reward (tool calls min-max normalised among these
-    runs, weighted by the task's preference vector), then faster; a remaining tie keeps the
-    earliest run.
+    Only runs that :func:`trainable` accepts count as correct here. Order: correct, then
+    cheaper (dollars), then a higher preference reward (tool calls min-max normalised among
+    these runs, weighted by the task's preference vector), then faster; a remaining tie keeps
+    the earliest run.
     """
     cfg = cfg or RewardConfig()
-    measures = [replace(m, correct=m.correct and well_formed(r)) for m, r in zip(
+    measures = [replace(m, correct=m.correct and trainable(r) is not None) for m, r in zip(
         (measure(r, cfg) for r in runs), runs, strict=True
     )]  # fmt: skip
     pref = runs[0].get(TRAINING_KEY, {}).get("preference_vector") or cfg.default_preference
@@ -121,26 +159,23 @@ def _row(prompt: list[int], completion: list[int], mask: list[int]) -> dict[str,
     return {"input_ids": prompt + completion, "completion_mask": [0] * len(prompt) + mask}
 
 
-def record_rows(
+def record_row(
     record: Mapping[str, Any], tokenizer: Any, pool: Mapping[str, Any]
-) -> list[dict[str, Any]]:
-    """Pre-tokenised ``SFTTrainer`` rows of one run; the loss covers the policy's tokens only.
+) -> dict[str, Any]:
+    """The pre-tokenised ``SFTTrainer`` row of one kept run; the loss covers the policy's tokens.
 
-    One row for the whole run when it is exact (every turn's prompt is the sequence so far,
-    as ``samples.trajectory_sample`` checks); otherwise one row per turn, each its exact prompt
-    and completion (``samples.turn_samples``), so no turn is trained on a context the policy
-    was not shown.
+    Every turn of the :func:`trainable` run is trained in its canonical form
+    (``train_rewritten``), the last as the ``answer`` call, each conditioned on the text the
+    policy was shown before it.
 
     Raises:
         BatchError: the run has no policy turn or the template is not prefix-consistent.
     """
-    whole = trajectory_sample(record, tokenizer, pool)
-    if whole.exact:
-        return [_row(whole.prompt_ids, whole.completion_ids, whole.env_mask)]
-    return [
-        _row(s.prompt_ids, s.completion_ids, s.env_mask)
-        for s in turn_samples(record, tokenizer, pool, 0.0)
-    ]
+    run = trainable(record)
+    if run is None:
+        raise BatchError(f"trajectory {record.get('id')} did not end on an answer")
+    sample = trajectory_sample(run, tokenizer, pool, train_rewritten=True)
+    return _row(sample.prompt_ids, sample.completion_ids, sample.env_mask)
 
 
 def sft_rows(
@@ -154,14 +189,14 @@ def sft_rows(
     rows, skipped = [], []
     for task_id in sorted(best):
         try:
-            mine = record_rows(best[task_id], tokenizer, pool)
+            row = record_row(best[task_id], tokenizer, pool)
         except BatchError:
             skipped.append(task_id)
             continue
-        if max_length and max(len(r["input_ids"]) for r in mine) > max_length:
+        if max_length and len(row["input_ids"]) > max_length:
             skipped.append(task_id)
             continue
-        rows += mine
+        rows.append(row)
     return rows, skipped
 
 

