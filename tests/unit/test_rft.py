@@ -12,6 +12,8 @@ from podium.training.grpo.config import TrainConfigError
 from podium.training.grpo.rft import best_run, select_best
 
 CALL = '<tool_call>\n{"name": "calc", "arguments": {"expression": "%s"}}\n</tool_call>'
+ANSWER_4 = '[{"name": "answer", "arguments": {"text": "4"}}]'  # as the policy writes calls
+CALC = '[{"name": "calc", "arguments": {"expression": "2+2"}}]'
 
 
 def _answer(text: str) -> str:
@@ -119,18 +121,23 @@ def test_the_loss_covers_the_policys_tokens_and_not_the_tool_output(
     trainer, selection, skipped = build_rft_trainer(cfg)
     assert list(selection.best) == ["q1"] and skipped == []
     assert selection.best["q1"]["answer"] == "4"  # the wrong, cheaper run is not kept
-    (row,) = trainer.train_dataset
+    call_row, answer_row = trainer.train_dataset
     tok = trainer.processing_class
-    # The sequence starts with exactly the prompt the policy was shown at its first turn.
+    # The first row starts with exactly the prompt the policy was shown at its first turn.
     tools = tool_schemas(list(policy_tools({"calc": calc_tool()}, forced=False).values()))
     first = template_ids(tok, prompts[1][0], tools, generation_prompt=True)
-    assert row["input_ids"][: len(first)] == first
-    assert all(label == -100 for label in row["labels"][: len(first)])
-    # TRL's labels (from our completion_mask): the two completions, nothing else.
-    trained = [t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label != -100]
-    assert tok.decode(trained) == CALL % "2+2" + "<|im_end|>" + _answer("4") + "<|im_end|>"
+    assert call_row["input_ids"][: len(first)] == first
+    # TRL's labels (from our completion_mask): each turn's completion, nothing else.
+    for row, wrote in ((call_row, CALC), (answer_row, ANSWER_4)):
+        ids, labels = row["input_ids"], row["labels"]
+        trained = [t for t, label in zip(ids, labels, strict=True) if label != -100]
+        assert tok.decode(trained) == wrote + "<|im_end|>"
     hidden = tok.decode(
-        [t for t, lab in zip(row["input_ids"], row["labels"], strict=True) if lab == -100]
+        [
+            t
+            for t, lab in zip(answer_row["input_ids"], answer_row["labels"], strict=True)
+            if lab == -100
+        ]
     )
     assert "<tool_response>\n4\n</tool_response>" in hidden
     # The CPU preset: r=16 on the last layers (the tiny model has 2; the last 4 = both).
@@ -140,21 +147,21 @@ def test_the_loss_covers_the_policys_tokens_and_not_the_tool_output(
 
 
 @pytest.mark.parametrize(
-    ("script", "shown_at"),
+    "script",
     [
-        (['{"name": "calc", "arguments": {"expression": "2+2"}}', _answer("4")], (0, 1)),
-        ([CALL % "2+2", "4"], (0, 1)),
-        ([CALL % "2+2", "answer(4)"], (0, 1)),
-        (["answer", CALL % "2+2", "answer: 4"], (0,)),  # a malformed detour is cut out
+        ['{"name": "calc", "arguments": {"expression": "2+2"}}', _answer("4")],
+        [CALL % "2+2", "4"],
+        [CALL % "2+2", "answer(4)"],
+        ["answer", CALL % "2+2", "answer: 4"],  # a malformed detour is cut out
     ],
 )
-def test_every_turn_is_trained_in_the_form_the_graph_writes_calls_back_in(
-    fake_graph, tmp_path, tiny_policy_dir, calc_pool, judged_runs, script, shown_at
+def test_every_turn_is_trained_on_its_prompt_in_the_form_the_policy_writes(
+    fake_graph, tmp_path, tiny_policy_dir, calc_pool, judged_runs, script
 ):
     from transformers import AutoTokenizer
 
     from podium.graph.render import policy_tools
-    from podium.training.grpo.rft import record_row, trainable
+    from podium.training.grpo.rft import record_rows, trainable
     from podium.training.grpo.samples import template_ids, tool_schemas
 
     store = tmp_path / "runs.sqlite"
@@ -163,18 +170,18 @@ def test_every_turn_is_trained_in_the_form_the_graph_writes_calls_back_in(
     assert trainable(record)["answer"] == "4"
     tok = AutoTokenizer.from_pretrained(tiny_policy_dir)
     pool = {"calc": calc_tool()}
-    row = record_row(record, tok, pool)
+    rows = record_rows(record, tok, pool)
     tools = tool_schemas(list(policy_tools(pool, forced=False).values()))
-    # One sequence: the first prompt as shown, then each turn in canonical form, the call's
-    # follow-up conditioned on the prompt the policy was shown after the call.
-    for k in shown_at:
-        prompt = template_ids(tok, prompts[k], tools, generation_prompt=True)
-        assert row["input_ids"][: len(prompt)] == prompt
+    first = template_ids(tok, prompts[0], tools, generation_prompt=True)
+    assert len(rows) == 2 and rows[0]["input_ids"][: len(first)] == first
+    for row, wrote in zip(rows, [CALC, ANSWER_4], strict=True):
+        ids, mask = row["input_ids"], row["completion_mask"]
+        assert mask == sorted(mask)  # the prompt, then the trained completion
+        assert tok.decode([t for t, m in zip(ids, mask, strict=True) if m]) == wrote + "<|im_end|>"
+    second = tok.decode(rows[1]["input_ids"])
+    assert "<tool_response>\n4\n</tool_response>" in second  # what the call returned
     assert "could not be run" in str(prompts[-1]) or len(script) == 2
-    assert "could not be run" not in tok.decode(row["input_ids"])
-    ids, mask = row["input_ids"], row["completion_mask"]
-    trained = tok.decode([t for t, m in zip(ids, mask, strict=True) if m])
-    assert trained == CALL % "2+2" + "<|im_end|>" + _answer("4") + "<|im_end|>"
+    assert "could not be run" not in second
 
 
 def test_missing_store_and_store_without_a_correct_run(

@@ -4,13 +4,15 @@ From a trajectory store (``podium collect``, with or without ``--explore``), eve
 its best run by the paper's reward order — a correct run first, then the cheapest, then the
 one that best follows the user's tool preference (``rewards.py``: :func:`measure`,
 :func:`preference_rewards`), then the fastest. Tasks with no correct run teach nothing and
-are left out. Each kept run becomes one sequence (``samples.trajectory_sample``: the first
-prompt exactly as the policy saw it, then every turn, with the tool results and notes in
-between), every turn in the one form the graph writes calls back in — the chat template's
-``<tool_call>`` block, the form llama.cpp and vLLM parse natively — the last turn as the
-``answer`` call of the run's final answer, and malformed detours cut out (:func:`trainable`).
-Trained as written, the form is learned with the choice: a 0.5B trained so went on to answer
-with a whole passage (docs/learning.md#results). The loss covers the policy's tokens
+are left out. Each kept run is trained turn by turn (``samples.turn_samples``: each turn's
+prompt exactly as the policy saw it, with the tool results and notes before it), every turn
+written in the one form the policy itself writes calls in — a JSON list of ``{"name",
+"arguments"}`` — the last turn as the ``answer`` call of the run's final answer, and malformed
+detours cut out (:func:`trainable`). Trained as written, the form is learned with the choice: a
+0.5B trained so went on to answer with a whole passage (docs/learning.md#results). Trained on
+the chat template's ``<tool_call>`` token instead, which the packaged 0.5B never writes, it
+lost its language (measured: answers in stray Chinese and Cyrillic tokens).
+The loss covers the policy's tokens
 only: TRL's ``SFTTrainer`` builds the labels from the ``completion_mask`` column
 (``completion_only_loss``) and trains a PEFT LoRA. No optimiser loop of ours. RAFT
 (arXiv 2504.11343) reports this competitive with GRPO; ReST-EM gets most of its gain in one
@@ -32,7 +34,7 @@ from podium.graph import TrajectoryStore
 from .base_model import load_policy
 from .config import TrainConfig, TrainConfigError
 from .rewards import TRAINING_KEY, RewardConfig, measure, preference_rewards
-from .samples import BatchError, trajectory_sample
+from .samples import BatchError, turn_samples
 
 RECIPE_FILE = "podium_rft.json"
 """Written beside the adapter: the store, the runs kept, the settings and the step times."""
@@ -60,14 +62,24 @@ _LABEL = re.compile(r"^\s*answer\s*(?:[:=]|\n)\s*", re.IGNORECASE)
 """A label written before a plain-text answer: "answer: 1759", 'answer = "1907"'."""
 
 
+def written(calls: Sequence[Mapping[str, Any]]) -> str:
+    """Tool calls as the packaged 0.5B writes them: a JSON list of ``{"name", "arguments"}``.
+
+    The graph parses this form and renders it back as the chat template's ``<tool_call>``
+    blocks in later prompts; only what the policy writes is in this form.
+    """
+    return json.dumps([{"name": c["name"], "arguments": c["args"]} for c in calls])
+
+
 def trainable(record: Mapping[str, Any]) -> dict[str, Any] | None:
     """The run as RFT trains it, or None when it did not end on an answer.
 
     Three edits, none of which changes what the run chose, found or answered:
 
-    * the last turn becomes the ``answer`` call of the run's final answer, the text the
-      checker judged (the policy and a teacher end runs in several forms the graph accepts:
-      a native call, bare JSON, ``answer(4)``, plain text);
+    * every turn is written as its calls in the policy's own form (:func:`written`); the last
+      becomes the ``answer`` call of the run's final answer, the text the checker judged (the
+      policy and a teacher end runs in several forms the graph accepts: a native call, bare
+      JSON, ``answer(4)``, plain text);
     * a label written before a plain-text answer ("answer: 1759") is dropped from it;
     * a turn that made no call yet did not end the run — a malformed call — is cut out with
       the graph's reply to it, so the run is trained as if the policy had gone straight on
@@ -102,12 +114,21 @@ def trainable(record: Mapping[str, Any]) -> dict[str, Any] | None:
             cut.update(range(ai_at[k], ai_at[k + 1]))
     call = {"name": ANSWER, "args": {"text": answer}, "id": f"{record['id']}-answer"}
     last = ai_at[-1]
-    data = {**messages[last]["data"], "content": "", "tool_calls": [call | {"type": "tool_call"}]}
-    kept = [m for i, m in enumerate(messages[:last]) if i not in cut]
+    messages[last] = {
+        "type": "ai",
+        "data": {**messages[last]["data"], "tool_calls": [call | {"type": "tool_call"}]},
+    }
+    kept = []
+    for i, m in enumerate(messages[: last + 1]):
+        if i in cut:
+            continue
+        if i in ai_at:  # the turn's text: its calls as the policy writes them
+            m = {"type": "ai", "data": {**m["data"], "content": written(m["data"]["tool_calls"])}}
+        kept.append(m)
     return {
         **record,
         "answer": answer,
-        "messages": [*kept, {"type": "ai", "data": data}],
+        "messages": kept,
         "policy_turns": [t for k, t in enumerate(turns) if ai_at[k] not in cut],
         "malformed_calls": 0,
     }
@@ -159,23 +180,24 @@ def _row(prompt: list[int], completion: list[int], mask: list[int]) -> dict[str,
     return {"input_ids": prompt + completion, "completion_mask": [0] * len(prompt) + mask}
 
 
-def record_row(
+def record_rows(
     record: Mapping[str, Any], tokenizer: Any, pool: Mapping[str, Any]
-) -> dict[str, Any]:
-    """The pre-tokenised ``SFTTrainer`` row of one kept run; the loss covers the policy's tokens.
+) -> list[dict[str, Any]]:
+    """Pre-tokenised ``SFTTrainer`` rows of one kept run, one per turn; loss on the turn only.
 
-    Every turn of the :func:`trainable` run is trained in its canonical form
-    (``train_rewritten``), the last as the ``answer`` call, each conditioned on the text the
-    policy was shown before it.
+    Each row is a turn of the :func:`trainable` run: its exact prompt, then its calls as the
+    policy writes them.
 
     Raises:
-        BatchError: the run has no policy turn or the template is not prefix-consistent.
+        BatchError: the run has no policy turn, or did not end on an answer.
     """
     run = trainable(record)
     if run is None:
         raise BatchError(f"trajectory {record.get('id')} did not end on an answer")
-    sample = trajectory_sample(run, tokenizer, pool, train_rewritten=True)
-    return _row(sample.prompt_ids, sample.completion_ids, sample.env_mask)
+    return [
+        _row(s.prompt_ids, s.completion_ids, s.env_mask)
+        for s in turn_samples(run, tokenizer, pool, 0.0)
+    ]
 
 
 def sft_rows(
@@ -189,14 +211,14 @@ def sft_rows(
     rows, skipped = [], []
     for task_id in sorted(best):
         try:
-            row = record_row(best[task_id], tokenizer, pool)
+            mine = record_rows(best[task_id], tokenizer, pool)
         except BatchError:
             skipped.append(task_id)
             continue
-        if max_length and len(row["input_ids"]) > max_length:
+        if max_length and max(len(r["input_ids"]) for r in mine) > max_length:
             skipped.append(task_id)
             continue
-        rows.append(row)
+        rows += mine
     return rows, skipped
 
 
