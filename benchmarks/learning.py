@@ -77,12 +77,12 @@ class Setup:
     # A larger model of the same family driving the graph in exploration (distillation, as
     # FireAct/AgentTuning fine-tune small agents on a stronger one's runs); "" = none.
     teacher: str = "qwen-coder-1.5b"
-    # The tools the 0.5B fumbles, and answering at once: the 1.5B writes the code of a code
-    # task into its answer where the 0.5B rarely does (measured: 3 of 9 code tasks kept).
-    teacher_tools: tuple[str, ...] = ("local_search", "python", "answer")
+    # The tools the 0.5B fumbles. Not answering at once: the 1.5B's answers from its own
+    # knowledge, cheaper than a search, displaced the search runs (docs/learning.md, run 4).
+    teacher_tools: tuple[str, ...] = ("local_search", "python")
     max_turns: int = 4
     explore_temperature: float = 0.7
-    epochs: int = 1  # at 2, the loss fell to 0.02 and code answers were forgotten
+    epochs: int = 2
     learning_rate: float = 2e-4
     last_layers: int = 4
     lora_r: int = 16
