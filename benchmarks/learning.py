@@ -297,9 +297,9 @@ def unseen(setup: Setup, rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any
         for t in load_suite("mixture", limit=setup.heldout_tasks, seed=seed)
     }
     fresh = {r["task_id"] for r in rows["untrained"] if r["question"] not in seen}
-    pick = {k: [r for r in rows[k] if r["task_id"] in fresh] for k in ("untrained", "trained")}
     if not fresh:
         return {"seeds": list(setup.looked_at), "tasks": 0}
+    pick = {k: [r for r in rows[k] if r["task_id"] in fresh] for k in ("untrained", "trained")}
     return {
         "seeds": list(setup.looked_at),
         "tasks": len(fresh),

@@ -11,10 +11,9 @@ written in the one form the policy itself writes calls in — a JSON list of ``{
 detours cut out (:func:`trainable`). Trained as written, the form is learned with the choice: a
 0.5B trained so went on to answer with a whole passage (docs/learning.md#results). Trained on
 the chat template's ``<tool_call>`` token instead, which the packaged 0.5B never writes, it
-lost its language (measured: answers in stray Chinese and Cyrillic tokens).
-The loss covers the policy's tokens
-only: TRL's ``SFTTrainer`` builds the labels from the ``completion_mask`` column
-(``completion_only_loss``) and trains a PEFT LoRA. No optimiser loop of ours. RAFT
+lost its language (measured: answers in stray Chinese and Cyrillic tokens). The loss covers
+the policy's tokens only: TRL's ``SFTTrainer`` builds the labels from the ``completion_mask``
+column (``completion_only_loss``) and trains a PEFT LoRA. No optimiser loop of ours. RAFT
 (arXiv 2504.11343) reports this competitive with GRPO; ReST-EM gets most of its gain in one
 round.
 """
@@ -106,24 +105,23 @@ def trainable(record: Mapping[str, Any]) -> dict[str, Any] | None:
             answer = _LABEL.sub("", answer, count=1).strip().strip("\"'").strip()
             if not answer:
                 return None
-    messages = list(record["messages"])
+    messages = record["messages"]
     ai_at = [i for i, m in enumerate(messages) if m["type"] == "ai"][-len(turns) :]
     cut: set[int] = set()
     for k, turn in enumerate(turns[:-1]):
         if not turn.get("calls"):  # a malformed turn: it and the graph's reply go
             cut.update(range(ai_at[k], ai_at[k + 1]))
-    call = {"name": ANSWER, "args": {"text": answer}, "id": f"{record['id']}-answer"}
     last = ai_at[-1]
-    messages[last] = {
-        "type": "ai",
-        "data": {**messages[last]["data"], "tool_calls": [call | {"type": "tool_call"}]},
-    }
+    answer_call = {"name": ANSWER, "args": {"text": answer}, "id": f"{record['id']}-answer"}
+    answer_call["type"] = "tool_call"
     kept = []
     for i, m in enumerate(messages[: last + 1]):
         if i in cut:
             continue
         if i in ai_at:  # the turn's text: its calls as the policy writes them
-            m = {"type": "ai", "data": {**m["data"], "content": written(m["data"]["tool_calls"])}}
+            calls = [answer_call] if i == last else m["data"]["tool_calls"]
+            data = {**m["data"], "tool_calls": calls, "content": written(calls)}
+            m = {"type": "ai", "data": data}
         kept.append(m)
     return {
         **record,
@@ -145,9 +143,10 @@ def best_run(
     the earliest run.
     """
     cfg = cfg or RewardConfig()
-    measures = [replace(m, correct=m.correct and trainable(r) is not None) for m, r in zip(
-        (measure(r, cfg) for r in runs), runs, strict=True
-    )]  # fmt: skip
+    measures = []
+    for run in runs:
+        m = measure(run, cfg)
+        measures.append(replace(m, correct=m.correct and trainable(run) is not None))
     pref = runs[0].get(TRAINING_KEY, {}).get("preference_vector") or cfg.default_preference
     prefs = preference_rewards(measures, _offered_tools(runs), pref)
 
