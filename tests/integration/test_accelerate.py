@@ -44,8 +44,10 @@ def _store(fake_graph, path: Path) -> list[str]:
 
 def _config(out: Path, model: Path, store: Path, batch: int) -> dict[str, Any]:
     """The training config of one run writing its adapter to ``out``."""
+    # Plain SGD: Adam's first steps divide each gradient by its own size, so a last-bit difference
+    # in a near-zero gradient (the all-reduce sums in another order) becomes a full-size step.
     grpo = {"num_generations": GROUP, "per_device_train_batch_size": batch, "max_steps": STEPS,
-            "learning_rate": 0.01, "logging_steps": 1}  # fmt: skip
+            "learning_rate": 0.5, "optim": "sgd", "logging_steps": 1}  # fmt: skip
     return {"model": str(model), "output_dir": str(out), "store": str(store),
             "profile": "environment", "grpo": grpo,
             "lora": {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0}}  # fmt: skip
@@ -104,9 +106,10 @@ def test_two_processes_train_the_adapter_one_process_trains(
     assert configs[0] == configs[1]
     a, b = _weights(one), _weights(two)
     assert a.keys() == b.keys()
-    assert any(float(v.abs().max()) > 0 for k, v in a.items() if "lora_B" in k)  # it trained
+    moved = max(float(v.abs().max()) for k, v in a.items() if "lora_B" in k)  # B starts at 0
+    assert moved > 0  # it trained
     worst = max(float((a[k] - b[k]).abs().max()) for k in a)
-    assert worst < 1e-4, f"adapters differ by {worst}"
+    assert worst < 1e-3 * moved, f"adapters differ by {worst} of a {moved} update"
 
 
 def test_accelerate_cpu_flag_alone_is_refused_as_one_line(tmp_path):
