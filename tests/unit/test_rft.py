@@ -12,7 +12,6 @@ from podium.training.grpo.config import TrainConfigError
 from podium.training.grpo.rft import best_run, select_best
 
 CALL = '<tool_call>\n{"name": "calc", "arguments": {"expression": "%s"}}\n</tool_call>'
-ANSWER_4 = '[{"name": "answer", "arguments": {"text": "4"}}]'  # as the policy writes calls
 CALC = '[{"name": "calc", "arguments": {"expression": "2+2"}}]'
 
 
@@ -90,7 +89,7 @@ def test_no_correct_run_keeps_nothing_and_selection_is_per_task_across_groups():
         ('{"name": "calc", "arguments": {"expression": "2+2"}}', None),  # nor another call
     ],
 )
-def test_rft_trains_runs_that_ended_on_an_answer_as_the_answer_call(raw, answer):
+def test_rft_trains_runs_that_ended_on_an_answer_as_that_answer_in_plain_text(raw, answer):
     from podium.training.grpo.rft import trainable
 
     run = _run("t", 0, True, 0.01) | {"answer": "answer: 4" if "answer:" in raw else "4"}
@@ -98,11 +97,21 @@ def test_rft_trains_runs_that_ended_on_an_answer_as_the_answer_call(raw, answer)
     made = trainable(run)
     assert (made and made["answer"]) == answer
     if made:
-        (call,) = made["messages"][-1]["data"]["tool_calls"]
-        assert (call["name"], call["args"]) == ("answer", {"text": "4"})
+        last = made["messages"][-1]["data"]
+        assert (last["content"], last["tool_calls"]) == ("4", [])
     assert (best_run([run]) is not None) is (answer is not None)
     tidy = _run("t", 1, True, 0.05)  # dearer, but it answered: it wins over a run that did not
     assert best_run([run, tidy])["id"] == ("t-0" if answer else "t-1")
+
+
+def test_an_answer_the_graph_would_read_as_a_call_is_trained_as_the_answer_call():
+    from podium.training.grpo.rft import trainable
+
+    run = _run("t", 0, True, 0.01) | {"answer": "answer(4)"}  # plain, it would call answer(4)
+    run["policy_turns"] = [{"raw": "", "calls": []}]
+    last = trainable(run)["messages"][-1]["data"]
+    assert last["content"] == '[{"name": "answer", "arguments": {"text": "answer(4)"}}]'
+    assert [c["name"] for c in last["tool_calls"]] == ["answer"]
 
 
 def test_the_loss_covers_the_policys_tokens_and_not_the_tool_output(
@@ -128,7 +137,7 @@ def test_the_loss_covers_the_policys_tokens_and_not_the_tool_output(
     first = template_ids(tok, prompts[1][0], tools, generation_prompt=True)
     assert call_row["input_ids"][: len(first)] == first
     # TRL's labels (from our completion_mask): each turn's completion, nothing else.
-    for row, wrote in ((call_row, CALC), (answer_row, ANSWER_4)):
+    for row, wrote in ((call_row, CALC), (answer_row, "4")):
         ids, labels = row["input_ids"], row["labels"]
         trained = [t for t, label in zip(ids, labels, strict=True) if label != -100]
         assert tok.decode(trained) == wrote + "<|im_end|>"
@@ -174,7 +183,7 @@ def test_every_turn_is_trained_on_its_prompt_in_the_form_the_policy_writes(
     tools = tool_schemas(list(policy_tools(pool, forced=False).values()))
     first = template_ids(tok, prompts[0], tools, generation_prompt=True)
     assert len(rows) == 2 and rows[0]["input_ids"][: len(first)] == first
-    for row, wrote in zip(rows, [CALC, ANSWER_4], strict=True):
+    for row, wrote in zip(rows, [CALC, "4"], strict=True):
         ids, mask = row["input_ids"], row["completion_mask"]
         assert mask == sorted(mask)  # the prompt, then the trained completion
         assert tok.decode([t for t, m in zip(ids, mask, strict=True) if m]) == wrote + "<|im_end|>"

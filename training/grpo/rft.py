@@ -7,8 +7,8 @@ one that best follows the user's tool preference (``rewards.py``: :func:`measure
 are left out. Each kept run is trained turn by turn (``samples.turn_samples``: each turn's
 prompt exactly as the policy saw it, with the tool results and notes before it), every turn
 written in the one form the policy itself writes calls in — a JSON list of ``{"name",
-"arguments"}`` — the last turn as the ``answer`` call of the run's final answer, and malformed
-detours cut out (:func:`trainable`). Trained as written, the form is learned with the choice: a
+"arguments"}`` — the last turn as the run's final answer in plain text, and malformed detours
+cut out (:func:`trainable`). Trained as written, the form is learned with the choice: a
 0.5B trained so went on to answer with a whole passage (docs/learning.md#results). Trained on
 the chat template's ``<tool_call>`` token instead, which the packaged 0.5B never writes, it
 lost its language (measured: answers in stray Chinese and Cyrillic tokens). The loss covers
@@ -76,9 +76,9 @@ def trainable(record: Mapping[str, Any]) -> dict[str, Any] | None:
     Three edits, none of which changes what the run chose, found or answered:
 
     * every turn is written as its calls in the policy's own form (:func:`written`); the last
-      becomes the ``answer`` call of the run's final answer, the text the checker judged (the
-      policy and a teacher end runs in several forms the graph accepts: a native call, bare
-      JSON, ``answer(4)``, plain text);
+      becomes the run's final answer, the text the checker judged, as plain text
+      (:func:`_final_turn`; the policy and a teacher end runs in several forms the graph
+      accepts: a native call, bare JSON, ``answer(4)``, plain text);
     * a label written before a plain-text answer ("answer: 1759") is dropped from it;
     * a turn that made no call yet did not end the run — a malformed call — is cut out with
       the graph's reply to it, so the run is trained as if the policy had gone straight on
@@ -112,16 +112,19 @@ def trainable(record: Mapping[str, Any]) -> dict[str, Any] | None:
         if not turn.get("calls"):  # a malformed turn: it and the graph's reply go
             cut.update(range(ai_at[k], ai_at[k + 1]))
     last = ai_at[-1]
-    answer_call = {"name": ANSWER, "args": {"text": answer}, "id": f"{record['id']}-answer"}
-    answer_call["type"] = "tool_call"
+    final = _final_turn(answer, str(record["id"]))
     kept = []
     for i, m in enumerate(messages[: last + 1]):
         if i in cut:
             continue
-        if i in ai_at:  # the turn's text: its calls as the policy writes them
-            calls = [answer_call] if i == last else m["data"]["tool_calls"]
-            data = {**m["data"], "tool_calls": calls, "content": written(calls)}
-            m = {"type": "ai", "data": data}
+        if i == last:
+            m = {"type": "ai", "data": {**m["data"], **final}}
+        elif i in ai_at:  # the turn's text: its calls as the policy writes them
+            calls = m["data"]["tool_calls"]
+            m = {
+                "type": "ai",
+                "data": {**m["data"], "tool_calls": calls, "content": written(calls)},
+            }
         kept.append(m)
     return {
         **record,
@@ -130,6 +133,29 @@ def trainable(record: Mapping[str, Any]) -> dict[str, Any] | None:
         "policy_turns": [t for k, t in enumerate(turns) if ai_at[k] not in cut],
         "malformed_calls": 0,
     }
+
+
+def _final_turn(answer: str, run_id: str) -> dict[str, Any]:
+    """The last turn's text: the answer as plain text, unless the graph would read it as a call.
+
+    Plain text is the form the untrained 0.5B answers in when it answers well (code, chat,
+    facts from memory) and one the graph takes as the answer. Trained on the ``answer`` call
+    instead, it wrote multi-line code as prose inside the JSON string and put words in the
+    call's name (measured, docs/learning.md run 3). An answer that itself reads as a call
+    (``{"answer": "1"}``) keeps the ``answer`` call, so the graph ends the run on it.
+    """
+    from langchain_core.messages import AIMessage
+
+    from podium.graph.parsing import parse_tool_calls
+    from podium.graph.render import ANSWER, answer_tool
+
+    parsed = parse_tool_calls(AIMessage(content=answer), {ANSWER: answer_tool})
+    if not (parsed.calls or parsed.errors) and parsed.text == answer:
+        return {"tool_calls": [], "content": answer}
+    calls = [
+        {"name": ANSWER, "args": {"text": answer}, "id": f"{run_id}-answer", "type": "tool_call"}
+    ]
+    return {"tool_calls": calls, "content": written(calls)}
 
 
 def best_run(
