@@ -77,9 +77,10 @@ class Setup:
     # A larger model of the same family driving the graph in exploration (distillation, as
     # FireAct/AgentTuning fine-tune small agents on a stronger one's runs); "" = none.
     teacher: str = "qwen-coder-1.5b"
-    # The tools the 0.5B fumbles. Not answering at once: the 1.5B's answers from its own
-    # knowledge, cheaper than a search, displaced the search runs (docs/learning.md, run 4).
-    teacher_tools: tuple[str, ...] = ("local_search", "python")
+    # Answering at once too: RFT keeps the teacher's answers from its own knowledge only for
+    # tasks no other run got right (rft.best_run), such as code it wrote at once; ranked by
+    # price alone they displaced the search runs (docs/learning.md, run 4).
+    teacher_tools: tuple[str, ...] = ("local_search", "python", "answer")
     max_turns: int = 4
     explore_temperature: float = 0.7
     epochs: int = 2

@@ -13,6 +13,7 @@ from podium.training.grpo.rft import best_run, select_best
 
 CALL = '<tool_call>\n{"name": "calc", "arguments": {"expression": "%s"}}\n</tool_call>'
 CALC = '[{"name": "calc", "arguments": {"expression": "2+2"}}]'
+ANSWER_4 = '[{"name": "answer", "arguments": {"text": "4"}}]'  # as the policy writes calls
 
 
 def _answer(text: str) -> str:
@@ -104,6 +105,36 @@ def test_rft_trains_runs_that_ended_on_an_answer_as_that_answer_in_plain_text(ra
     assert best_run([run, tidy])["id"] == ("t-0" if answer else "t-1")
 
 
+def test_a_teachers_answer_from_memory_comes_after_every_other_correct_run():
+    search = _run("t", 0, True, 0.02, calls=["local_search"]) | {"context": {"policy_model": "p"}}
+    memory = _run("t", 1, True, 0.01) | {"context": {"policy_model": "teacher"}}
+    assert best_run([search, memory])["id"] == "t-1"  # no student named: the cheapest
+    assert best_run([search, memory], student="p")["id"] == "t-0"
+    own = _run("t", 2, True, 0.01) | {"context": {"policy_model": "p"}}  # the student's own
+    assert best_run([search, memory, own], student="p")["id"] == "t-2"
+    wrong = {**search, "training": _run("t", 0, False, 0.02)["training"]}
+    assert best_run([wrong, memory], student="p")["id"] == "t-1"  # nothing else is correct
+    assert select_best([search, memory], student="p").best["t"]["id"] == "t-0"
+
+
+def test_a_run_that_copies_a_tool_description_into_its_call_is_not_trained():
+    from podium.training.grpo.rft import trainable
+
+    schema = {"function": {"name": "local_search", "description": "Search Wikipedia.",
+                           "parameters": {"properties": {"query": {
+                               "description": "What to look up, as a short query."}}}}}  # fmt: skip
+    run = _run("t", 0, True, 0.01) | {"tool_schemas": [schema]}
+    query = {"tool": "local_search", "args": {"query": "What to look up, as a short query."}}
+    call = {"name": "local_search", "args": query["args"], "id": "c1", "type": "tool_call"}
+    first = {"type": "ai", "data": {"content": "", "tool_calls": [call]}}
+    run["messages"] = [first, {"type": "tool", "data": {}}, run["messages"][0]]
+    run["policy_turns"] = [{"raw": "", "calls": [query]}, {"raw": "4", "calls": []}]
+    assert trainable(run) is None
+    query["args"]["query"] = "capital of Honduras"
+    last = trainable(run)["messages"][-1]["data"]
+    assert last["content"] == ANSWER_4  # after a tool call: the answer call, as it writes it
+
+
 def test_an_answer_the_graph_would_read_as_a_call_is_trained_as_the_answer_call():
     from podium.training.grpo.rft import trainable
 
@@ -137,7 +168,7 @@ def test_the_loss_covers_the_policys_tokens_and_not_the_tool_output(
     first = template_ids(tok, prompts[1][0], tools, generation_prompt=True)
     assert call_row["input_ids"][: len(first)] == first
     # TRL's labels (from our completion_mask): each turn's completion, nothing else.
-    for row, wrote in ((call_row, CALC), (answer_row, "4")):
+    for row, wrote in ((call_row, CALC), (answer_row, ANSWER_4)):
         ids, labels = row["input_ids"], row["labels"]
         trained = [t for t, label in zip(ids, labels, strict=True) if label != -100]
         assert tok.decode(trained) == wrote + "<|im_end|>"
@@ -183,7 +214,7 @@ def test_every_turn_is_trained_on_its_prompt_in_the_form_the_policy_writes(
     tools = tool_schemas(list(policy_tools(pool, forced=False).values()))
     first = template_ids(tok, prompts[0], tools, generation_prompt=True)
     assert len(rows) == 2 and rows[0]["input_ids"][: len(first)] == first
-    for row, wrote in zip(rows, [CALC, "4"], strict=True):
+    for row, wrote in zip(rows, [CALC, ANSWER_4], strict=True):
         ids, mask = row["input_ids"], row["completion_mask"]
         assert mask == sorted(mask)  # the prompt, then the trained completion
         assert tok.decode([t for t, m in zip(ids, mask, strict=True) if m]) == wrote + "<|im_end|>"

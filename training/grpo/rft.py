@@ -84,7 +84,8 @@ def trainable(record: Mapping[str, Any]) -> dict[str, Any] | None:
       the graph's reply to it, so the run is trained as if the policy had gone straight on
       (measured: most of the 1.5B teacher's correct runs had such a detour).
 
-    A last turn that is a call to another tool, or a malformed one, is no answer: None.
+    A last turn that is a call to another tool, or a malformed one, is no answer: None. So is a
+    run whose call copies a tool's description as its argument (:func:`_copies_a_description`).
     """
     from langchain_core.messages import AIMessage
 
@@ -112,7 +113,10 @@ def trainable(record: Mapping[str, Any]) -> dict[str, Any] | None:
         if not turn.get("calls"):  # a malformed turn: it and the graph's reply go
             cut.update(range(ai_at[k], ai_at[k + 1]))
     last = ai_at[-1]
-    final = _final_turn(answer, str(record["id"]))
+    if _copies_a_description(record):
+        return None
+    called = any(turns[k].get("calls") for k in range(len(turns) - 1))
+    final = _final_turn(answer, str(record["id"]), after_tools=called)
     kept = []
     for i, m in enumerate(messages[: last + 1]):
         if i in cut:
@@ -135,14 +139,14 @@ def trainable(record: Mapping[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def _final_turn(answer: str, run_id: str) -> dict[str, Any]:
-    """The last turn's text: the answer as plain text, unless the graph would read it as a call.
+def _final_turn(answer: str, run_id: str, *, after_tools: bool) -> dict[str, Any]:
+    """The last turn's text, in the form the untrained 0.5B itself ends runs in there.
 
-    Plain text is the form the untrained 0.5B answers in when it answers well (code, chat,
-    facts from memory) and one the graph takes as the answer. Trained on the ``answer`` call
-    instead, it wrote multi-line code as prose inside the JSON string and put words in the
-    call's name (measured, docs/learning.md run 3). An answer that itself reads as a call
-    (``{"answer": "1"}``) keeps the ``answer`` call, so the graph ends the run on it.
+    Answering at once, it writes plain text (code, chat, facts from memory; the graph takes it
+    as the answer); after tool calls it calls ``answer``. Trained on the ``answer`` call
+    everywhere, it wrote code as prose inside the JSON string (run 3); trained on plain text
+    everywhere, it copied the search passage it had just read as its answer (run 5;
+    docs/learning.md). An answer that itself reads as a call (``answer(4)``) keeps the call.
     """
     from langchain_core.messages import AIMessage
 
@@ -150,7 +154,8 @@ def _final_turn(answer: str, run_id: str) -> dict[str, Any]:
     from podium.graph.render import ANSWER, answer_tool
 
     parsed = parse_tool_calls(AIMessage(content=answer), {ANSWER: answer_tool})
-    if not (parsed.calls or parsed.errors) and parsed.text == answer:
+    plain = not (parsed.calls or parsed.errors) and parsed.text == answer
+    if plain and not after_tools:
         return {"tool_calls": [], "content": answer}
     calls = [
         {"name": ANSWER, "args": {"text": answer}, "id": f"{run_id}-answer", "type": "tool_call"}
@@ -158,15 +163,54 @@ def _final_turn(answer: str, run_id: str) -> dict[str, Any]:
     return {"tool_calls": calls, "content": written(calls)}
 
 
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def _copies_a_description(record: Mapping[str, Any]) -> bool:
+    """Whether a call's argument repeats a sentence of the tool descriptions the run was shown.
+
+    The untrained 0.5B often searches for "What to look up, as a short natural-language
+    query." — its tool's own parameter description. Trained on, it learns the copy (run 5).
+    """
+    texts: list[str] = []
+    for schema in record.get("tool_schemas") or []:
+        fn = schema.get("function", {})
+        texts.append(fn.get("description", ""))
+        texts += [
+            p.get("description", "")
+            for p in fn.get("parameters", {}).get("properties", {}).values()
+        ]
+    sentences = {x.strip() for t in texts for x in _SENTENCE.split(t) if len(x.strip()) >= 20}
+    args = [
+        v
+        for t in record.get("policy_turns") or []
+        for c in t.get("calls") or []
+        for v in (c.get("args") or {}).values()
+    ]
+    return any(isinstance(v, str) and any(x in v for x in sentences) for v in args)
+
+
+def _from_memory(run: Mapping[str, Any], student: str | None) -> bool:
+    """Whether another model than ``student`` answered this run at once, calling no tool."""
+    model = (run.get("context") or {}).get("policy_model")
+    if student is None or model in (None, student):
+        return False
+    return not any(t.get("calls") for t in run.get("policy_turns") or [])
+
+
 def best_run(
-    runs: Sequence[Mapping[str, Any]], cfg: RewardConfig | None = None
+    runs: Sequence[Mapping[str, Any]], cfg: RewardConfig | None = None, student: str | None = None
 ) -> Mapping[str, Any] | None:
     """The run RFT keeps of one task's runs, or None when none is correct and trainable.
 
     Only runs that :func:`trainable` accepts count as correct here. Order: correct, then
     cheaper (dollars), then a higher preference reward (tool calls min-max normalised among
     these runs, weighted by the task's preference vector), then faster; a remaining tie keeps
-    the earliest run.
+    the earliest run. With ``student`` (the model being trained), a teacher's answer from its
+    own knowledge comes after every other correct run: it is cheaper than a search, but the
+    student lacks that knowledge, and trained on it answered facts from a memory it does not
+    have (run 4, docs/learning.md). It is kept when nothing else is correct (code the teacher
+    wrote at once).
     """
     cfg = cfg or RewardConfig()
     measures = []
@@ -176,15 +220,20 @@ def best_run(
     pref = runs[0].get(TRAINING_KEY, {}).get("preference_vector") or cfg.default_preference
     prefs = preference_rewards(measures, _offered_tools(runs), pref)
 
-    def rank(i: int) -> tuple[bool, float, float, float, int]:
+    def rank(i: int) -> tuple[bool, bool, float, float, float, int]:
         m = measures[i]
-        return (m.correct, -m.cost_usd, prefs[i], -m.latency_s, -i)
+        mine = not _from_memory(runs[i], student)
+        return (m.correct, mine, -m.cost_usd, prefs[i], -m.latency_s, -i)
 
     top = max(range(len(runs)), key=rank)
     return runs[top] if measures[top].correct else None
 
 
-def select_best(records: Iterable[Mapping[str, Any]], cfg: RewardConfig | None = None) -> Selection:
+def select_best(
+    records: Iterable[Mapping[str, Any]],
+    cfg: RewardConfig | None = None,
+    student: str | None = None,
+) -> Selection:
     """Each task's best run (:func:`best_run`) among judged records, by task id."""
     by_task: dict[str, list[Mapping[str, Any]]] = {}
     for record in records:
@@ -193,7 +242,7 @@ def select_best(records: Iterable[Mapping[str, Any]], cfg: RewardConfig | None =
             by_task.setdefault(info["task_id"], []).append(record)
     out = Selection(best={}, runs=sum(len(v) for v in by_task.values()))
     for task_id, runs in by_task.items():
-        chosen = best_run(runs, cfg)
+        chosen = best_run(runs, cfg, student)
         if chosen is None:
             out.without_correct.append(task_id)
         else:
@@ -282,7 +331,7 @@ def _selection(cfg: TrainConfig) -> Selection:
         raise TrainConfigError(
             f"store {store} does not exist: run podium collect --out {store} first"
         )
-    selection = select_best(TrajectoryStore(store).records(TRAINING_KEY), cfg.reward)
+    selection = select_best(TrajectoryStore(store).records(TRAINING_KEY), cfg.reward, cfg.model)
     if not selection.best:
         raise TrainConfigError(
             f"store {store} has no correct run to learn from ({selection.runs} judged runs of "
