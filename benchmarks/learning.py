@@ -372,7 +372,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/learning"))
     parser.add_argument("--json", type=Path, help="also copy report.json here")
     parser.add_argument("--heldout", type=int, help="held-out tasks (default 40; quick 4)")
-    parser.add_argument("--train", type=int, help="training tasks explored (default 40; quick 4)")
+    parser.add_argument("--train", type=int, help="training tasks explored (default 60; quick 4)")
     parser.add_argument("--baselines", help="routers run with the untrained policy (a,b,…)")
     parser.add_argument("--references", help="routers run after the loop (a,b,…)")
     parser.add_argument("--report-only", action="store_true", help="report what has finished")
