@@ -197,9 +197,11 @@ def learning_markdown(report: dict[str, Any]) -> str:
     ]
     if (fresh := report.get("unseen")) and fresh["tasks"]:
         u, t, m = fresh["routers"]["untrained"], fresh["routers"]["trained"], fresh["mcnemar"]
-        seeds = ", ".join(map(str, fresh["seeds"]))
+        seeds = ("seeds " if len(fresh["seeds"]) > 1 else "seed ") + ", ".join(
+            map(str, fresh["seeds"])
+        )
         lines.append(
-            f"On the {fresh['tasks']} tasks not in the inspected held-out set (seed {seeds}): "
+            f"On the {fresh['tasks']} tasks in no held-out set inspected before ({seeds}): "
             f"untrained {u['correct']}/{u['n']}, trained {t['correct']}/{t['n']} (McNemar: "
             f"{m['gained']} gained, {m['lost']} lost, exact p = {m['p_value']:.3g})."
         )

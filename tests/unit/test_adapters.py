@@ -178,7 +178,7 @@ def test_adapter_path_is_relative_to_its_config_file_and_named_with_its_sha256(
     assert active_adapter(config) == {"path": info.path, "sha256": info.sha256}
     assert active_adapter(config, policy_base_url="http://127.0.0.1:8000/v1") is None
     assert adapter_identity(info.path) == active_adapter(config)
-    plain = write_config(tmp_path / "plain.toml", {"policy": {"model": "policy"}})
+    plain = write_config(tmp_path / "plain.toml", {"policy": {"model": "policy", "adapter": ""}})
     assert active_adapter(load_config(plain)) is None
 
 
