@@ -203,12 +203,16 @@ def langsmith_offline() -> tuple[RecordingClient, LangChainTracer]:
 @pytest.fixture(scope="session", autouse=True)
 def _stop_the_embedded_server_we_started() -> Iterator[None]:
     """The embedded server outlives its clients by design; a test session cleans up after itself."""
+    from podium.tools import load_config
     from podium.tools.llamacpp import EmbeddedServer
 
-    before = EmbeddedServer().status()
+    adapter = load_config().policy.adapter or None  # the default policy's own server
+    servers = [EmbeddedServer(), EmbeddedServer(adapter=adapter)] if adapter else [EmbeddedServer()]
+    running = [server.status() is not None for server in servers]
     yield
-    if before is None:
-        EmbeddedServer().stop()
+    for server, was_running in zip(servers, running, strict=True):
+        if not was_running:
+            server.stop()
 
 
 @pytest.fixture(scope="session")

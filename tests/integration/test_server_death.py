@@ -33,14 +33,14 @@ pytestmark = [
 ]
 
 
-def server_pid() -> int:
-    """The pid of the running embedded server (started if needed).
+def server_pid(adapter: str = "") -> int:
+    """The pid of the running embedded server (started if needed), the one with ``adapter``.
 
     Read while the server is idle: ``status()`` probes ``/models``, which a server busy
     generating answers only when it is done.
     """
-    embedded_base_url()  # running, and known to this process
-    return EmbeddedServer().status()["pid"]  # type: ignore[index]
+    embedded_base_url(adapter)  # running, and known to this process
+    return EmbeddedServer(adapter=adapter or None).status()["pid"]  # type: ignore[index]
 
 
 def kill_server() -> int:
@@ -78,7 +78,7 @@ def test_killed_between_turns_the_server_is_restarted_and_the_expert_follows(
         "done",
     ]
     _, ctx = fake_graph(script, [smollm2, killer_tool()])
-    before = embedded_base_url()
+    before = embedded_base_url()  # the expert's server: the policy here is scripted
     out = graph.invoke({"question": "q"}, context=Context(**ctx, budget_usd=1.0))
 
     tools = [e for e in out["ledger"] if e["kind"] == "tool"]
@@ -116,7 +116,8 @@ def test_killed_during_a_policy_request_the_run_ends_clearly_and_the_next_restar
     # A new question each time, so the server cannot reuse the previous run's prompt cache:
     # its tokens are prefilled and a reply generated, well over the 0.2 s before the kill.
     question = {"question": f"Run {uuid.uuid4().hex}: what is 1234 * 5678? Use the calc tool."}
-    killer = KillDuringRequest(server_pid(), delay_s=0.2)
+    adapter = load_config().policy.adapter  # the real policy's server applies the default's
+    killer = KillDuringRequest(server_pid(adapter), delay_s=0.2)
     start = time.monotonic()
     out = graph.invoke(question, context=ctx, config={"callbacks": [killer]})
     assert killer.killed.is_set() and time.monotonic() - start < 60
@@ -133,5 +134,5 @@ def test_killed_during_a_policy_request_the_run_ends_clearly_and_the_next_restar
     again = graph.invoke(question, context=ctx)  # the next run restarts the server
     assert again["stopped_by"] in {"answer", "max_turns"}
     assert all(e["ok"] for e in again["ledger"] if e["kind"] == "policy")
-    status = EmbeddedServer().status()
+    status = EmbeddedServer(adapter=adapter or None).status()
     assert status is not None and status["healthy"]
