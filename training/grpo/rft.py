@@ -4,18 +4,18 @@ From a trajectory store (``podium collect``, with or without ``--explore``), eve
 its best run by the paper's reward order — a correct run first, then the cheapest, then the
 one that best follows the user's tool preference (``rewards.py``: :func:`measure`,
 :func:`preference_rewards`), then the fastest. Tasks with no correct run teach nothing and
-are left out. Each kept run is trained turn by turn (``samples.turn_samples``: each turn's
-prompt exactly as the policy saw it, with the tool results and notes before it), every turn
-written in the one form the policy itself writes calls in — a JSON list of ``{"name",
-"arguments"}`` — the last turn as the run's final answer in plain text, and malformed detours
-cut out (:func:`trainable`). Trained as written, the form is learned with the choice: a
-0.5B trained so went on to answer with a whole passage (docs/learning.md#results). Trained on
-the chat template's ``<tool_call>`` token instead, which the packaged 0.5B never writes, it
-lost its language (measured: answers in stray Chinese and Cyrillic tokens). The loss covers
-the policy's tokens only: TRL's ``SFTTrainer`` builds the labels from the ``completion_mask``
-column (``completion_only_loss``) and trains a PEFT LoRA. No optimiser loop of ours. RAFT
-(arXiv 2504.11343) reports this competitive with GRPO; ReST-EM gets most of its gain in one
-round.
+are left out. Each kept run is trained turn by turn (``samples.turn_samples``: each turn's prompt
+exactly as the policy saw it, with the tool results and notes before it), every turn written in the
+one form the policy itself writes calls in — a JSON list of ``{"name", "arguments"}`` — the last
+turn as the run's final answer (plain text when the run answered at once, the ``answer`` call after
+tools), and malformed detours cut out (:func:`trainable`). Trained as written, the form is learned
+with the choice: a 0.5B trained so went on to answer with a whole passage
+(docs/learning.md#results). Trained on the chat template's ``<tool_call>`` token instead, which the
+packaged 0.5B never writes, it lost its language (measured: answers in stray Chinese and Cyrillic
+tokens). The loss covers the policy's tokens only: TRL's ``SFTTrainer`` builds the labels from the
+``completion_mask`` column (``completion_only_loss``) and trains a PEFT LoRA. No optimiser loop of
+ours. RAFT (arXiv 2504.11343) reports this competitive with GRPO; ReST-EM gets most of its gain in
+one round.
 """
 
 from __future__ import annotations
@@ -106,6 +106,8 @@ def trainable(record: Mapping[str, Any]) -> dict[str, Any] | None:
             answer = _LABEL.sub("", answer, count=1).strip().strip("\"'").strip()
             if not answer:
                 return None
+    if _copies_a_description(record):
+        return None
     messages = record["messages"]
     ai_at = [i for i, m in enumerate(messages) if m["type"] == "ai"][-len(turns) :]
     cut: set[int] = set()
@@ -113,10 +115,7 @@ def trainable(record: Mapping[str, Any]) -> dict[str, Any] | None:
         if not turn.get("calls"):  # a malformed turn: it and the graph's reply go
             cut.update(range(ai_at[k], ai_at[k + 1]))
     last = ai_at[-1]
-    if _copies_a_description(record):
-        return None
-    called = any(turns[k].get("calls") for k in range(len(turns) - 1))
-    final = _final_turn(answer, str(record["id"]), after_tools=called)
+    final = _final_turn(answer, str(record["id"]), after_tools=_called_a_tool(record))
     kept = []
     for i, m in enumerate(messages[: last + 1]):
         if i in cut:
@@ -124,11 +123,7 @@ def trainable(record: Mapping[str, Any]) -> dict[str, Any] | None:
         if i == last:
             m = {"type": "ai", "data": {**m["data"], **final}}
         elif i in ai_at:  # the turn's text: its calls as the policy writes them
-            calls = m["data"]["tool_calls"]
-            m = {
-                "type": "ai",
-                "data": {**m["data"], "tool_calls": calls, "content": written(calls)},
-            }
+            m = {"type": "ai", "data": {**m["data"], "content": written(m["data"]["tool_calls"])}}
         kept.append(m)
     return {
         **record,
@@ -190,12 +185,17 @@ def _copies_a_description(record: Mapping[str, Any]) -> bool:
     return any(isinstance(v, str) and any(x in v for x in sentences) for v in args)
 
 
+def _called_a_tool(run: Mapping[str, Any]) -> bool:
+    """Whether the run called a tool before answering (a turn's ``calls`` never hold ``answer``)."""
+    return any(t.get("calls") for t in run.get("policy_turns") or [])
+
+
 def _from_memory(run: Mapping[str, Any], student: str | None) -> bool:
     """Whether another model than ``student`` answered this run at once, calling no tool."""
     model = (run.get("context") or {}).get("policy_model")
     if student is None or model in (None, student):
         return False
-    return not any(t.get("calls") for t in run.get("policy_turns") or [])
+    return not _called_a_tool(run)
 
 
 def best_run(
