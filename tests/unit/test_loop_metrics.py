@@ -155,3 +155,5 @@ def test_direct_comparison_pairs_the_policy_with_the_bare_model():
     assert "through podium 2/3 against the same model asked directly 2/3" in learning_markdown(
         report
     )
+    stopped = direct_comparison(policy + direct[:2])  # stopped before the bare model's third
+    assert stopped["policy"]["n"] == stopped["direct"]["n"] == stopped["mcnemar"]["tasks"] == 2

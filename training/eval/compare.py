@@ -89,12 +89,16 @@ def direct_comparison(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | Non
     """The policy through podium against the same model asked directly, on the same tasks.
 
     From one evaluation with routers ``policy`` and ``direct``: each one's correct/n and
-    Wilson interval, and McNemar's test direct → policy (``gained``: tasks orchestration
-    solved that the bare model did not). None when either router has no rows.
+    Wilson interval on the tasks both hold (an evaluation stopped part-way leaves some tasks
+    with one router only), and McNemar's test direct → policy (``gained``: tasks
+    orchestration solved that the bare model did not). None when no task has both.
     """
     policy = [r for r in rows if r["router"] == "policy"]
     direct = [r for r in rows if r["router"] == "direct"]
-    if not policy or not direct:
+    both = set(by_task(policy)) & set(by_task(direct))
+    policy = [r for r in policy if r["task_id"] in both]
+    direct = [r for r in direct if r["task_id"] in both]
+    if not both:
         return None
     return {
         "policy": router_summary(policy),
