@@ -96,10 +96,10 @@ def direct_comparison(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | Non
     policy = [r for r in rows if r["router"] == "policy"]
     direct = [r for r in rows if r["router"] == "direct"]
     both = set(by_task(policy)) & set(by_task(direct))
-    policy = [r for r in policy if r["task_id"] in both]
-    direct = [r for r in direct if r["task_id"] in both]
     if not both:
         return None
+    policy = [r for r in policy if r["task_id"] in both]
+    direct = [r for r in direct if r["task_id"] in both]
     return {
         "policy": router_summary(policy),
         "direct": router_summary(direct),
