@@ -83,6 +83,13 @@ class Setup:
     # tasks no other run got right (rft.best_run), such as code it wrote at once; ranked by
     # price alone they displaced the search runs (docs/learning.md, run 4).
     teacher_tools: tuple[str, ...] = ("local_search", "python", "answer")
+    # A fixed router whose runs on the training tasks join the store as demonstrations
+    # (``podium collect --router``): the strongest one asks the expert the task's own words and
+    # answers with its reply, which the 0.5B's own expert calls rarely did (run 7); "" = none.
+    demonstrator: str = "strongest"
+    # RFT keeps each task's run of the route with the best success rate ("route"), not the
+    # single best run ("run"), which favoured a cheap route that was right once by luck.
+    select: str = "route"
     max_turns: int = 4
     explore_temperature: float = 0.7
     epochs: int = 2
@@ -102,6 +109,7 @@ QUICK = Setup(
     baselines=("cheapest",),
     references=(),
     teacher="",
+    demonstrator="",
     direct_tasks=2,
 )
 
@@ -238,12 +246,22 @@ def explore_args(setup: Setup, out: Path, tools: tuple[str, ...], samples: int) 
     ]  # fmt: skip
 
 
+def demonstrate_args(setup: Setup, out: Path) -> list[str]:
+    """``podium collect --router`` on the training tasks: one fixed-router run per task."""
+    return [
+        "collect", "--router", setup.demonstrator, "--group-size", "1", "--tasks",
+        "mixture-train", "--limit", str(setup.train_tasks), "--seed", str(setup.seed),
+        "--max-turns", str(setup.max_turns), "--concurrency", "2",
+        "--out", str(out / "explore.sqlite"), "--json",
+    ]  # fmt: skip
+
+
 def rft_config(setup: Setup, out: Path) -> Path:
     """The ``podium train`` config of the RFT step."""
     path = out / "rft.toml"
     path.write_text(
         f'mode = "rft"\nmodel = "policy"\nstore = "{out / "explore.sqlite"}"\n'
-        f'output_dir = "{out / "adapter"}"\nseed = {setup.seed}\n'
+        f'output_dir = "{out / "adapter"}"\nseed = {setup.seed}\nselect = "{setup.select}"\n'
         f"last_layers = {setup.last_layers}\n\n[sft]\nnum_train_epochs = {setup.epochs}\n"
         "gradient_accumulation_steps = 1\n"
         f"learning_rate = {setup.learning_rate}\n\n[lora]\nr = {setup.lora_r}\n"
@@ -353,6 +371,8 @@ def run_loop(step: Step, setup: Setup, out: Path) -> None:
         if setup.teacher:
             teacher = ["--policy-base-url", experts, "--policy-model", setup.teacher]
             step.run("teacher", [*explore_args(setup, out, setup.teacher_tools, 1), *teacher])
+        if setup.demonstrator:
+            step.run("demonstrate", demonstrate_args(setup, out))
     step.run("train", ["train", "--config", str(rft_config(setup, out))])
     step.call("export", export_adapter, out)
     with (

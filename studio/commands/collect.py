@@ -68,13 +68,21 @@ def collect(
     explore_samples: Annotated[
         int, typer.Option(help="With --explore: sampled runs per forced tool.")
     ] = 1,
+    router: Annotated[
+        str,
+        typer.Option(
+            help="Drive the runs with a fixed router (strongest, cheapest, random) instead of "
+            "the policy: demonstrations for RFT. Any --group-size >= 1."
+        ),
+    ] = "",
     json_out: JsonOut = False,
     ray: Ray = None,
     ray_workers: RayWorkers = 2,
 ) -> None:
     """Run every task GROUP_SIZE times (temperature > 0) and store the judged trajectories.
 
-    With --explore, each task runs once per pool tool forced as the first call's name.
+    With --explore, each task runs once per pool tool forced as the first call's name; with
+    --router, a fixed router drives the runs (stored as model 'router:NAME').
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -93,7 +101,7 @@ def collect(
         config=config, local_only=local_only, max_turns=max_turns, budget_usd=budget_usd,
         sample_preferences=sample_preferences, price_jitter=price_jitter,
         explore=explore, explore_tools=list(explore_tool or []), explore_samples=explore_samples,
-        ray=ray, ray_workers=ray_workers,
+        router=router, ray=ray, ray_workers=ray_workers,
     )  # fmt: skip
     if Path(out).exists():  # a directory or a broken store fails here, before the progress bar
         TrajectoryStore(out)

@@ -107,6 +107,44 @@ def test_collect_explore_runs_each_tool_first_once(obedient, tmp_path, monkeypat
     assert "--explore-samples must be at least 1" in str(bad.exception)
 
 
+def test_collect_router_stores_a_fixed_routers_runs_as_demonstrations(
+    obedient, tmp_path, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    from podium.studio.cli import app
+    from podium.training.grpo import collect
+
+    policy, _ = obedient
+    monkeypatch.setattr(
+        collect, "pool_localities", lambda *a: {"calc": "local", "oracle": "remote"}
+    )
+    suite = tmp_path / "qs.jsonl"
+    suite.write_text(
+        '{"id": "q1", "question": "What is 6 times 7?", "answer": "the oracle says 42"}\n'
+    )
+    store = tmp_path / "demo.sqlite"
+    args = ["collect", "--tasks", f"jsonl:{suite}", "--router", "strongest", "--json"]
+    args += ["--group-size", "1", "--concurrency", "1", "--out", str(store)]
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1])["correct"] == 1
+    (group,) = stored_groups(TrajectoryStore(store)).values()
+    (record,) = group
+    assert record["context"]["policy_model"] == "router:strongest"
+    (call,) = record["policy_turns"][0]["calls"]  # the expert, asked the task's own words
+    assert (call["tool"], call["args"]) == ("oracle", {"question": "What is 6 times 7?"})
+    assert record["answer"] == "the oracle says 42" and record["training"]["verdict"]["correct"]
+    assert policy.prompts == []  # the policy was never asked
+    for extra, message in (
+        (["--router", "oracle"], "'oracle' cannot drive a run"),
+        (["--router", "strongest", "--explore"], "exclude each other"),
+    ):
+        bad = CliRunner().invoke(app, [*args, *extra])
+        assert isinstance(bad.exception, collect.CollectError)
+        assert message in str(bad.exception)
+
+
 def test_explore_tools_keep_the_pool_order_and_refuse_unknown_ones():
     from podium.training.grpo.collect import CollectError, explore_tools
 

@@ -261,3 +261,37 @@ def test_rft_preset_last_layers_and_config_checks(tmp_path, train_config):
         train_config(head + f'init_adapter = "{tmp_path}"\n')
     with pytest.raises(TrainConfigError, match="nor a packaged model"):
         train_config('mode = "rft"\nmodel = "m"\noutput_dir = "o"\nstore = "s"\n').model_dir()
+
+
+def test_by_route_the_route_right_most_often_wins_over_a_cheaper_lucky_one():
+    lucky = [_run("t", i, i == 0, 0.01) for i in range(3)]  # answered at once: right 1 in 3
+    steady = [_run("t", 3 + i, True, 0.03, calls=["calc"]) for i in range(2)]
+    assert best_run([*lucky, *steady])["id"] == "t-0"  # the single best run: the lucky one
+    assert best_run([*lucky, *steady], by_route=True)["id"] == "t-3"
+    search = [_run("t", 5, True, 0.02, calls=["local_search"])]  # same rate, cheaper in the mean
+    assert best_run([*lucky, *steady, *search], by_route=True)["id"] == "t-5"
+    wrong = [_run("t", 6, False, 0.0, calls=["local_search"]) for _ in range(3)]
+    assert best_run([*search, *wrong], by_route=True)["id"] == "t-5"  # 1 in 4: still its best
+    assert select_best([*lucky, *steady], by_route=True).best["t"]["id"] == "t-3"
+
+
+def test_a_demonstrations_unbilled_policy_turns_are_priced_as_the_policys():
+    from podium.training.grpo.rft import priced, route
+
+    def ledger(policy_usd: float, tool_usd: float) -> list[dict]:
+        turn = {"kind": "policy", "cost_usd": policy_usd}
+        return [turn, {"kind": "tool", "cost_usd": tool_usd}, turn]
+
+    own = _run("t", 0, True, 0.025, calls=["local_search"])
+    own |= {"ledger": ledger(0.01, 0.005), "context": {"policy_model": "p"}}
+    demo = _run("t", 1, True, 0.002, calls=["oracle"])
+    demo |= {"ledger": ledger(0.0, 0.002), "context": {"policy_model": "router:strongest"}}
+    assert priced([own, demo]) == pytest.approx([0.025, 0.022])  # two turns at $0.01
+    assert best_run([own, demo])["id"] == "t-1"
+    demo["ledger"][1]["cost_usd"] = demo["cost_usd"] = 0.01  # now dearer than the search
+    assert best_run([own, demo])["id"] == "t-0"
+    assert (route(own), route(demo), route(_run("t", 2, True, 0.0))) == (
+        "local_search",
+        "oracle",
+        "answer",
+    )

@@ -12,10 +12,12 @@ and the checker's verdict — everything the reward needs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 import urllib.error
 import urllib.request
 import uuid
+import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,11 +26,13 @@ from typing import Any
 
 from podium.graph import Context, TrajectoryStore
 from podium.graph.database import check_reachable, is_postgres
+from podium.graph.resources import policy_override, resolve
 from podium.tools.config import load_config
 from podium.tools.errors import UserError
 from podium.tools.price_shock import PriceShock, jittered, price_shock
 from podium.training.eval import suites
 from podium.training.eval.ray_runs import RayPlan, check_address, connect, run_on_ray
+from podium.training.eval.routers import router_for
 from podium.training.eval.run_context import (
     BUDGET_USD,
     MAX_TURNS,
@@ -40,6 +44,14 @@ from podium.training.eval.run_context import (
 
 from .preferences import NO_PREFERENCE, Preference, pool_localities, sample_preference
 from .rewards import TRAINING_KEY
+
+DEMONSTRATORS = ("strongest", "cheapest", "random")
+"""Fixed routers (``eval/routers.py``) that can drive collection runs in the policy's place."""
+
+
+def router_model(router: str) -> str:
+    """The ``policy_model`` a router's runs are stored under: never the policy's own name."""
+    return f"router:{router}"
 
 
 class CollectError(UserError, ValueError):
@@ -95,6 +107,13 @@ class CollectConfig:
         metadata={
             "help": "With explore: sampled runs per forced tool (a 0.5B policy writes a usable "
             "query or program in some samples, not in every one)."
+        },
+    )
+    router: str = field(
+        default="",
+        metadata={
+            "help": "Drive the runs with this fixed router (strongest, cheapest, random) "
+            "instead of the policy: demonstrations for RFT, stored as model 'router:NAME'."
         },
     )
     ray: str | None = field(
@@ -211,7 +230,16 @@ def check_request(cfg: CollectConfig) -> list[suites.Task]:
         CollectError: a setting is out of range, the output folder or the endpoint is missing,
             the suite is empty or is a conversation.
     """
-    if cfg.group_size < 2 and not cfg.explore:
+    if cfg.router:
+        if cfg.router not in DEMONSTRATORS:
+            raise CollectError(
+                f"--router {cfg.router!r} cannot drive a run: use one of {', '.join(DEMONSTRATORS)}"
+            )
+        if cfg.explore:
+            raise CollectError("--router and --explore exclude each other: a router picks its tool")
+        if cfg.group_size < 1:
+            raise CollectError(f"--group-size must be at least 1, got {cfg.group_size}")
+    elif cfg.group_size < 2 and not cfg.explore:
         raise CollectError(f"--group-size must be at least 2 for GRPO, got {cfg.group_size}")
     if cfg.concurrency < 1:
         raise CollectError(f"--concurrency must be at least 1, got {cfg.concurrency}")
@@ -234,7 +262,7 @@ def check_request(cfg: CollectConfig) -> list[suites.Task]:
             "use another suite"
         )
     tasks = load_tasks(cfg.tasks, cfg.limit, cfg.seed)
-    for url in policy_endpoints(cfg.policy_base_url):
+    for url in [] if cfg.router else policy_endpoints(cfg.policy_base_url):
         check_endpoint(url)
     if cfg.ray is not None:
         if cfg.ray_workers < 1:
@@ -311,13 +339,19 @@ async def collect_run(base: dict[str, Any], spec: RunSpec) -> dict[str, Any]:
     from podium.graph import graph
 
     task = spec.task
+    base, router = dict(base), base.get("router", "")
+    base.pop("router", None)
     with (
         tempfile.TemporaryDirectory(prefix="podium-task-") as workdir,
         task_tools(task),
         price_shock(spec.shock),
+        contextlib.ExitStack() as stack,
     ):
         with_first = {**spread(base, spec.run), "first_tool": spec.first_tool}
         ctx = task_context(with_first, task, Path(workdir), spec.pref.instruction, spec.pref.vector)
+        if router:  # a demonstration: the fixed router drives the graph (policy turns unbilled)
+            seed = zlib.crc32(f"{spec.group_id}:{spec.index}".encode())
+            stack.enter_context(policy_override(router_for(router, resolve(ctx).tools, seed=seed)))
         inputs = {"question": task.question, "trajectory_id": spec.run_id}
         state = await graph.ainvoke(inputs, context=ctx)
         store = TrajectoryStore(base["trajectory_db"])
@@ -344,7 +378,8 @@ async def collect(
     specs = plan_runs(cfg, tasks, pool, store)
     base = {
         "policy_base_url": cfg.policy_base_url,
-        "policy_model": cfg.policy_model,
+        "policy_model": router_model(cfg.router) if cfg.router else cfg.policy_model,
+        "router": cfg.router,
         "profile": cfg.profile,
         "config": cfg.config,
         "local_only": cfg.local_only,

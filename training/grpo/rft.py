@@ -198,8 +198,70 @@ def _from_memory(run: Mapping[str, Any], student: str | None) -> bool:
     return not _called_a_tool(run)
 
 
+def route(run: Mapping[str, Any]) -> str:
+    """The run's first decision: the first tool it called, or ``answer`` if it answered at once."""
+    from podium.graph.render import ANSWER
+
+    turns = run.get("policy_turns") or []
+    return next((c["tool"] for t in turns for c in t.get("calls") or []), ANSWER)
+
+
+def _is_demonstration(run: Mapping[str, Any]) -> bool:
+    """Whether a fixed router drove the run (``podium collect --router``)."""
+    return str((run.get("context") or {}).get("policy_model") or "").startswith("router:")
+
+
+def priced(runs: Sequence[Mapping[str, Any]]) -> list[float]:
+    """Each run's dollars, a demonstration's unbilled policy turns priced as the policy's.
+
+    A fixed router is no model, so its turns cost nothing; the policy that learns its route
+    pays for every turn. They are priced at the mean billed policy turn of the other runs.
+    """
+    billed = [
+        e["cost_usd"]
+        for r in runs
+        if not _is_demonstration(r)
+        for e in r.get("ledger") or []
+        if e.get("kind") == "policy"
+    ]
+    per_turn = sum(billed) / len(billed) if billed else 0.0
+    out = []
+    for r in runs:
+        cost = float(r.get("cost_usd", 0.0))
+        if _is_demonstration(r):
+            cost += per_turn * sum(e.get("kind") == "policy" for e in r.get("ledger") or [])
+        out.append(cost)
+    return out
+
+
+def _best_route(
+    runs: Sequence[Mapping[str, Any]], correct: Sequence[bool], student: str | None
+) -> set[int]:
+    """The runs of the route with the best expected reward: success rate, then mean dollars.
+
+    The best single run favours a cheap route that was right once by luck over one that is
+    right every time (measured: the 0.5B's own answer beat the strongest expert's route on
+    tasks it gets right one time in three). A teacher's answers from memory found no route.
+    """
+    cost = priced(runs)
+    groups: dict[str, list[int]] = {}
+    for i, run in enumerate(runs):
+        if not _from_memory(run, student):
+            groups.setdefault(route(run), []).append(i)
+    if not groups:
+        return set(range(len(runs)))
+
+    def expected(ids: list[int]) -> tuple[float, float]:
+        return sum(correct[i] for i in ids) / len(ids), -sum(cost[i] for i in ids) / len(ids)
+
+    return set(max(groups.values(), key=expected))
+
+
 def best_run(
-    runs: Sequence[Mapping[str, Any]], cfg: RewardConfig | None = None, student: str | None = None
+    runs: Sequence[Mapping[str, Any]],
+    cfg: RewardConfig | None = None,
+    student: str | None = None,
+    by_route: bool = False,
 ) -> Mapping[str, Any] | None:
     """The run RFT keeps of one task's runs, or None when none is correct and trainable.
 
@@ -210,7 +272,9 @@ def best_run(
     own knowledge comes after every other correct run: it is cheaper than a search, but the
     student lacks that knowledge, and trained on it answered facts from a memory it does not
     have (run 4, docs/learning.md). It is kept when nothing else is correct (code the teacher
-    wrote at once).
+    wrote at once). With ``by_route``, the run is chosen among the runs of the route
+    (:func:`route`) with the best success rate, then the lowest mean cost
+    (:func:`_best_route`), when that route has a correct one.
     """
     cfg = cfg or RewardConfig()
     measures = []
@@ -219,11 +283,16 @@ def best_run(
         measures.append(replace(m, correct=m.correct and trainable(run) is not None))
     pref = runs[0].get(TRAINING_KEY, {}).get("preference_vector") or cfg.default_preference
     prefs = preference_rewards(measures, _offered_tools(runs), pref)
+    cost = priced(runs)
+    among = set(range(len(runs)))
+    if by_route:
+        best = _best_route(runs, [m.correct for m in measures], student)
+        among = best if any(measures[i].correct for i in best) else among
 
-    def rank(i: int) -> tuple[bool, bool, float, float, float, int]:
+    def rank(i: int) -> tuple[bool, bool, bool, float, float, float, int]:
         m = measures[i]
         mine = not _from_memory(runs[i], student)
-        return (m.correct, mine, -m.cost_usd, prefs[i], -m.latency_s, -i)
+        return (i in among, m.correct, mine, -cost[i], prefs[i], -m.latency_s, -i)
 
     top = max(range(len(runs)), key=rank)
     return runs[top] if measures[top].correct else None
@@ -233,6 +302,7 @@ def select_best(
     records: Iterable[Mapping[str, Any]],
     cfg: RewardConfig | None = None,
     student: str | None = None,
+    by_route: bool = False,
 ) -> Selection:
     """Each task's best run (:func:`best_run`) among judged records, by task id."""
     by_task: dict[str, list[Mapping[str, Any]]] = {}
@@ -242,7 +312,7 @@ def select_best(
             by_task.setdefault(info["task_id"], []).append(record)
     out = Selection(best={}, runs=sum(len(v) for v in by_task.values()))
     for task_id, runs in by_task.items():
-        chosen = best_run(runs, cfg, student)
+        chosen = best_run(runs, cfg, student, by_route)
         if chosen is None:
             out.without_correct.append(task_id)
         else:
@@ -331,7 +401,8 @@ def _selection(cfg: TrainConfig) -> Selection:
         raise TrainConfigError(
             f"store {store} does not exist: run podium collect --out {store} first"
         )
-    selection = select_best(TrajectoryStore(store).records(TRAINING_KEY), cfg.reward, cfg.model)
+    records = TrajectoryStore(store).records(TRAINING_KEY)
+    selection = select_best(records, cfg.reward, cfg.model, by_route=cfg.select == "route")
     if not selection.best:
         raise TrainConfigError(
             f"store {store} has no correct run to learn from ({selection.runs} judged runs of "
@@ -414,6 +485,7 @@ def train_rft(cfg: TrainConfig) -> RFTResult:
     recipe = {
         "store": str(Path(cfg.store).resolve()),
         "model": str(cfg.model),
+        "select": cfg.select,
         "kept": {t: r["id"] for t, r in sorted(selection.best.items()) if t not in skipped},
         "without_correct": sorted(selection.without_correct),
         "skipped": sorted(skipped),
