@@ -10,8 +10,10 @@ Every step is a podium command a user can run alone (the report lists them as ru
    other seeds, generated code tasks, the training half of ``chat``), each winning tool forced
    as the first call — by the policy itself and, into the same store, by a teacher (the
    packaged Qwen2.5-Coder-1.5B, the same tokenizer and chat template, as the policy model);
-3. ``podium train`` in mode ``rft``: each task's best run (correct, then cheapest) whoever
-   drove it, LoRA SFT of the 0.5B policy on it;
+   then ``podium collect --router strongest``: one run per training task driven by the
+   strongest fixed router, which asks the expert the task's own words (demonstrations);
+3. ``podium train`` in mode ``rft``: per task, the route right most often (then cheapest),
+   whoever drove it, and its best run; LoRA SFT of the 0.5B policy on it;
 4. ``podium export``: the PEFT adapter as a GGUF LoRA for the embedded llama.cpp server;
 5. ``podium eval mixture`` again, the policy served with the trained GGUF LoRA, and
    ``podium eval code --router policy --router direct``: the trained policy through podium
