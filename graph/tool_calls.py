@@ -65,7 +65,9 @@ def _attach_ledger(request: ToolCallRequest, msg: Any, seconds: float) -> Any:
         if "error" in usage:
             msg.artifact = {**usage, "error": error}
     price = cost_of(request.tool)
-    worst = price.worst_case(token_bound(json.dumps(request.tool_call["args"])))
+    state = request.state if isinstance(request.state, dict) else {}
+    sent = sent_args(request.tool_call, request.tool, str(state.get("question", "")))
+    worst = price.worst_case(token_bound(json.dumps(sent)))
     in_tok, out_tok, cost = bill_report(request.tool.name, price, worst, usage, seconds)
     msg.response_metadata[LEDGER_KEY] = ledger_entry(
         "tool",
@@ -95,6 +97,23 @@ async def arecord_call(
     start = time.perf_counter()
     msg = await execute(request)
     return _attach_ledger(request, msg, time.perf_counter() - start)
+
+
+def sent_args(call: ToolCall, tool: Any, question: str) -> dict[str, Any]:
+    """What a call sends, as the guard and the ledger price it.
+
+    Its arguments, and the user's question for a tool that is handed it
+    (``ToolCost.sees_question``: LLM experts, whose ``task`` argument ToolNode fills from the
+    state, ``InjectedState("question")``).
+    """
+    if tool is None or not question or not cost_of(tool).sees_question:
+        return dict(call["args"])
+    return {**call["args"], "task": question}
+
+
+def _run_calls(calls: list[ToolCall], question: str) -> dict[str, Any]:
+    """ToolNode's input: the calls, and the state fields its tools may be handed."""
+    return {"messages": [AIMessage(content="", tool_calls=calls)], "question": question}
 
 
 def _not_run(
@@ -208,7 +227,9 @@ def _plan_calls(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                 entries,
             )
             continue
-        bound = cost_of(res.tools[call["name"]]).worst_case(token_bound(json.dumps(call["args"])))
+        tool = res.tools[call["name"]]
+        sent = sent_args(call, tool, state.question)
+        bound = cost_of(tool).worst_case(token_bound(json.dumps(sent)))
         if committed + bound + reserve <= left:
             asks = 0 <= ctx.approve_above_usd < bound
             if asks and not _ask_approval(call, bound, ctx.approve_above_usd, left - committed):
@@ -337,7 +358,8 @@ def execute(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     calls, interrupted = _admitted(state)
     if interrupted is not None:
         return interrupted
-    results = tool_node(resolve(context_of(runtime))).invoke(calls, get_config())
+    res = resolve(context_of(runtime))
+    results = tool_node(res).invoke(_run_calls(calls, state.question), get_config())
     return _merge_results(state, results)
 
 
@@ -347,7 +369,7 @@ async def aexecute(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if interrupted is not None:
         return interrupted
     res = await asyncio.to_thread(resolve, context_of(runtime))
-    results = await tool_node(res).ainvoke(calls, get_config())
+    results = await tool_node(res).ainvoke(_run_calls(calls, state.question), get_config())
     return _merge_results(state, results)
 
 

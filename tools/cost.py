@@ -58,6 +58,11 @@ class ToolCost(BaseModel):
     locality: Literal["local", "remote"] = Field(
         "local", description="'local' runs on this machine; 'remote' calls a hosted API."
     )
+    sees_question: bool = Field(
+        False,
+        description="The graph hands the tool the user's question as its ``task`` argument "
+        "(LLM experts); the budget guard counts its tokens.",
+    )
     capability: str = Field("", description="What the tool is good at, in the policy's words.")
     price_source: str = Field(
         "", description="Where the prices came from (table key or genai-prices)."

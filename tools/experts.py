@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool, StructuredTool
+from langgraph.prebuilt import InjectedState
 from pydantic import BaseModel, Field
 
 from .config import ExpertConfig
@@ -26,13 +27,36 @@ EXPERT_SYSTEM = (
 )
 
 
+TASK_HEADER = "The user's question:\n"
+REQUEST_HEADER = "\n\nWhat the orchestrator asks of you:\n"
+
+
 class ExpertArgs(BaseModel):
-    """Arguments of every expert tool."""
+    """Arguments of every expert tool: the policy writes ``question``; the graph adds ``task``."""
 
     question: str = Field(
-        description="The complete, self-contained question or task. The expert sees nothing "
-        "else of the conversation, so include every fact it needs."
+        description="What to ask the expert. It is shown the user's question too, so say what "
+        "it should do with it (or repeat the question), with any facts found so far."
     )
+    # Filled by LangGraph's ToolNode from the graph state; a model cannot set it.
+    task: Annotated[str, InjectedState("question")] = Field(
+        "", description="The user's question, handed over by the graph (not the policy's)."
+    )
+
+
+def expert_request(question: str, task: str) -> str:
+    """What the expert is asked: the user's question, then the orchestrator's request.
+
+    As in ToolOrchestra, where the orchestrator picks the model and the model is given the
+    problem: a small policy's rewrite loses it (measured: a trained 0.5B sent the last
+    sentence of a word problem, or a code task cut at its first fence). A request that
+    already holds the question is sent alone, so a router that forwards the question verbatim
+    asks exactly what it asked before.
+    """
+    task = task.strip()
+    if not task or task in question:
+        return question
+    return f"{TASK_HEADER}{task}{REQUEST_HEADER}{question}"
 
 
 def locality(cfg: ExpertConfig) -> Literal["local", "remote"]:
@@ -108,16 +132,18 @@ def expert_tool(name: str, cfg: ExpertConfig, prices: Prices, adapter: str = "")
             state["llm"], state["url"] = _chat_model(cfg, url), url
         return state["llm"]
 
-    def ask(question: str) -> tuple[str, Usage]:
+    def ask(question: str, task: str = "") -> tuple[str, Usage]:
+        request = expert_request(question, task)
         try:
-            reply = llm().invoke([("system", EXPERT_SYSTEM), ("human", question)])
+            reply = llm().invoke([("system", EXPERT_SYSTEM), ("human", request)])
         except Exception as exc:
             return failed_call(exc)
         return redact(str(reply.content)), usage_of(reply)
 
-    async def aask(question: str) -> tuple[str, Usage]:
+    async def aask(question: str, task: str = "") -> tuple[str, Usage]:
+        request = expert_request(question, task)
         try:
-            reply = await llm().ainvoke([("system", EXPERT_SYSTEM), ("human", question)])
+            reply = await llm().ainvoke([("system", EXPERT_SYSTEM), ("human", request)])
         except Exception as exc:
             return failed_call(exc)
         return redact(str(reply.content)), usage_of(reply)
@@ -134,9 +160,10 @@ def expert_tool(name: str, cfg: ExpertConfig, prices: Prices, adapter: str = "")
         input_usd_per_mtok=price.input,
         output_usd_per_mtok=price.output,
         max_output_tokens=cfg.max_tokens,
-        prompt_tokens=token_bound(EXPERT_SYSTEM),
+        prompt_tokens=token_bound(EXPERT_SYSTEM + TASK_HEADER + REQUEST_HEADER),
         expected_latency_s=cfg.expected_latency_s,
         locality=locality(cfg),
+        sees_question=True,
         capability=cfg.capability,
         price_source=price.source,
     )

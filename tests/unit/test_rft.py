@@ -295,3 +295,26 @@ def test_a_demonstrations_unbilled_policy_turns_are_priced_as_the_policys():
         "oracle",
         "answer",
     )
+
+
+@pytest.mark.parametrize(("tokens", "plain"), [(50, True), (0, False)])
+def test_an_experts_reply_passed_on_word_for_word_is_trained_as_plain_text(tokens, plain):
+    from podium.training.grpo.rft import trainable
+
+    reply = '```python\ndef f():\n    """Doc."""\n    return 42\n```'
+    call = {"name": "oracle", "args": {"question": "f?"}, "id": "c1", "type": "tool_call"}
+    run = _run("t", 0, True, 0.01, calls=["oracle"]) | {"answer": reply}
+    run["policy_turns"] = [{"raw": "", "calls": [{"tool": "oracle"}]}, {"raw": "", "calls": []}]
+    run["ledger"] = [{"kind": "policy"}, {"kind": "tool", "output_tokens": tokens}]
+    run["messages"] = [
+        {"type": "human", "data": {"content": "f?"}},
+        {"type": "ai", "data": {"content": "", "tool_calls": [call]}},
+        {"type": "tool", "data": {"content": reply}},
+        {"type": "ai", "data": {"content": "", "tool_calls": []}},
+    ]
+    last = trainable(run)["messages"][-1]["data"]
+    if plain:  # another model's reply: relayed as it is, no JSON string to escape it into
+        assert (last["content"], last["tool_calls"]) == (reply, [])
+    else:  # a program's output: the answer call, as after any other tool
+        assert [c["args"]["text"] for c in last["tool_calls"]] == [reply]
+        assert json.loads(last["content"])[0]["name"] == "answer"

@@ -76,9 +76,10 @@ def trainable(record: Mapping[str, Any]) -> dict[str, Any] | None:
     Three edits, none of which changes what the run chose, found or answered:
 
     * every turn is written as its calls in the policy's own form (:func:`written`); the last
-      becomes the run's final answer, the text the checker judged, as plain text
-      (:func:`_final_turn`; the policy and a teacher end runs in several forms the graph
-      accepts: a native call, bare JSON, ``answer(4)``, plain text);
+      becomes the run's final answer, the text the checker judged (:func:`_final_turn`: plain
+      text when the run answered at once or relayed the last tool result, else the ``answer``
+      call; the policy and a teacher end runs in several forms the graph accepts: a native
+      call, bare JSON, ``answer(4)``, plain text);
     * a label written before a plain-text answer ("answer: 1759") is dropped from it;
     * a turn that made no call yet did not end the run — a malformed call — is cut out with
       the graph's reply to it, so the run is trained as if the policy had gone straight on
@@ -115,7 +116,8 @@ def trainable(record: Mapping[str, Any]) -> dict[str, Any] | None:
         if not turn.get("calls"):  # a malformed turn: it and the graph's reply go
             cut.update(range(ai_at[k], ai_at[k + 1]))
     last = ai_at[-1]
-    final = _final_turn(answer, str(record["id"]), after_tools=_called_a_tool(record))
+    after_tools = _called_a_tool(record) and not _relayed(record, messages[:last], answer)
+    final = _final_turn(answer, str(record["id"]), after_tools=after_tools)
     kept = []
     for i, m in enumerate(messages[: last + 1]):
         if i in cut:
@@ -134,14 +136,29 @@ def trainable(record: Mapping[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def _relayed(record: Mapping[str, Any], messages: Sequence[Mapping[str, Any]], answer: str) -> bool:
+    """Whether the answer is another model's reply passed on word for word.
+
+    That is: the last tool result, from a call that billed output tokens (an LLM expert; a
+    program's printed ``4`` answered as ``4`` is no relay).
+    """
+    results = [str(m["data"].get("content", "")).strip() for m in messages if m["type"] == "tool"]
+    calls = [e for e in record.get("ledger") or [] if e.get("kind") == "tool"]
+    wrote = bool(calls) and (calls[-1].get("output_tokens") or 0) > 0
+    return wrote and bool(results) and results[-1] == answer.strip()
+
+
 def _final_turn(answer: str, run_id: str, *, after_tools: bool) -> dict[str, Any]:
     """The last turn's text, in the form the untrained 0.5B itself ends runs in there.
 
     Answering at once, it writes plain text (code, chat, facts from memory; the graph takes it
-    as the answer); after tool calls it calls ``answer``. Trained on the ``answer`` call
-    everywhere, it wrote code as prose inside the JSON string (run 3); trained on plain text
-    everywhere, it copied the search passage it had just read as its answer (run 5;
-    docs/learning.md). An answer that itself reads as a call (``answer(4)``) keeps the call.
+    as the answer); after tool calls it calls ``answer`` — unless the answer is the last tool
+    result word for word (:func:`_relayed`), which is passed on as plain text: copied into the
+    JSON string of an ``answer`` call, the code an expert wrote lost its quotes (run 8).
+    Trained on the ``answer`` call everywhere, it wrote code as prose inside the JSON string
+    (run 3); trained on plain text everywhere, it copied the search passage it had just read
+    as its answer (run 5; docs/learning.md). An answer that itself reads as a call
+    (``answer(4)``) keeps the call.
     """
     from langchain_core.messages import AIMessage
 
