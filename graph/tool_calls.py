@@ -106,7 +106,10 @@ def sent_args(call: ToolCall, tool: Any, question: str) -> dict[str, Any]:
     (``ToolCost.sees_question``: LLM experts, whose ``task`` argument ToolNode fills from the
     state, ``InjectedState("question")``).
     """
-    if tool is None or not question or not cost_of(tool).sees_question:
+    task = question.strip()
+    if tool is None or not task or not cost_of(tool).sees_question:
+        return dict(call["args"])
+    if any(task in str(v) for v in call["args"].values()):  # sent alone (expert_request)
         return dict(call["args"])
     return {**call["args"], "task": question}
 

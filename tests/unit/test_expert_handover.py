@@ -68,5 +68,7 @@ def test_the_guard_prices_the_question_an_expert_is_handed():
     cost = cost_of(expert)
     bigger = cost.worst_case(token_bound(json.dumps(sent)))
     assert bigger > cost.worst_case(token_bound(json.dumps(call["args"])))
+    verbatim = {**call, "args": {"question": QUESTION}}  # sent alone: nothing more to price
+    assert sent_args(verbatim, expert, QUESTION) == {"question": QUESTION}
     other = {"name": "calc", "args": {"expression": "2+2"}, "id": "c2"}
     assert sent_args(other, calc, QUESTION) == other["args"]  # a tool that is not handed it
