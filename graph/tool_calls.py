@@ -23,6 +23,7 @@ from langgraph.types import interrupt
 
 from podium.tools import cost_of
 from podium.tools.cost import token_bound
+from podium.tools.experts import holds_question
 from podium.tools.redact import redact
 
 from . import prompts
@@ -106,12 +107,12 @@ def sent_args(call: ToolCall, tool: Any, question: str) -> dict[str, Any]:
     (``ToolCost.sees_question``: LLM experts, whose ``task`` argument ToolNode fills from the
     state, ``InjectedState("question")``).
     """
-    task = question.strip()
-    if tool is None or not task or not cost_of(tool).sees_question:
-        return dict(call["args"])
-    if any(task in str(v) for v in call["args"].values()):  # sent alone (expert_request)
-        return dict(call["args"])
-    return {**call["args"], "task": question}
+    args = dict(call["args"])
+    if tool is None or not question.strip() or not cost_of(tool).sees_question:
+        return args
+    if any(holds_question(str(v), question) for v in args.values()):
+        return args  # sent alone (``expert_request``)
+    return {**args, "task": question}
 
 
 def _run_calls(calls: list[ToolCall], question: str) -> dict[str, Any]:

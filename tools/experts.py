@@ -44,6 +44,12 @@ class ExpertArgs(BaseModel):
     )
 
 
+def holds_question(text: str, task: str) -> bool:
+    """Whether ``text`` needs no ``task`` beside it: none was given, or it holds it already."""
+    task = task.strip()
+    return not task or task in text
+
+
 def expert_request(question: str, task: str) -> str:
     """What the expert is asked: the user's question, then the orchestrator's request.
 
@@ -53,10 +59,9 @@ def expert_request(question: str, task: str) -> str:
     already holds the question is sent alone, so a router that forwards the question verbatim
     asks exactly what it asked before.
     """
-    task = task.strip()
-    if not task or task in question:
+    if holds_question(question, task):
         return question
-    return f"{TASK_HEADER}{task}{REQUEST_HEADER}{question}"
+    return f"{TASK_HEADER}{task.strip()}{REQUEST_HEADER}{question}"
 
 
 def locality(cfg: ExpertConfig) -> Literal["local", "remote"]:

@@ -43,7 +43,7 @@ from podium.training.eval.run_context import (
 )
 
 from .preferences import NO_PREFERENCE, Preference, pool_localities, sample_preference
-from .rewards import TRAINING_KEY
+from .rewards import ROUTER_MODEL, TRAINING_KEY
 
 DEMONSTRATORS = ("strongest", "cheapest", "random")
 """Fixed routers (``eval/routers.py``) that can drive collection runs in the policy's place."""
@@ -51,7 +51,7 @@ DEMONSTRATORS = ("strongest", "cheapest", "random")
 
 def router_model(router: str) -> str:
     """The ``policy_model`` a router's runs are stored under: never the policy's own name."""
-    return f"router:{router}"
+    return f"{ROUTER_MODEL}{router}"
 
 
 class CollectError(UserError, ValueError):
@@ -339,8 +339,8 @@ async def collect_run(base: dict[str, Any], spec: RunSpec) -> dict[str, Any]:
     from podium.graph import graph
 
     task = spec.task
-    base, router = dict(base), base.get("router", "")
-    base.pop("router", None)
+    base = dict(base)
+    router = base.pop("router", "")
     with (
         tempfile.TemporaryDirectory(prefix="podium-task-") as workdir,
         task_tools(task),

@@ -21,6 +21,9 @@ from .preferences import COST, LATENCY, OUTCOME, dimensions
 TRAINING_KEY = "training"
 """Key of a stored record holding task id, group id, preference and verdict (``collect``)."""
 
+ROUTER_MODEL = "router:"
+"""Prefix of the ``policy_model`` a fixed router's runs are stored under (``collect --router``)."""
+
 
 @dataclass
 class RewardConfig:

@@ -32,7 +32,7 @@ from podium.graph import TrajectoryStore
 
 from .base_model import load_policy
 from .config import TrainConfig, TrainConfigError
-from .rewards import TRAINING_KEY, RewardConfig, measure, preference_rewards
+from .rewards import ROUTER_MODEL, TRAINING_KEY, RewardConfig, measure, preference_rewards
 from .samples import BatchError, turn_samples
 
 RECIPE_FILE = "podium_rft.json"
@@ -225,7 +225,7 @@ def route(run: Mapping[str, Any]) -> str:
 
 def _is_demonstration(run: Mapping[str, Any]) -> bool:
     """Whether a fixed router drove the run (``podium collect --router``)."""
-    return str((run.get("context") or {}).get("policy_model") or "").startswith("router:")
+    return str((run.get("context") or {}).get("policy_model") or "").startswith(ROUTER_MODEL)
 
 
 def priced(runs: Sequence[Mapping[str, Any]]) -> list[float]:
@@ -252,15 +252,18 @@ def priced(runs: Sequence[Mapping[str, Any]]) -> list[float]:
 
 
 def _best_route(
-    runs: Sequence[Mapping[str, Any]], correct: Sequence[bool], student: str | None
+    runs: Sequence[Mapping[str, Any]],
+    correct: Sequence[bool],
+    cost: Sequence[float],
+    student: str | None,
 ) -> set[int]:
     """The runs of the route with the best expected reward: success rate, then mean dollars.
 
     The best single run favours a cheap route that was right once by luck over one that is
     right every time (measured: the 0.5B's own answer beat the strongest expert's route on
     tasks it gets right one time in three). A teacher's answers from memory found no route.
+    ``cost``: each run's dollars (:func:`priced`).
     """
-    cost = priced(runs)
     groups: dict[str, list[int]] = {}
     for i, run in enumerate(runs):
         if not _from_memory(run, student):
@@ -303,7 +306,7 @@ def best_run(
     cost = priced(runs)
     among = set(range(len(runs)))
     if by_route:
-        best = _best_route(runs, [m.correct for m in measures], student)
+        best = _best_route(runs, [m.correct for m in measures], cost, student)
         among = best if any(measures[i].correct for i in best) else among
 
     def rank(i: int) -> tuple[bool, bool, bool, float, float, float, int]:
