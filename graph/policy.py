@@ -29,6 +29,7 @@ from podium.tools.redact import redact
 
 from . import prompts
 from .context import Context, ContextError, context_of
+from .delegation import delegate_of, delegated_answer, experts_of
 from .ledger import bill, policy_cost, prompt_bound
 from .ledger import entry as ledger_entry
 from .parsing import Parsed, parse_tool_calls
@@ -62,6 +63,17 @@ def _refuse_bundle(parsed: Parsed, forced: bool) -> None:
     if parsed.errors or any(c["name"] != ANSWER for c in parsed.calls):
         parsed.calls = []
         parsed.errors.insert(0, prompts.BUNDLED)
+
+
+def _refuse_unknown_model(parsed: Parsed, pool: dict[str, BaseTool], forced: bool) -> None:
+    """Make ``answer(model=X)`` naming no LLM expert of the pool a malformed call."""
+    final = next((c for c in parsed.calls if c["name"] == ANSWER), None)
+    model = delegate_of(final) if final is not None and not forced else ""
+    experts = experts_of(pool)
+    if model and model not in experts:
+        parsed.calls = []
+        names = ", ".join(experts) or "none in this pool"
+        parsed.errors.insert(0, prompts.UNKNOWN_MODEL.format(model=model, names=names))
 
 
 def _said_before(state: State, content: Any) -> bool:
@@ -147,6 +159,9 @@ def _begin_turn(state: State, runtime: Runtime[Context]) -> _Turn | dict[str, An
         state = _follow_up(state)
         update |= {k: getattr(state, k) for k in _RUN_FIELDS}
         new.append(HumanMessage(state.question))
+    written = delegated_answer(state.messages, state.run_message_start)
+    if written is not None:  # the expert the policy named wrote the answer: the run ends
+        return update | {"messages": new, "stopped_by": "answer", "answer": written}
     if not state.started_at:  # the run's first turn; a caller may have chosen its id
         update |= {"trajectory_id": state.trajectory_id or uuid.uuid4().hex}
         update |= {"started_at": time.time()}
@@ -244,7 +259,11 @@ def _end_turn(
         "response_metadata": {**reply.response_metadata, OFFERED_KEY: list(t.tools)},
     }
     _refuse_bundle(parsed, bool(t.forced))
+    _refuse_unknown_model(parsed, t.res.tools, bool(t.forced))
     final = next((c for c in parsed.calls if c["name"] == ANSWER), None)
+    if final is not None and delegate_of(final) and not t.forced:
+        # answer(model=X): X writes the answer; the guard prices the call, execute runs it.
+        return update | {"messages": [*t.new, AIMessage(**keep, tool_calls=[final])]}
     if final is not None:
         return update | {
             "messages": [*t.new, AIMessage(**keep)],

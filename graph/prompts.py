@@ -36,6 +36,11 @@ BUNDLED = (
     "or call only the tools you still need"
 )
 
+UNKNOWN_MODEL = (
+    "answer's model {model!r} is no model of this pool ({names}): name one of them, or "
+    "answer yourself"
+)
+
 BLOCKED = "Not run: its worst-case cost ${bound:.6f} exceeds the ${left:.6f} left of the budget."
 
 REPEATED = (

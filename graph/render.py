@@ -17,18 +17,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
-from langchain_core.tools import BaseTool, tool
+from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-ANSWER = "answer"
+from .delegation import ANSWER, answer_tool, answer_tool_for, experts_of
+
+__all__ = [
+    "ANSWER",
+    "OFFERED_KEY",
+    "answer_tool",
+    "offered_schemas",
+    "policy_tools",
+    "render",
+    "tool_schemas",
+]
 OFFERED_KEY = "podium_tools"
 """Key of a policy turn's ``response_metadata`` naming the tools that turn was offered."""
-
-
-@tool(ANSWER)
-def answer_tool(text: str) -> str:
-    """Give the final answer and finish, as soon as you know it. Keep it brief."""
-    return text
 
 
 def _call_text(msg: AIMessage) -> str:
@@ -62,8 +66,14 @@ def render(messages: list[AnyMessage]) -> list[AnyMessage]:
 
 
 def policy_tools(pool: dict[str, BaseTool], forced: bool) -> dict[str, BaseTool]:
-    """Tools offered in a turn: the pool and ``answer``, or only ``answer`` when forced."""
-    return {ANSWER: answer_tool} if forced else {ANSWER: answer_tool, **pool}
+    """Tools offered in a turn: the pool and ``answer``, or only ``answer`` when forced.
+
+    ``answer`` may name an LLM expert of the pool to write the answer (``delegation``); a
+    forced turn (budget, last turn) answers itself.
+    """
+    if forced:
+        return {ANSWER: answer_tool}
+    return {ANSWER: answer_tool_for(experts_of(pool)), **pool}
 
 
 def tool_schemas(tools: Iterable[BaseTool | Mapping[str, Any]]) -> list[dict[str, Any]]:

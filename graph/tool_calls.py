@@ -28,6 +28,7 @@ from podium.tools.redact import redact
 
 from . import prompts
 from .context import Context, context_of
+from .delegation import delegate_of, expert_call
 from .ledger import bill_report, policy_cost, prompt_bound
 from .ledger import entry as ledger_entry
 from .resources import Resources, resolve
@@ -113,6 +114,13 @@ def sent_args(call: ToolCall, tool: Any, question: str) -> dict[str, Any]:
     if any(holds_question(str(v), question) for v in args.values()):
         return args  # sent alone (``expert_request``)
     return {**args, "task": question}
+
+
+def run_as(call: ToolCall, state: State) -> ToolCall:
+    """The call as it runs: ``answer(model=X)`` runs as X's call (``delegation``)."""
+    if not delegate_of(call):
+        return call
+    return expert_call(call, state.question, state.messages[state.run_message_start :])
 
 
 def _run_calls(calls: list[ToolCall], question: str) -> dict[str, Any]:
@@ -219,8 +227,9 @@ def _plan_calls(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     entries: list[LedgerEntry] = []
     committed = 0.0
     earlier = _earlier_results(state.messages[:at])
-    for call in calls:
-        previous = earlier.get(call_key(call))
+    for written in calls:
+        previous = earlier.get(call_key(written))
+        call = run_as(written, state)
         if previous is not None:  # the same call again: answer from the record, spend nothing
             _not_run(
                 call,
@@ -363,6 +372,7 @@ def execute(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if interrupted is not None:
         return interrupted
     res = resolve(context_of(runtime))
+    calls = [run_as(c, state) for c in calls]
     results = tool_node(res).invoke(_run_calls(calls, state.question), get_config())
     return _merge_results(state, results)
 
@@ -373,6 +383,7 @@ async def aexecute(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if interrupted is not None:
         return interrupted
     res = await asyncio.to_thread(resolve, context_of(runtime))
+    calls = [run_as(c, state) for c in calls]
     results = await tool_node(res).ainvoke(_run_calls(calls, state.question), get_config())
     return _merge_results(state, results)
 

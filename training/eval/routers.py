@@ -1,7 +1,9 @@
 """Fixed routers for baselines: in-process chat models that stand in for the policy.
 
 Each one calls a single tool with the question and passes the tool's answer through, so it runs
-through the same graph, tool pool, ledger and trajectory store as the policy. They are used
+through the same graph, tool pool, ledger and trajectory store as the policy: an LLM expert
+is named in ``answer(model=X)`` (it is handed the question and its reply is the answer), any
+other tool is called and its result answered with. They are used
 inside :func:`podium.graph.resources.policy_override`. ``strongest`` and ``cheapest`` pick the
 most and least expensive LLM expert by its :class:`~podium.tools.ToolCost`; ``random`` any tool;
 ``oracle`` (``runner.run_oracle``) is no fixed router: the policy runs once with each tool forced
@@ -23,6 +25,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.tools import BaseTool
 
+from podium.graph.delegation import MODEL_ARG, experts_of
 from podium.graph.render import ANSWER
 from podium.tools import cost_of
 from podium.tools.errors import UserError
@@ -48,10 +51,14 @@ class _Router(BaseChatModel):
 
 
 class FixedRouter(_Router):
-    """Calls ``tool`` once with the question, then answers with the tool's observation."""
+    """Calls ``tool`` once with the question, then answers with the tool's observation.
+
+    ``delegate``: ``tool`` is an LLM expert, named in the answer call instead (one turn).
+    """
 
     tool: str
     arg: str = "question"
+    delegate: bool = False
 
     def _generate(
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
@@ -65,6 +72,8 @@ class FixedRouter(_Router):
                 for r in RESPONSE.findall(str(m.content))
             ]
             name, args = ANSWER, {"text": seen[-1].strip() if seen else ""}
+        elif self.delegate:
+            name, args = ANSWER, {"text": "", MODEL_ARG: self.tool}
         else:
             name, args = self.tool, {self.arg: question_of(messages)}
         return _one_call(name, args, {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0})
@@ -132,8 +141,9 @@ def llm_experts(tools: dict[str, BaseTool]) -> list[BaseTool]:
 
 
 def fixed_router(tool: BaseTool) -> FixedRouter:
-    """A router that always calls ``tool``."""
-    return FixedRouter(tool=tool.name, arg=argument_of(tool))
+    """A router that always calls ``tool`` (names it in ``answer`` if it is an LLM expert)."""
+    delegate = bool(experts_of({tool.name: tool}))
+    return FixedRouter(tool=tool.name, arg=argument_of(tool), delegate=delegate)
 
 
 def router_for(name: str, tools: dict[str, BaseTool], *, seed: int = 0) -> FixedRouter:

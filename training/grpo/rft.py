@@ -90,6 +90,7 @@ def trainable(record: Mapping[str, Any]) -> dict[str, Any] | None:
     """
     from langchain_core.messages import AIMessage
 
+    from podium.graph.delegation import delegate_of
     from podium.graph.parsing import parse_tool_calls
     from podium.graph.render import ANSWER, answer_tool
 
@@ -116,8 +117,12 @@ def trainable(record: Mapping[str, Any]) -> dict[str, Any] | None:
         if not turn.get("calls"):  # a malformed turn: it and the graph's reply go
             cut.update(range(ai_at[k], ai_at[k + 1]))
     last = ai_at[-1]
-    after_tools = _called_a_tool(record) and not _relayed(record, messages[:last], answer)
-    final = _final_turn(answer, str(record["id"]), after_tools=after_tools)
+    handed = [c for c in messages[last]["data"].get("tool_calls") or [] if delegate_of(c)]
+    if handed:  # answer(model=X): the call is the final turn, as written
+        final = {"tool_calls": handed, "content": written(handed)}
+    else:
+        after_tools = _called_a_tool(record) and not _relayed(record, messages[:last], answer)
+        final = _final_turn(answer, str(record["id"]), after_tools=after_tools)
     kept = []
     for i, m in enumerate(messages[: last + 1]):
         if i in cut:
@@ -216,11 +221,18 @@ def _from_memory(run: Mapping[str, Any], student: str | None) -> bool:
 
 
 def route(run: Mapping[str, Any]) -> str:
-    """The run's first decision: the first tool it called, or ``answer`` if it answered at once."""
-    from podium.graph.render import ANSWER
+    """The run's first decision: the first tool it called, or ``answer`` if it answered at once.
+
+    A run that named a model in ``answer`` at once took that model's route, ``answer:X``.
+    """
+    from podium.graph.delegation import ANSWER, delegate_of
 
     turns = run.get("policy_turns") or []
-    return next((c["tool"] for t in turns for c in t.get("calls") or []), ANSWER)
+    first = next((c for t in turns for c in t.get("calls") or []), None)
+    if first is None:
+        return ANSWER
+    model = delegate_of({"name": first["tool"], "args": first.get("args")})
+    return f"{ANSWER}:{model}" if model else str(first["tool"])
 
 
 def _is_demonstration(run: Mapping[str, Any]) -> bool:
