@@ -10,8 +10,10 @@ Every step is a podium command a user can run alone (the report lists them as ru
    other seeds, generated code tasks, the training half of ``chat``), each winning tool forced
    as the first call — by the policy itself and, into the same store, by a teacher (the
    packaged Qwen2.5-Coder-1.5B, the same tokenizer and chat template, as the policy model);
-   then ``podium collect --router strongest``: one run per training task driven by the
-   strongest fixed router, which asks the expert the task's own words (demonstrations);
+   then ``podium collect --router strongest`` and ``--router local_search+strongest``: one run
+   per training task driven by each fixed router (demonstrations): the strongest expert,
+   named in ``answer``, writes the answer from the task's own words, or from them and what
+   ``local_search`` found;
 3. ``podium train`` in mode ``rft``: per task, the route right most often (then cheapest),
    whoever drove it, and its best run; LoRA SFT of the 0.5B policy on it;
 4. ``podium export``: the PEFT adapter as a GGUF LoRA for the embedded llama.cpp server;
@@ -85,10 +87,11 @@ class Setup:
     # tasks no other run got right (rft.best_run), such as code it wrote at once; ranked by
     # price alone they displaced the search runs (docs/learning.md, run 4).
     teacher_tools: tuple[str, ...] = ("local_search", "python", "answer")
-    # A fixed router whose runs on the training tasks join the store as demonstrations
-    # (``podium collect --router``): the strongest one asks the expert the task's own words and
-    # answers with its reply, which the 0.5B's own expert calls rarely did (run 7); "" = none.
-    demonstrator: str = "strongest"
+    # Fixed routers whose runs on the training tasks join the store as demonstrations
+    # (``podium collect --router``): the strongest one names the expert in ``answer``, which
+    # is handed the task's own words; ``local_search+strongest`` searches first and the expert
+    # answers from the passages. The 0.5B's own expert calls rarely did either (run 7).
+    demonstrators: tuple[str, ...] = ("strongest", "local_search+strongest")
     # RFT keeps each task's run of the route with the best success rate ("route"), not the
     # single best run ("run"), which favoured a cheap route that was right once by luck.
     select: str = "route"
@@ -111,7 +114,7 @@ QUICK = Setup(
     baselines=("cheapest",),
     references=(),
     teacher="",
-    demonstrator="",
+    demonstrators=(),
     direct_tasks=2,
 )
 
@@ -248,10 +251,10 @@ def explore_args(setup: Setup, out: Path, tools: tuple[str, ...], samples: int) 
     ]  # fmt: skip
 
 
-def demonstrate_args(setup: Setup, out: Path) -> list[str]:
+def demonstrate_args(setup: Setup, out: Path, router: str) -> list[str]:
     """``podium collect --router`` on the training tasks: one fixed-router run per task."""
     return [
-        "collect", "--router", setup.demonstrator, "--group-size", "1", "--tasks",
+        "collect", "--router", router, "--group-size", "1", "--tasks",
         "mixture-train", "--limit", str(setup.train_tasks), "--seed", str(setup.seed),
         "--max-turns", str(setup.max_turns), "--concurrency", "2",
         "--out", str(out / "explore.sqlite"), "--json",
@@ -373,8 +376,9 @@ def run_loop(step: Step, setup: Setup, out: Path) -> None:
         if setup.teacher:
             teacher = ["--policy-base-url", experts, "--policy-model", setup.teacher]
             step.run("teacher", [*explore_args(setup, out, setup.teacher_tools, 1), *teacher])
-        if setup.demonstrator:
-            step.run("demonstrate", demonstrate_args(setup, out))
+        for i, router in enumerate(setup.demonstrators):  # the first step keeps its old name
+            name = "demonstrate" + (f" {router}" if i else "")
+            step.run(name, demonstrate_args(setup, out, router))
     step.run("train", ["train", "--config", str(rft_config(setup, out))])
     step.call("export", export_adapter, out)
     with (

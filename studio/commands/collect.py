@@ -71,8 +71,9 @@ def collect(
     router: Annotated[
         str,
         typer.Option(
-            help="Drive the runs with a fixed router (strongest, cheapest, random) instead of "
-            "the policy: demonstrations for RFT. Any --group-size >= 1."
+            help="Drive the runs with a fixed router (strongest, cheapest, random, or "
+            "TOOL+strongest: TOOL first, then the expert answers) instead of the policy: "
+            "demonstrations for RFT. Any --group-size >= 1."
         ),
     ] = "",
     json_out: JsonOut = False,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
@@ -14,7 +15,7 @@ from podium.graph.testing import calc_tool, fake_openai
 from podium.tools.config import load_config
 from podium.tools.experts import expert_tool
 from podium.tools.pricing import Prices
-from podium.training.eval.routers import router_for
+from podium.training.eval.routers import RouterError, router_for
 from podium.training.grpo.rft import route, trainable
 
 QUESTION = "Write a function f that returns 42."
@@ -118,3 +119,28 @@ def test_the_strongest_router_names_the_expert_and_rft_trains_that_call(fake_gra
     (call,) = json.loads(last["content"])
     assert call == {"name": ANSWER, "arguments": {"text": "", "model": "ask_gpt5"}}
     assert [c["args"] for c in last["tool_calls"]] == [{"text": "", "model": "ask_gpt5"}]
+
+
+def test_a_chained_router_calls_its_tool_first_then_the_expert_answers_from_it(fake_graph):
+    bodies: list[dict] = []
+
+    def reply(body: dict) -> dict:
+        bodies.append(body)
+        return {"role": "assistant", "content": "four"}
+
+    with fake_openai(reply=reply) as server:
+        pool = [_expert(server.base_url), calc_tool()]
+        router = router_for("calc+strongest", {t.name: t for t in pool})
+        _, ctx = fake_graph(router, pool)
+        out = graph.invoke({"question": "2+2"}, context=Context(**ctx))
+    assert out["answer"] == "four" and out["turns"] == 2
+    assert _asked(bodies) == [f"2+2{FOUND_HEADER}4"]
+    (record,) = TrajectoryStore(ctx["trajectory_db"]).latest()
+    assert route(record) == "calc>answer:ask_gpt5"
+
+
+def test_a_chained_router_names_a_tool_of_the_pool_and_an_expert_router():
+    pool = {"ask_gpt5": _expert("http://127.0.0.1:9/v1"), "calc": calc_tool()}
+    for bad in ("web+strongest", "calc+random", "calc+"):
+        with pytest.raises(RouterError, match="write TOOL\\+strongest or TOOL\\+cheapest"):
+            router_for(bad, pool)

@@ -54,17 +54,28 @@ class FixedRouter(_Router):
     """Calls ``tool`` once with the question, then answers with the tool's observation.
 
     ``delegate``: ``tool`` is an LLM expert, named in the answer call instead (one turn).
+    ``before``: a tool called with the question first (``search+strongest``: retrieval, then
+    the expert answers from what it found, handed to it by ``answer(model=X)``).
     """
 
     tool: str
     arg: str = "question"
     delegate: bool = False
+    before: str = ""
+    before_arg: str = "question"
 
     def _generate(
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
     ) -> ChatResult:
-        called = any(isinstance(m, AIMessage) for m in messages)
-        if called:
+        turn = sum(isinstance(m, AIMessage) for m in messages) - bool(self.before)
+        question = question_of(messages)
+        if turn < 0:
+            name, args = self.before, {self.before_arg: question}
+        elif turn == 0 and self.delegate:
+            name, args = ANSWER, {"text": "", MODEL_ARG: self.tool}
+        elif turn == 0:
+            name, args = self.tool, {self.arg: question}
+        else:  # the tool's observation (or why the expert failed) is the answer
             seen = [
                 r
                 for m in messages
@@ -72,10 +83,6 @@ class FixedRouter(_Router):
                 for r in RESPONSE.findall(str(m.content))
             ]
             name, args = ANSWER, {"text": seen[-1].strip() if seen else ""}
-        elif self.delegate:
-            name, args = ANSWER, {"text": "", MODEL_ARG: self.tool}
-        else:
-            name, args = self.tool, {self.arg: question_of(messages)}
         return _one_call(name, args, {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0})
 
 
@@ -146,12 +153,26 @@ def fixed_router(tool: BaseTool) -> FixedRouter:
     return FixedRouter(tool=tool.name, arg=argument_of(tool), delegate=delegate)
 
 
+CHAINED = ("strongest", "cheapest")
+"""Routers a tool can be chained before: ``TOOL+strongest`` calls TOOL, then the expert answers."""
+
+
 def router_for(name: str, tools: dict[str, BaseTool], *, seed: int = 0) -> FixedRouter:
     """The fixed router ``name`` (``strongest``, ``cheapest``, ``random``) over ``tools``.
 
     ``random`` draws its tool from ``seed`` (the runner passes a per-task seed).
+    ``TOOL+strongest`` (or ``+cheapest``) calls the pool's TOOL with the question first.
     """
-    if name in ("strongest", "cheapest"):
+    first, plus, rest = name.rpartition("+")
+    if plus:
+        if rest not in CHAINED or first not in tools:
+            raise RouterError(
+                f"router {name!r}: write TOOL+strongest or TOOL+cheapest with a tool of the "
+                f"pool ({', '.join(sorted(tools))})"
+            )
+        chained = router_for(rest, tools, seed=seed)
+        return chained.model_copy(update={"before": first, "before_arg": argument_of(tools[first])})
+    if name in CHAINED:
         experts = llm_experts(tools)
         if not experts:
             raise RouterError(f"router {name!r} needs an LLM expert in the tool pool; none is")

@@ -32,7 +32,7 @@ from podium.tools.errors import UserError
 from podium.tools.price_shock import PriceShock, jittered, price_shock
 from podium.training.eval import suites
 from podium.training.eval.ray_runs import RayPlan, check_address, connect, run_on_ray
-from podium.training.eval.routers import router_for
+from podium.training.eval.routers import CHAINED, router_for
 from podium.training.eval.run_context import (
     BUDGET_USD,
     MAX_TURNS,
@@ -231,9 +231,11 @@ def check_request(cfg: CollectConfig) -> list[suites.Task]:
             the suite is empty or is a conversation.
     """
     if cfg.router:
-        if cfg.router not in DEMONSTRATORS:
+        _, chained, last = cfg.router.rpartition("+")
+        if (last not in CHAINED) if chained else (cfg.router not in DEMONSTRATORS):
             raise CollectError(
                 f"--router {cfg.router!r} cannot drive a run: use one of {', '.join(DEMONSTRATORS)}"
+                " or TOOL+strongest"
             )
         if cfg.explore:
             raise CollectError("--router and --explore exclude each other: a router picks its tool")

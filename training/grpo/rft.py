@@ -221,18 +221,21 @@ def _from_memory(run: Mapping[str, Any], student: str | None) -> bool:
 
 
 def route(run: Mapping[str, Any]) -> str:
-    """The run's first decision: the first tool it called, or ``answer`` if it answered at once.
+    """The run's route: its first tool (``answer`` at once), and the model that wrote its answer.
 
-    A run that named a model in ``answer`` at once took that model's route, ``answer:X``.
+    ``answer:X`` names X at once; ``local_search>answer:X`` searched, then X answered from
+    what was found — a route apart from searching and answering oneself.
     """
     from podium.graph.delegation import ANSWER, delegate_of
 
-    turns = run.get("policy_turns") or []
-    first = next((c for t in turns for c in t.get("calls") or []), None)
-    if first is None:
+    calls = [c for t in run.get("policy_turns") or [] for c in t.get("calls") or []]
+    if not calls:
         return ANSWER
-    model = delegate_of({"name": first["tool"], "args": first.get("args")})
-    return f"{ANSWER}:{model}" if model else str(first["tool"])
+    first, last = (
+        delegate_of({"name": c["tool"], "args": c.get("args")}) for c in (calls[0], calls[-1])
+    )
+    head = f"{ANSWER}:{first}" if first else str(calls[0]["tool"])
+    return f"{head}>{ANSWER}:{last}" if last and len(calls) > 1 else head
 
 
 def _is_demonstration(run: Mapping[str, Any]) -> bool:
