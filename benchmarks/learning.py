@@ -92,9 +92,11 @@ class Setup:
     # is handed the task's own words; ``local_search+strongest`` searches first and the expert
     # answers from the passages. The 0.5B's own expert calls rarely did either (run 7).
     demonstrators: tuple[str, ...] = ("strongest", "local_search+strongest")
-    # RFT keeps each task's run of the route with the best success rate ("route"), not the
-    # single best run ("run"), which favoured a cheap route that was right once by luck.
-    select: str = "route"
+    # RFT keeps each task's run of the route with the best success rate, not the single best
+    # run ("run"), which favoured a cheap route that was right once by luck; each task's rate
+    # leans on the route's rate over the task's suite ("pooled"), as most tasks have one run
+    # of a route: per task alone ("route"), the cheaper of two routes right once won.
+    select: str = "pooled"
     max_turns: int = 4
     explore_temperature: float = 0.7
     epochs: int = 2

@@ -318,3 +318,23 @@ def test_an_experts_reply_passed_on_word_for_word_is_trained_as_plain_text(token
     else:  # a program's output: the answer call, as after any other tool
         assert [c["args"]["text"] for c in last["tool_calls"]] == [reply]
         assert json.loads(last["content"])[0]["name"] == "answer"
+
+
+def test_pooled_each_tasks_route_rate_leans_on_the_routes_rate_in_its_suite():
+    def task(name: str, own_right: bool) -> list[dict]:
+        own = _run(name, 0, own_right, 0.01)  # answered at once: cheap
+        calc = _run(name, 1, True, 0.03, calls=["calc"])
+        return [own, calc]
+
+    runs = [*task("a", True), *task("b", False), *task("c", False)]
+    for r in runs:
+        r["training"]["suite"] = "chat"
+    per_task = select_best(runs, by_route=True)
+    assert per_task.best["a"]["id"] == "a-0"  # both right once: the cheaper wins
+    pooled = select_best(runs, by_route=True, pooled=True)
+    # answering at once is right on 1 of the suite's 3 tasks, calc on all 3: calc
+    assert [pooled.best[t]["id"] for t in "abc"] == ["a-1", "b-1", "c-1"]
+    other = [*task("d", True)]
+    for r in other:
+        r["training"]["suite"] = "wiki"  # a suite of its own: its own rates
+    assert select_best([*runs, *other], by_route=True, pooled=True).best["d"]["id"] == "d-0"

@@ -31,7 +31,8 @@ Example::
 Mode ``rft`` reads ``[sft]`` (TRL's ``SFTConfig``) over :data:`RFT_SFT` with the preset's
 adapter and learning rate (``cpu``: r=16 on the last 4 layers, lr 2e-4: minutes on a CPU).
 ``select = "route"`` keeps, per task, a run of the route with the best success rate instead of
-the single best run. ``init_adapter`` starts any mode from a saved PEFT adapter (offline GRPO
+the single best run; ``"pooled"`` shrinks each task's rate toward the route's rate on the
+task's suite. ``init_adapter`` starts any mode from a saved PEFT adapter (offline GRPO
 from the RFT one).
 """
 
@@ -157,11 +158,12 @@ class TrainConfig:
         metadata={"help": "Adapt only the last N transformer layers; 0 = all; unset = preset's."},
     )
     max_new_tokens: int = field(default=256, metadata={"help": "Tokens per online policy turn."})
-    select: Literal["run", "route"] = field(
+    select: Literal["run", "route", "pooled"] = field(
         default="run",
         metadata={
             "help": "rft: each task's best run (run), or the best run of its route with the "
-            "highest success rate, then the lowest mean cost (route)."
+            "highest success rate, then the lowest mean cost (route), that rate shrunk toward "
+            "the route's rate on the task's suite (pooled)."
         },
     )
     init_adapter: str = field(
@@ -326,8 +328,10 @@ def load_train_config(path: str | Path) -> TrainConfig:
             f"mode must be 'offline', 'online' or 'rft' in {path}, got {raw['mode']!r}"
         )
     mode = raw.get("mode", "offline")
-    if raw.get("select", "run") not in ("run", "route"):
-        raise TrainConfigError(f"select must be 'run' or 'route' in {path}, got {raw['select']!r}")
+    if raw.get("select", "run") not in ("run", "route", "pooled"):
+        raise TrainConfigError(
+            f"select must be 'run', 'route' or 'pooled' in {path}, got {raw['select']!r}"
+        )
     if mode in ("offline", "rft") and not raw.get("store"):
         raise TrainConfigError(f'{mode} training needs store = "<file>" in {path}')
     start = raw.get("init_adapter")

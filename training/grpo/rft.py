@@ -32,7 +32,14 @@ from podium.graph import TrajectoryStore
 
 from .base_model import load_policy
 from .config import TrainConfig, TrainConfigError
-from .rewards import ROUTER_MODEL, TRAINING_KEY, RewardConfig, measure, preference_rewards
+from .rewards import (
+    ROUTER_MODEL,
+    TRAINING_KEY,
+    Measure,
+    RewardConfig,
+    measure,
+    preference_rewards,
+)
 from .samples import BatchError, turn_samples
 
 RECIPE_FILE = "podium_rft.json"
@@ -266,18 +273,26 @@ def priced(runs: Sequence[Mapping[str, Any]]) -> list[float]:
     return out
 
 
+PRIOR_RUNS = 1.0
+"""Weight, in runs, of a route's suite-wide success rate in a task's (``select = "pooled"``)."""
+
+
 def _best_route(
     runs: Sequence[Mapping[str, Any]],
     correct: Sequence[bool],
     cost: Sequence[float],
     student: str | None,
+    prior: Mapping[str, float] | None = None,
 ) -> set[int]:
     """The runs of the route with the best expected reward: success rate, then mean dollars.
 
     The best single run favours a cheap route that was right once by luck over one that is
     right every time (measured: the 0.5B's own answer beat the strongest expert's route on
     tasks it gets right one time in three). A teacher's answers from memory found no route.
-    ``cost``: each run's dollars (:func:`priced`).
+    ``cost``: each run's dollars (:func:`priced`). ``prior``: each route's success rate on
+    the task's suite; a task's rate is shrunk toward it by :data:`PRIOR_RUNS` runs (empirical
+    Bayes), so that of two routes each right in the one run a task has of them, the one right
+    more often on such tasks wins, not the cheaper.
     """
     groups: dict[str, list[int]] = {}
     for i, run in enumerate(runs):
@@ -286,10 +301,20 @@ def _best_route(
     if not groups:
         return set(range(len(runs)))
 
-    def expected(ids: list[int]) -> tuple[float, float]:
-        return sum(correct[i] for i in ids) / len(ids), -sum(cost[i] for i in ids) / len(ids)
+    def expected(item: tuple[str, list[int]]) -> tuple[float, float]:
+        name, ids = item
+        hits, n = float(sum(correct[i] for i in ids)), float(len(ids))
+        if prior is not None and name in prior:
+            hits, n = hits + PRIOR_RUNS * prior[name], n + PRIOR_RUNS
+        return hits / n, -sum(cost[i] for i in ids) / len(ids)
 
-    return set(max(groups.values(), key=expected))
+    return set(max(groups.items(), key=expected)[1])
+
+
+def _correct(run: Mapping[str, Any], cfg: RewardConfig) -> Measure:
+    """The run's measure, correct only when :func:`trainable` can also train it."""
+    m = measure(run, cfg)
+    return replace(m, correct=m.correct and trainable(run) is not None)
 
 
 def best_run(
@@ -297,6 +322,7 @@ def best_run(
     cfg: RewardConfig | None = None,
     student: str | None = None,
     by_route: bool = False,
+    prior: Mapping[str, float] | None = None,
 ) -> Mapping[str, Any] | None:
     """The run RFT keeps of one task's runs, or None when none is correct and trainable.
 
@@ -309,19 +335,16 @@ def best_run(
     have (run 4, docs/learning.md). It is kept when nothing else is correct (code the teacher
     wrote at once). With ``by_route``, the run is chosen among the runs of the route
     (:func:`route`) with the best success rate, then the lowest mean cost
-    (:func:`_best_route`), when that route has a correct one.
+    (:func:`_best_route`, with ``prior``), when that route has a correct one.
     """
     cfg = cfg or RewardConfig()
-    measures = []
-    for run in runs:
-        m = measure(run, cfg)
-        measures.append(replace(m, correct=m.correct and trainable(run) is not None))
+    measures = [_correct(run, cfg) for run in runs]
     pref = runs[0].get(TRAINING_KEY, {}).get("preference_vector") or cfg.default_preference
     prefs = preference_rewards(measures, _offered_tools(runs), pref)
     cost = priced(runs)
     among = set(range(len(runs)))
     if by_route:
-        best = _best_route(runs, [m.correct for m in measures], cost, student)
+        best = _best_route(runs, [m.correct for m in measures], cost, student, prior)
         among = best if any(measures[i].correct for i in best) else among
 
     def rank(i: int) -> tuple[bool, bool, bool, float, float, float, int]:
@@ -333,21 +356,45 @@ def best_run(
     return runs[top] if measures[top].correct else None
 
 
+def suite_rates(
+    by_task: Mapping[str, Sequence[Mapping[str, Any]]], cfg: RewardConfig, student: str | None
+) -> dict[str, dict[str, float]]:
+    """Each route's success rate over all tasks of a suite: suite → route → rate."""
+    hits: dict[tuple[str, str], list[int]] = {}
+    for runs in by_task.values():
+        for run in runs:
+            if not _from_memory(run, student):
+                key = ((run.get(TRAINING_KEY) or {}).get("suite", ""), route(run))
+                hits.setdefault(key, []).append(bool(_correct(run, cfg).correct))
+    rates: dict[str, dict[str, float]] = {}
+    for (suite, name), seen in hits.items():
+        rates.setdefault(suite, {})[name] = sum(seen) / len(seen)
+    return rates
+
+
 def select_best(
     records: Iterable[Mapping[str, Any]],
     cfg: RewardConfig | None = None,
     student: str | None = None,
     by_route: bool = False,
+    pooled: bool = False,
 ) -> Selection:
-    """Each task's best run (:func:`best_run`) among judged records, by task id."""
+    """Each task's best run (:func:`best_run`) among judged records, by task id.
+
+    ``pooled`` (with ``by_route``): each task's route rates shrunk toward the suite's.
+    """
+    cfg = cfg or RewardConfig()
     by_task: dict[str, list[Mapping[str, Any]]] = {}
     for record in records:
         info = record.get(TRAINING_KEY) or {}
         if info.get("task_id"):
             by_task.setdefault(info["task_id"], []).append(record)
+    rates = suite_rates(by_task, cfg, student) if by_route and pooled else {}
     out = Selection(best={}, runs=sum(len(v) for v in by_task.values()))
     for task_id, runs in by_task.items():
-        chosen = best_run(runs, cfg, student, by_route)
+        suite = (runs[0].get(TRAINING_KEY) or {}).get("suite", "")
+        prior = rates.get(suite) if rates else None
+        chosen = best_run(runs, cfg, student, by_route, prior)
         if chosen is None:
             out.without_correct.append(task_id)
         else:
@@ -437,7 +484,9 @@ def _selection(cfg: TrainConfig) -> Selection:
             f"store {store} does not exist: run podium collect --out {store} first"
         )
     records = TrajectoryStore(store).records(TRAINING_KEY)
-    selection = select_best(records, cfg.reward, cfg.model, by_route=cfg.select == "route")
+    selection = select_best(
+        records, cfg.reward, cfg.model, by_route=cfg.select != "run", pooled=cfg.select == "pooled"
+    )
     if not selection.best:
         raise TrainConfigError(
             f"store {store} has no correct run to learn from ({selection.runs} judged runs of "
