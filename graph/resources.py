@@ -135,8 +135,8 @@ def _pool(profile: str, config_path: str, local_only: bool, _stamp: Any) -> tupl
     return tuple(e.tool for e in entries if e.tool is not None)
 
 
-def resolve(ctx: Context) -> Resources:
-    """The resources of ``ctx``."""
+def resolve_tools(ctx: Context) -> dict[str, BaseTool]:
+    """The tool pool of ``ctx``, by name, without resolving (or starting) the policy's server."""
     config = load_config(ctx.config or None)
     # The pool depends on environment keys too (a tool appears when its key is set).
     keys = tuple(sorted(k for k in os.environ if k.endswith("_API_KEY")))
@@ -149,9 +149,15 @@ def resolve(ctx: Context) -> Resources:
     if ctx.environment:  # a ToolScale-style environment: its database tools join the pool
         rate = Prices(config).number("compute", "per_second")
         tools = (*tools, *environment_tools(ctx.environment, rate))
+    return {t.name: t for t in tools}
+
+
+def resolve(ctx: Context) -> Resources:
+    """The resources of ``ctx``."""
+    config = load_config(ctx.config or None)
     policy = config.policy
     return Resources(
-        tools={t.name: t for t in tools},
+        tools=resolve_tools(ctx),
         policy_price=Prices(config).model(policy.price),  # a bad price fails before a server starts
         policy_base_url=_policy_url(ctx, config, overridden=_POLICY_OVERRIDE.get() is not None),
         policy_model=ctx.policy_model or policy.model,

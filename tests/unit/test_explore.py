@@ -153,3 +153,15 @@ def test_explore_tools_keep_the_pool_order_and_refuse_unknown_ones():
     assert explore_tools(pool, ["answer", "python"]) == ["python", "answer"]
     with pytest.raises(CollectError, match="--explore-tool 'web' is not offered"):
         explore_tools(pool, ["web"])
+
+
+def test_resolving_the_pool_alone_starts_no_policy_server(monkeypatch):
+    from podium.graph import Context
+    from podium.graph.resources import resolve, resolve_tools
+    from podium.tools import llamacpp
+
+    started: list[str] = []
+    monkeypatch.setattr(llamacpp, "embedded_base_url", lambda *a: started.append("x") or "u")
+    ctx = Context(policy_base_url="", profile="local")  # the embedded default policy
+    assert "python" in resolve_tools(ctx) and started == []  # what fixed routers need
+    assert resolve(ctx).policy_base_url == "u" and started == ["x"]

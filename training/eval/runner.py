@@ -25,7 +25,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 
 from podium.graph.context import Context
-from podium.graph.resources import policy_override, resolve
+from podium.graph.resources import policy_override, resolve, resolve_tools
 from podium.graph.trajectory import TrajectoryStore
 from podium.tools.errors import UserError
 from podium.tools.paths import atomic_path
@@ -355,7 +355,7 @@ def plan_eval(cfg: EvalConfig) -> Plan:
             "domain's): use --router policy"
         )
     with price_shock(cfg.shock):  # a shock may reorder the experts strongest/cheapest pick
-        tools = resolve(Context(**spread(cfg.context, 0))).tools
+        tools = resolve_tools(Context(**spread(cfg.context, 0)))
     _check_prefer(cfg, tools)
     _check_shock(cfg, tools)
     for name in cfg.routers:
@@ -405,7 +405,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
 def run_unit_resolved(router: str, task: suites.Task, cfg: EvalConfig) -> dict[str, Any]:
     """:func:`run_unit` with the pool resolved where it runs (a Ray worker builds its own)."""
     with price_shock(cfg.shock):  # as plan_eval resolves it: a shock may reorder experts
-        tools = resolve(Context(**cfg.context)).tools
+        tools = resolve_tools(Context(**cfg.context))
     return run_unit(router, task, cfg, tools)
 
 

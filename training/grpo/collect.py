@@ -26,7 +26,7 @@ from typing import Any
 
 from podium.graph import Context, TrajectoryStore
 from podium.graph.database import check_reachable, is_postgres
-from podium.graph.resources import policy_override, resolve
+from podium.graph.resources import policy_override, resolve_tools
 from podium.tools.config import load_config
 from podium.tools.errors import UserError
 from podium.tools.price_shock import PriceShock, jittered, price_shock
@@ -353,7 +353,9 @@ async def collect_run(base: dict[str, Any], spec: RunSpec) -> dict[str, Any]:
         ctx = task_context(with_first, task, Path(workdir), spec.pref.instruction, spec.pref.vector)
         if router:  # a demonstration: the fixed router drives the graph (policy turns unbilled)
             seed = zlib.crc32(f"{spec.group_id}:{spec.index}".encode())
-            stack.enter_context(policy_override(router_for(router, resolve(ctx).tools, seed=seed)))
+            # The pool alone: resolving the policy would start a server the router never asks.
+            fixed = router_for(router, resolve_tools(ctx), seed=seed)
+            stack.enter_context(policy_override(fixed))
         inputs = {"question": task.question, "trajectory_id": spec.run_id}
         state = await graph.ainvoke(inputs, context=ctx)
         store = TrajectoryStore(base["trajectory_db"])
