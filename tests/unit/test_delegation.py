@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
@@ -36,12 +37,19 @@ def _asked(bodies: list[dict]) -> list[str]:
     return [b["messages"][-1]["content"] for b in bodies]
 
 
-def test_the_named_expert_is_asked_the_question_and_its_reply_is_the_answer(fake_graph):
+def _recording(content: str) -> tuple[list[dict], Callable[[dict], dict]]:
+    """An expert endpoint's reply function that answers ``content`` and keeps each request."""
     bodies: list[dict] = []
 
     def reply(body: dict) -> dict:
         bodies.append(body)
-        return {"role": "assistant", "content": REPLY}
+        return {"role": "assistant", "content": content}
+
+    return bodies, reply
+
+
+def test_the_named_expert_is_asked_the_question_and_its_reply_is_the_answer(fake_graph):
+    bodies, reply = _recording(REPLY)
 
     with fake_openai(reply=reply) as server:
         script = [_answer_call({"text": "", "model": "ask_gpt5"})]
@@ -59,11 +67,7 @@ def test_the_named_expert_is_asked_the_question_and_its_reply_is_the_answer(fake
 
 
 def test_the_expert_is_handed_what_the_tools_found_and_the_policys_note(fake_graph):
-    bodies: list[dict] = []
-
-    def reply(body: dict) -> dict:
-        bodies.append(body)
-        return {"role": "assistant", "content": "4"}
+    bodies, reply = _recording("4")
 
     with fake_openai(reply=reply) as server:
         calc = AIMessage(
@@ -122,11 +126,7 @@ def test_the_strongest_router_names_the_expert_and_rft_trains_that_call(fake_gra
 
 
 def test_a_chained_router_calls_its_tool_first_then_the_expert_answers_from_it(fake_graph):
-    bodies: list[dict] = []
-
-    def reply(body: dict) -> dict:
-        bodies.append(body)
-        return {"role": "assistant", "content": "four"}
+    bodies, reply = _recording("four")
 
     with fake_openai(reply=reply) as server:
         pool = [_expert(server.base_url), calc_tool()]
