@@ -51,11 +51,13 @@ def answer_tool_for(experts: tuple[str, ...]) -> BaseTool:
     """The ``answer`` tool of a turn whose pool holds ``experts``: answer, or name who does."""
     if not experts:
         return answer_tool
+    # The Literal is built at run time from the pool, so its type is only known as Any.
+    choice: Any = Literal[experts] | None
     args = create_model(
         "AnswerOrDelegateArgs",
         text=(str, Field(description="The final answer; empty when a model writes it.")),
         model=(
-            Literal[experts] | None,  # type: ignore[valid-type]
+            choice,
             Field(
                 None,
                 description="A model to write the final answer instead of you: it is shown "
