@@ -9,7 +9,7 @@ import pytest
 from podium.graph import TrajectoryStore
 from podium.graph.testing import calc_tool
 from podium.training.grpo.config import TrainConfigError
-from podium.training.grpo.rft import best_run, select_best
+from podium.training.grpo.rft import best_run, driven_route, select_best
 
 CALL = '<tool_call>\n{"name": "calc", "arguments": {"expression": "%s"}}\n</tool_call>'
 CALC = '[{"name": "calc", "arguments": {"expression": "2+2"}}]'
@@ -338,3 +338,19 @@ def test_pooled_each_tasks_route_rate_leans_on_the_routes_rate_in_its_suite():
     for r in other:
         r["training"]["suite"] = "wiki"  # a suite of its own: its own rates
     assert select_best([*runs, *other], by_route=True, pooled=True).best["d"]["id"] == "d-0"
+
+
+def test_a_route_is_judged_per_model_that_drove_it():
+    def by(model: str, run: dict) -> dict:
+        return {**run, "context": {"policy_model": model}}
+
+    runs = [
+        by("policy", _run("t", 0, False, 0.01, calls=["calc"])),
+        by("policy", _run("t", 1, False, 0.01, calls=["calc"])),
+        by("teacher", _run("t", 2, True, 0.01, calls=["calc"])),
+        by("policy", _run("t", 3, True, 0.02, calls=["local_search"])),
+        by("policy", _run("t", 4, False, 0.02, calls=["local_search"])),
+    ]
+    # calc is right 1 time in 3 and local_search 1 in 2; the teacher's calc, 1 in 1, is copied
+    assert driven_route(runs[2]) == "calc@teacher"
+    assert best_run(runs, student="policy", by_route=True)["id"] == "t-2"

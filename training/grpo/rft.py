@@ -245,6 +245,18 @@ def route(run: Mapping[str, Any]) -> str:
     return f"{head}>{ANSWER}:{last}" if last and len(calls) > 1 else head
 
 
+def driven_route(run: Mapping[str, Any]) -> str:
+    """The run's :func:`route` and the model (or fixed router) that drove it: what RFT copies.
+
+    Routes are judged per driver: the student is trained on one run's calls, so whether a
+    teacher's route is worth copying shows in the teacher's runs of it, not in the untrained
+    student's. Measured: the coder teacher's ``python`` runs were right on 47% of arithmetic
+    tasks and the 0.5B's on 13%; pooled as one ``python`` route (30%), they lost every
+    arithmetic task to the strongest expert's 40%, and the trained policy stopped using python.
+    """
+    return f"{route(run)}@{(run.get('context') or {}).get('policy_model') or ''}"
+
+
 def _is_demonstration(run: Mapping[str, Any]) -> bool:
     """Whether a fixed router drove the run (``podium collect --router``)."""
     return str((run.get("context") or {}).get("policy_model") or "").startswith(ROUTER_MODEL)
@@ -284,7 +296,7 @@ def _best_route(
     student: str | None,
     prior: Mapping[str, float] | None = None,
 ) -> set[int]:
-    """The runs of the route with the best expected reward: success rate, then mean dollars.
+    """The runs of the driven route with the best expected reward: success, then mean dollars.
 
     The best single run favours a cheap route that was right once by luck over one that is
     right every time (measured: the 0.5B's own answer beat the strongest expert's route on
@@ -297,7 +309,7 @@ def _best_route(
     groups: dict[str, list[int]] = {}
     for i, run in enumerate(runs):
         if not _from_memory(run, student):
-            groups.setdefault(route(run), []).append(i)
+            groups.setdefault(driven_route(run), []).append(i)
     if not groups:
         return set(range(len(runs)))
 
@@ -333,8 +345,8 @@ def best_run(
     own knowledge comes after every other correct run: it is cheaper than a search, but the
     student lacks that knowledge, and trained on it answered facts from a memory it does not
     have (run 4, docs/learning.md). It is kept when nothing else is correct (code the teacher
-    wrote at once). With ``by_route``, the run is chosen among the runs of the route
-    (:func:`route`) with the best success rate, then the lowest mean cost
+    wrote at once). With ``by_route``, the run is chosen among the runs of the route, as one
+    model drove it (:func:`driven_route`), with the best success rate, then the lowest mean cost
     (:func:`_best_route`, with ``prior``), when that route has a correct one.
     """
     cfg = cfg or RewardConfig()
@@ -359,12 +371,12 @@ def best_run(
 def suite_rates(
     by_task: Mapping[str, Sequence[Mapping[str, Any]]], cfg: RewardConfig, student: str | None
 ) -> dict[str, dict[str, float]]:
-    """Each route's success rate over all tasks of a suite: suite → route → rate."""
+    """Each driven route's success rate over a suite's tasks: suite → :func:`driven_route` → rate."""
     hits: dict[tuple[str, str], list[int]] = {}
     for runs in by_task.values():
         for run in runs:
             if not _from_memory(run, student):
-                key = ((run.get(TRAINING_KEY) or {}).get("suite", ""), route(run))
+                key = ((run.get(TRAINING_KEY) or {}).get("suite", ""), driven_route(run))
                 hits.setdefault(key, []).append(bool(_correct(run, cfg).correct))
     rates: dict[str, dict[str, float]] = {}
     for (suite, name), seen in hits.items():
