@@ -12,6 +12,7 @@ from .cost import ToolCost, Usage, with_cost
 from .pricing import Prices
 from .sandbox import SandboxLimits, observation, run_python
 
+NO_CODE = "Error: no code given: put the Python to run in `code`."
 KILL_GRACE_S = 2.0  # time the sandbox may take to tear a timed-out process tree down
 DESCRIPTION = (
     "Run Python 3 code in an isolated sandbox (no network, no files kept) and return its "
@@ -36,6 +37,8 @@ def python_tool(cfg: PythonConfig, prices: Prices) -> BaseTool:
     )
 
     def run(code: str) -> tuple[str, Usage]:
+        if not code.strip():  # ran nothing, so it failed: a blank cell is no successful call
+            return NO_CODE, Usage(compute_seconds=0.0, error="no code given")
         result = run_python(code, limits)
         usage = Usage(compute_seconds=result.seconds)
         if not result.ok:

@@ -121,3 +121,14 @@ def test_the_policy_key_variable_comes_from_the_users_config(tmp_path, write_con
     cfg = write_config(tmp_path / "c.toml", {"policy": {"api_key_env": "MY_POLICY_KEY"}})
     res = resolve(Context(config=str(cfg), policy_base_url="http://127.0.0.1:9/v1"))
     assert res.policy_api_key_env == "MY_POLICY_KEY"
+
+
+def test_python_with_no_code_is_a_failed_call_and_runs_nothing():
+    from podium.tools.config import PythonConfig
+    from podium.tools.python_tool import NO_CODE, python_tool
+
+    tool = python_tool(PythonConfig(), Prices(load_config()))
+    call = {"type": "tool_call", "name": "python", "args": {"code": " \n"}, "id": "c1"}
+    msg = tool.invoke(call)
+    assert msg.content == NO_CODE and msg.artifact["error"] == "no code given"
+    assert msg.artifact["compute_seconds"] == 0.0
