@@ -371,7 +371,7 @@ def best_run(
 def suite_rates(
     by_task: Mapping[str, Sequence[Mapping[str, Any]]], cfg: RewardConfig, student: str | None
 ) -> dict[str, dict[str, float]]:
-    """Each driven route's success rate over a suite's tasks: suite → :func:`driven_route` → rate."""
+    """Each driven route's success rate on a suite: suite → :func:`driven_route` → rate."""
     hits: dict[tuple[str, str], list[int]] = {}
     for runs in by_task.values():
         for run in runs:
