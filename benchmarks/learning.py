@@ -93,6 +93,12 @@ class Setup:
     # is handed the task's own words; ``local_search+strongest`` searches first and the expert
     # answers from the passages. The 0.5B's own expert calls rarely did either (run 7).
     demonstrators: tuple[str, ...] = ("strongest", "local_search+strongest")
+    # Arithmetic tasks (``arith-train``, the mixture's own first) on which the teacher also
+    # runs ``python`` and the strongest router answers: in run 11, 7 kept python runs against
+    # 29 that named the expert at once, and the trained policy never called python. (The
+    # mixture's own arithmetic tasks get a second strongest-router run: collect --router
+    # does not resume.)
+    arith_tasks: int = 45
     # RFT keeps each task's run of the route with the best success rate, not the single best
     # run ("run"), which favoured a cheap route that was right once by luck; each task's rate
     # leans on the route's rate over the task's suite ("pooled"), as most tasks have one run
@@ -110,6 +116,8 @@ class Setup:
     server_threads: int = 0
 
 
+ARITH_TASKS = "arith-train"
+
 QUICK = Setup(
     heldout_tasks=4,
     train_tasks=4,
@@ -118,6 +126,7 @@ QUICK = Setup(
     references=(),
     teacher="",
     demonstrators=(),
+    arith_tasks=0,
     direct_tasks=2,
 )
 
@@ -243,10 +252,13 @@ def direct_args(setup: Setup, out: str) -> list[str]:
     ]  # fmt: skip
 
 
-def explore_args(setup: Setup, out: Path, tools: tuple[str, ...], samples: int) -> list[str]:
+def explore_args(
+    setup: Setup, out: Path, tools: tuple[str, ...], samples: int, tasks: str = "mixture-train"
+) -> list[str]:
     """``podium collect --explore`` on the training tasks (resumes where it stopped)."""
+    limit = setup.arith_tasks if tasks == ARITH_TASKS else setup.train_tasks
     return [
-        "collect", "--explore", "--tasks", "mixture-train", "--limit", str(setup.train_tasks),
+        "collect", "--explore", "--tasks", tasks, "--limit", str(limit),
         "--seed", str(setup.seed), "--temperature", str(setup.explore_temperature),
         "--max-turns", str(setup.max_turns), "--concurrency", "2",
         "--out", str(out / "explore.sqlite"), "--json", "--explore-samples", str(samples),
@@ -254,11 +266,14 @@ def explore_args(setup: Setup, out: Path, tools: tuple[str, ...], samples: int) 
     ]  # fmt: skip
 
 
-def demonstrate_args(setup: Setup, out: Path, router: str) -> list[str]:
+def demonstrate_args(
+    setup: Setup, out: Path, router: str, tasks: str = "mixture-train"
+) -> list[str]:
     """``podium collect --router`` on the training tasks: one fixed-router run per task."""
+    limit = setup.arith_tasks if tasks == ARITH_TASKS else setup.train_tasks
     return [
         "collect", "--router", router, "--group-size", "1", "--tasks",
-        "mixture-train", "--limit", str(setup.train_tasks), "--seed", str(setup.seed),
+        tasks, "--limit", str(limit), "--seed", str(setup.seed),
         "--max-turns", str(setup.max_turns), "--concurrency", "2",
         "--out", str(out / "explore.sqlite"), "--json",
     ]  # fmt: skip
@@ -382,6 +397,11 @@ def run_loop(step: Step, setup: Setup, out: Path) -> None:
         for i, router in enumerate(setup.demonstrators):  # the first step keeps its old name
             name = "demonstrate" + (f" {router}" if i else "")
             step.run(name, demonstrate_args(setup, out, router))
+        if setup.arith_tasks and setup.teacher:
+            arith = explore_args(setup, out, ("python",), 1, ARITH_TASKS)
+            step.run("teacher arith", [*arith, *teacher])
+        if setup.arith_tasks and setup.demonstrators:
+            step.run("demonstrate arith", demonstrate_args(setup, out, "strongest", ARITH_TASKS))
     step.run("train", ["train", "--config", str(rft_config(setup, out))])
     step.call("export", export_adapter, out)
     with (

@@ -15,6 +15,7 @@ from podium.training.synth.mixture import (
     assert_disjoint,
     drop_overlap,
     evidence_titles,
+    train_arithmetic,
     train_mixture,
 )
 
@@ -63,6 +64,15 @@ def test_fact_questions_name_their_article_and_its_intro_holds_the_answer():
         assert name in t.question and "____" not in t.question
         assert normalise(t.gold) in normalise(corpus[t.data["title"]]["extract"])
         assert normalise(t.gold) not in normalise(name)  # the question does not give it away
+
+
+def test_arith_train_extends_the_mixtures_arithmetic_under_the_same_ids():
+    mixed = [t for t in train_mixture(60, seed=0) if t.id.startswith("arith-")]
+    more = suites.load_suite("arith-train", limit=45, seed=0)
+    assert len(more) == 45 and len({t.id for t in more}) == 45
+    assert [(t.id, t.question) for t in more[: len(mixed)]] == [(t.id, t.question) for t in mixed]
+    assert_disjoint(more, suites.load_suite("math", limit=200))
+    assert train_arithmetic(45)[20].question == more[20].question
 
 
 def test_heldout_mixture_keeps_each_suite_and_its_shares():

@@ -63,6 +63,19 @@ def drop_overlap(train: list[Task], heldout: list[Task]) -> list[Task]:
     return [t for t in train if t.data.get("title") not in titles and t.question not in questions]
 
 
+def train_arithmetic(size: int, seed: int = 0) -> list[Task]:
+    """``size`` tasks of the training mixture's arithmetic part, disjoint from held-out math.
+
+    The generators are prefix-stable, so the first tasks are the mixture's own, under the
+    same ids: runs of both land on the same task in a store. The learning loop adds these
+    so that ``python`` runs are not outnumbered by the habit of naming an expert (run 11).
+    """
+    heldout = load_suite("math", limit=200)
+    train = drop_overlap(arithmetic(size, seed + TRAIN_SEED), heldout)
+    assert_disjoint(train, heldout)
+    return train
+
+
 def train_mixture(size: int, seed: int = 0) -> list[Task]:
     """``size`` training tasks in the held-out mixture's shares, disjoint from every held-out task.
 

@@ -5,7 +5,7 @@ Wikipedia facts (FanOutQA ``wiki``: ``local_search`` wins), arithmetic and word 
 in ``python``), and rephrasing or small talk (``chat``: answer at once or ask the cheap expert).
 Every task keeps its own suite, so each is scored by its own checker. These human-written sets
 are only ever evaluated on; ``mixture-train`` (:mod:`podium.training.synth.mixture`) is the
-synthesized training side, with every overlap dropped.
+synthesized training side, with every overlap dropped; ``arith-train`` more of its arithmetic.
 """
 
 from __future__ import annotations
@@ -57,9 +57,16 @@ def _train_load(limit: int | None = None, seed: int = 0) -> list[Task]:
     return train_mixture(limit or DEFAULT_SIZE, seed=seed)
 
 
+def _arith_load(limit: int | None = None, seed: int = 0) -> list[Task]:
+    from podium.training.synth.mixture import train_arithmetic
+
+    return train_arithmetic(limit or DEFAULT_SIZE, seed=seed)
+
+
 def _check(task: Task, answer: str, record: Mapping[str, Any] | None) -> Verdict:
     return check(task, answer, record)  # the task's own suite judges it
 
 
 register_suite("mixture", _load, _check)
 register_suite("mixture-train", _train_load, _check)
+register_suite("arith-train", _arith_load, _check)
