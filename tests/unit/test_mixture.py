@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
@@ -68,6 +70,9 @@ def test_fact_questions_name_their_article_and_its_intro_holds_the_answer():
 
 def test_arith_train_extends_the_mixtures_arithmetic_under_the_same_ids():
     mixed = [t for t in train_mixture(60, seed=0) if t.id.startswith("arith-")]
+    fresh = "from podium.training.eval import suites; print(suites.suite_names())"
+    named = subprocess.run([sys.executable, "-c", fresh], capture_output=True, text=True)
+    assert "'arith-train'" in named.stdout  # named before its module is imported
     more = suites.load_suite("arith-train", limit=45, seed=0)
     assert len(more) == 45 and len({t.id for t in more}) == 45
     assert [(t.id, t.question) for t in more[: len(mixed)]] == [(t.id, t.question) for t in mixed]
