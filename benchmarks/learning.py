@@ -253,13 +253,17 @@ def direct_args(setup: Setup, out: str) -> list[str]:
     ]  # fmt: skip
 
 
+def _train_limit(setup: Setup, tasks: str) -> int:
+    """How many tasks of training suite ``tasks`` the loop runs on."""
+    return setup.arith_tasks if tasks == ARITH_TASKS else setup.train_tasks
+
+
 def explore_args(
     setup: Setup, out: Path, tools: tuple[str, ...], samples: int, tasks: str = "mixture-train"
 ) -> list[str]:
     """``podium collect --explore`` on the training tasks (resumes where it stopped)."""
-    limit = setup.arith_tasks if tasks == ARITH_TASKS else setup.train_tasks
     return [
-        "collect", "--explore", "--tasks", tasks, "--limit", str(limit),
+        "collect", "--explore", "--tasks", tasks, "--limit", str(_train_limit(setup, tasks)),
         "--seed", str(setup.seed), "--temperature", str(setup.explore_temperature),
         "--max-turns", str(setup.max_turns), "--concurrency", "2",
         "--out", str(out / "explore.sqlite"), "--json", "--explore-samples", str(samples),
@@ -271,10 +275,9 @@ def demonstrate_args(
     setup: Setup, out: Path, router: str, tasks: str = "mixture-train"
 ) -> list[str]:
     """``podium collect --router`` on the training tasks: one fixed-router run per task."""
-    limit = setup.arith_tasks if tasks == ARITH_TASKS else setup.train_tasks
     return [
         "collect", "--router", router, "--group-size", "1", "--tasks",
-        tasks, "--limit", str(limit), "--seed", str(setup.seed),
+        tasks, "--limit", str(_train_limit(setup, tasks)), "--seed", str(setup.seed),
         "--max-turns", str(setup.max_turns), "--concurrency", "2",
         "--out", str(out / "explore.sqlite"), "--json",
     ]  # fmt: skip

@@ -219,6 +219,11 @@ def _called_a_tool(run: Mapping[str, Any]) -> bool:
     return any(t.get("calls") for t in run.get("policy_turns") or [])
 
 
+def _driver(run: Mapping[str, Any]) -> str:
+    """The model (or ``router:NAME``) that drove the run; ``""`` when it was not recorded."""
+    return str((run.get("context") or {}).get("policy_model") or "")
+
+
 def _from_memory(run: Mapping[str, Any], student: str | None) -> bool:
     """Whether another model than ``student`` answered this run at once, calling no tool."""
     model = (run.get("context") or {}).get("policy_model")
@@ -254,12 +259,12 @@ def driven_route(run: Mapping[str, Any]) -> str:
     tasks and the 0.5B's on 13%; pooled as one ``python`` route (30%), they lost every
     arithmetic task to the strongest expert's 40%, and the trained policy stopped using python.
     """
-    return f"{route(run)}@{(run.get('context') or {}).get('policy_model') or ''}"
+    return f"{route(run)}@{_driver(run)}"
 
 
 def _is_demonstration(run: Mapping[str, Any]) -> bool:
     """Whether a fixed router drove the run (``podium collect --router``)."""
-    return str((run.get("context") or {}).get("policy_model") or "").startswith(ROUTER_MODEL)
+    return _driver(run).startswith(ROUTER_MODEL)
 
 
 def priced(runs: Sequence[Mapping[str, Any]]) -> list[float]:
