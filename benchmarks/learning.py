@@ -26,7 +26,7 @@ Every step is a podium command a user can run alone (the report lists them as ru
    lands first;
 7. one report: ``training/eval/compare.py`` → ``report.json`` and ``report.md``.
 
-    .venv/bin/python benchmarks/learning.py --out benchmarks/out/learning   # ~2 h, 2 cores
+    .venv/bin/python benchmarks/learning.py --out benchmarks/out/learning   # ~2.5 h, 2 cores
     .venv/bin/python benchmarks/learning.py --quick --out /tmp/learn-quick   # end-to-end check
 
 The policy is served by a llama.cpp server of the loop's own holding the policy alone (the
