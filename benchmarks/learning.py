@@ -45,12 +45,13 @@ import dataclasses
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from podium.studio.reports.evaluation import learning_markdown
 from podium.tools.paths import atomic_path
@@ -119,6 +120,14 @@ class Setup:
     last_layers: int = 4
     lora_r: int = 16
     direct_tasks: int = 20  # human-eval tasks: trained policy through podium vs asked directly
+    # ToolScale: tasks in synthesized tool environments, where only the environment's tools
+    # are offered. Run 12's adapter answered them without calling one (0/3 in the end-to-end
+    # test), so the teacher's runs on training environments join the store, and the policy
+    # is judged on held-out environments before and after (one task per domain: ~40 s a
+    # task on 2 cores).
+    toolscale_tasks: int = 10
+    toolscale_train: int = 20
+    toolscale_samples: int = 1  # the teacher's sampled runs per training task
     # Threads of the loop's policy server; 0 = every core. Under a load average far above
     # the core count, llama.cpp's threads wait on each other: one thread then decodes faster.
     server_threads: int = 0
@@ -136,7 +145,17 @@ QUICK = Setup(
     demonstrators=(),
     arith_tasks=0,
     direct_tasks=2,
+    toolscale_tasks=2,
+    toolscale_train=0,
 )
+
+TOOLSCALE_TASKS = "toolscale-train"
+COLLECTION = (
+    "seed", "train_tasks", "arith_tasks", "toolscale_train", "toolscale_samples",
+    "explore_tools", "explore_samples", "policy_explores", "teacher", "teacher_tools",
+    "demonstrators", "max_turns", "explore_temperature",
+)  # fmt: skip
+"""The Setup fields that make the training store: runs sharing them may share a store."""
 
 
 class Step:
@@ -158,13 +177,20 @@ class Step:
         command = fn(*args)
         self._finish(name, command, time.perf_counter() - start)
 
-    def _finish(self, name: str, command: str, seconds: float) -> None:
-        entry = {"name": name, "command": command, "seconds": round(seconds, 1)}
+    def _finish(
+        self, name: str, command: str, seconds: float, extra: dict[str, Any] | None = None
+    ) -> None:
+        entry = {**(extra or {}), "name": name, "command": command, "seconds": round(seconds, 1)}
         self.done[name] = entry
         self.log = [s for s in self.log if s["name"] != name] + [entry]
         with atomic_path(self.out / "steps.json") as tmp:
             tmp.write_text(json.dumps(list(self.done.values()), indent=2))
         print(f"[{name}] {seconds:.0f} s", flush=True)
+
+    def adopt(self, entries: list[dict[str, Any]]) -> None:
+        """Take finished steps of another run as this run's (they are then skipped)."""
+        for entry in entries:
+            self._finish(entry["name"], entry["command"], entry["seconds"], entry)
 
     def run(self, name: str, args: list[str], *, resumable: bool = False) -> None:
         """Run ``podium ARGS`` unless step ``name`` finished before (``resumable``: rerun it)."""
@@ -240,9 +266,10 @@ def export_adapter(out: Path) -> str:
     return f"podium export {out / 'adapter'} --out {out / 'adapter.gguf'}"
 
 
-def eval_args(setup: Setup, out: str, routers: list[str]) -> list[str]:
-    """``podium eval mixture`` on the held-out tasks (resumable)."""
-    args = ["eval", "mixture", "--limit", str(setup.heldout_tasks)]
+def eval_args(setup: Setup, out: str, routers: list[str], suite: str = "mixture") -> list[str]:
+    """``podium eval SUITE`` on the held-out tasks (resumable)."""
+    limit = setup.toolscale_tasks if suite == "toolscale" else setup.heldout_tasks
+    args = ["eval", suite, "--limit", str(limit)]
     args += ["--seed", str(setup.heldout_seed)]
     args += ["--max-turns", str(setup.max_turns), "--out", out, "--resume", "--quiet"]
     args += [a for r in routers for a in ("--router", r)]
@@ -262,7 +289,8 @@ def direct_args(setup: Setup, out: str) -> list[str]:
 
 def _train_limit(setup: Setup, tasks: str) -> int:
     """How many tasks of training suite ``tasks`` the loop runs on."""
-    return setup.arith_tasks if tasks == ARITH_TASKS else setup.train_tasks
+    sizes = {ARITH_TASKS: setup.arith_tasks, TOOLSCALE_TASKS: setup.toolscale_train}
+    return sizes.get(tasks, setup.train_tasks)
 
 
 def explore_args(
@@ -282,8 +310,19 @@ def demonstrate_args(
     setup: Setup, out: Path, router: str, tasks: str = "mixture-train"
 ) -> list[str]:
     """``podium collect --router`` on the training tasks: one fixed-router run per task."""
+    return ["collect", "--router", router, *collect_args(setup, out, tasks, 1)]
+
+
+def sample_args(setup: Setup, out: Path, tasks: str, group: int) -> list[str]:
+    """``podium collect``: ``group`` sampled policy runs per training task."""
+    temperature = ["--temperature", str(setup.explore_temperature)]
+    return ["collect", *temperature, *collect_args(setup, out, tasks, group)]
+
+
+def collect_args(setup: Setup, out: Path, tasks: str, group: int) -> list[str]:
+    """The options every ``podium collect`` of the loop shares."""
     return [
-        "collect", "--router", router, "--group-size", "1", "--tasks",
+        "--group-size", str(group), "--tasks",
         tasks, "--limit", str(_train_limit(setup, tasks)), "--seed", str(setup.seed),
         "--max-turns", str(setup.max_turns), "--concurrency", "2",
         "--out", str(out / "explore.sqlite"), "--json",
@@ -363,6 +402,20 @@ def unseen(setup: Setup, rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any
     }
 
 
+def toolscale_result(out: Path) -> dict[str, Any] | None:
+    """Untrained against trained on the held-out ToolScale environments, when both ran."""
+    if not all((out / d / "results.jsonl").exists() for d in TOOLSCALE_DIRS.values()):
+        return None
+    rows = {k: rows_of(out / d) for k, d in TOOLSCALE_DIRS.items()}
+    return {
+        "routers": {k: router_summary(v) for k, v in rows.items()},
+        "mcnemar": paired_test(rows["untrained"], rows["trained"]),
+    }
+
+
+TOOLSCALE_DIRS = {"untrained": "before-toolscale", "trained": "after-toolscale"}
+
+
 def report(out: Path, setup: Setup, steps: list[dict[str, Any]]) -> dict[str, Any]:
     """Assemble the one report of the run and write ``report.json`` and ``report.md``."""
     before, after = rows_of(out / "before"), rows_of(out / "after")
@@ -374,6 +427,7 @@ def report(out: Path, setup: Setup, steps: list[dict[str, Any]]) -> dict[str, An
         rows[name] = [r for r in before if r["router"] == name]
     result = learning_report(rows)
     result["unseen"] = unseen(setup, rows)
+    result["toolscale"] = toolscale_result(out)
     for name, key in (("direct-before", "direct_untrained"), ("direct", "direct")):
         if (out / name / "results.jsonl").exists():
             result[key] = direct_comparison(rows_of(out / name))
@@ -388,11 +442,53 @@ def report(out: Path, setup: Setup, steps: list[dict[str, Any]]) -> dict[str, An
         result["rft"] = json.loads(recipe.read_text())
     with atomic_path(out / "report.json") as tmp:
         tmp.write_text(json.dumps(result, indent=2, default=str))
-    commands = "\n".join(f"    {s['command']}   # {s['seconds'] / 60:.1f} min" for s in steps)
+    commands = "\n".join(
+        f"    {s['command']}   # {s['seconds'] / 60:.1f} min"
+        + (f", reused from {s['reused_from']}" if s.get("reused_from") else "")
+        for s in steps
+    )
     text = learning_markdown(result) + f"\nExplore: {json.dumps(result['explore'])}\n\n{commands}\n"
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text(text)
     return result
+
+
+COLLECTION_STEPS = ("explore", "teacher", "demonstrate")
+
+
+def reuse_collection(step: Step, setup: Setup, out: Path, earlier: Path) -> None:
+    """Start from a copy of ``earlier``'s training store and take its collection steps.
+
+    The training tasks do not depend on the held-out draw, so a run judged on a new held-out
+    seed may train on the runs another collected, if both collect alike (:data:`COLLECTION`);
+    the report lists those steps with the run they came from. Steps the earlier run lacked
+    (its setup has no such field) run here and add to the copy.
+    """
+    store = out / "explore.sqlite"
+    if store.exists():
+        return
+    try:
+        report = json.loads((earlier / "report.json").read_text())
+        old = report["setup"]
+    except (OSError, ValueError, KeyError):
+        fail(f"--reuse-collection {earlier}: no report.json with a setup; name a loop's --out")
+    new = json.loads(json.dumps(dataclasses.asdict(setup)))
+    differ = [f for f in COLLECTION if f in old and old[f] != new[f]]
+    if differ:
+        fail(
+            f"--reuse-collection {earlier}: it collected with another {differ[0]} "
+            f"({old[differ[0]]!r}, here {new[differ[0]]!r}); collect afresh (drop the option)"
+        )
+    with atomic_path(store) as tmp:
+        shutil.copyfile(earlier / "explore.sqlite", tmp)
+    taken = [s for s in report["steps"] if s["name"].startswith(COLLECTION_STEPS)]
+    step.adopt([s | {"reused_from": str(earlier)} for s in taken])
+
+
+def fail(message: str) -> NoReturn:
+    """A user's mistake: one line on stderr, exit code 2."""
+    print(f"learning: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def run_loop(step: Step, setup: Setup, out: Path) -> None:
@@ -413,6 +509,12 @@ def run_loop(step: Step, setup: Setup, out: Path) -> None:
             step.run("teacher arith", [*arith, *teacher])
         if setup.arith_tasks and setup.demonstrators:
             step.run("demonstrate arith", demonstrate_args(setup, out, "strongest", ARITH_TASKS))
+        if setup.toolscale_train and setup.teacher:
+            sampled = sample_args(setup, out, TOOLSCALE_TASKS, setup.toolscale_samples)
+            step.run("teacher toolscale", [*sampled, *teacher])
+        if setup.toolscale_tasks:
+            before = eval_args(setup, "before-toolscale", ["policy"], "toolscale")
+            step.run("baseline toolscale", before)
     step.run("train", ["train", "--config", str(rft_config(setup, out))])
     step.call("export", export_adapter, out)
     with (
@@ -420,6 +522,9 @@ def run_loop(step: Step, setup: Setup, out: Path) -> None:
         policy_server(step, setup, out, out / "adapter.gguf"),
     ):
         step.run("after", eval_args(setup, "after", ["policy"]))
+        if setup.toolscale_tasks:
+            after = eval_args(setup, "after-toolscale", ["policy"], "toolscale")
+            step.run("after toolscale", after)
         if setup.direct_tasks:  # orchestration must not tax the model on code (human-eval)
             step.run("direct", direct_args(setup, "direct"))
     # The same held-out tasks, added to the baseline's results, and the untrained model's
@@ -447,6 +552,12 @@ def main() -> None:
     parser.add_argument("--references", help="routers run after the loop (a,b,…)")
     parser.add_argument("--report-only", action="store_true", help="report what has finished")
     parser.add_argument("--threads", type=int, help="threads of the loop's policy server")
+    parser.add_argument(
+        "--reuse-collection",
+        type=Path,
+        metavar="RUN",
+        help="train on a copy of an earlier loop's training store (its --out); collect the rest",
+    )
     args = parser.parse_args()
     setup = QUICK if args.quick else Setup()
     if args.heldout:
@@ -465,6 +576,8 @@ def main() -> None:
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     step = Step(out)
+    if args.reuse_collection and not args.report_only:
+        reuse_collection(step, setup, out, args.reuse_collection.resolve())
     if args.report_only:
         step.log = list(step.done.values())
     else:

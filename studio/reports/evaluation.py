@@ -205,6 +205,14 @@ def learning_markdown(report: dict[str, Any]) -> str:
             f"untrained {u['correct']}/{u['n']}, trained {t['correct']}/{t['n']} (McNemar: "
             f"{m['gained']} gained, {m['lost']} lost, exact p = {m['p_value']:.3g})."
         )
+    if tools := report.get("toolscale"):
+        u, t, m = tools["routers"]["untrained"], tools["routers"]["trained"], tools["mcnemar"]
+        lines.append(
+            f"ToolScale ({m['tasks']} held-out tasks, only the environment's tools offered): "
+            f"untrained {u['correct']}/{u['n']} ({u['calls_per_task']:.2f} calls/task), "
+            f"trained {t['correct']}/{t['n']} ({t['calls_per_task']:.2f} calls/task; McNemar: "
+            f"{m['gained']} gained, {m['lost']} lost, exact p = {m['p_value']:.3g})."
+        )
     for key, who in (("direct_untrained", "untrained"), ("direct", "trained")):
         if direct := report.get(key):
             p, d, m = direct["policy"], direct["direct"], direct["mcnemar"]

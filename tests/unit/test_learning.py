@@ -85,3 +85,63 @@ def test_rft_config_names_the_store_and_the_recipe(learning, tmp_path):
     rft = tomllib.loads(learning.rft_config(learning.Setup(), tmp_path).read_text())
     assert rft["mode"] == "rft" and rft["store"] == str(tmp_path / "explore.sqlite")
     assert rft["sft"]["num_train_epochs"] == 2 and rft["last_layers"] == 4
+
+
+def test_the_report_judges_both_policies_on_held_out_toolscale(learning, tmp_path):
+    setup = learning.Setup(baselines=(), references=(), direct_tasks=0)
+    _results(tmp_path / "before", {"policy": [False, False]})
+    _results(tmp_path / "after", {"policy": [True, False]})
+    TrajectoryStore(tmp_path / "explore.sqlite")
+    assert learning.report(tmp_path, setup, [])["toolscale"] is None  # not run: not reported
+    _results(tmp_path / "before-toolscale", {"policy": [True, False]})
+    _results(tmp_path / "after-toolscale", {"policy": [False, False]})
+    tools = learning.report(tmp_path, setup, [])["toolscale"]
+    assert tools["routers"]["untrained"]["correct"] == 1 and tools["mcnemar"]["lost"] == 1
+    assert "untrained 1/2 (0.00 calls/task), trained 0/2" in (tmp_path / "report.md").read_text()
+
+
+def _earlier_run(learning, path: Path, **changes) -> None:
+    path.mkdir()
+    TrajectoryStore(path / "explore.sqlite")
+    setup = {**learning.dataclasses.asdict(learning.Setup()), **changes}
+    steps = [
+        {"name": "baseline", "command": "podium eval mixture", "seconds": 60.0},
+        {"name": "teacher", "command": "podium collect --explore", "seconds": 120.0},
+        {"name": "demonstrate arith", "command": "podium collect --router", "seconds": 30.0},
+    ]
+    (path / "report.json").write_text(json.dumps({"setup": setup, "steps": steps}, default=list))
+
+
+def test_a_run_may_train_on_an_earlier_runs_collection(learning, tmp_path):
+    _earlier_run(learning, tmp_path / "earlier", heldout_seed=3)  # another held-out draw
+    out = tmp_path / "out"
+    out.mkdir()
+    step = learning.Step(out)
+    learning.reuse_collection(step, learning.Setup(), out, tmp_path / "earlier")
+    assert (out / "explore.sqlite").read_bytes() == (
+        tmp_path / "earlier/explore.sqlite"
+    ).read_bytes()
+    taken = json.loads((out / "steps.json").read_text())
+    assert [s["name"] for s in taken] == ["teacher", "demonstrate arith"]  # not its baseline
+    assert taken[0]["reused_from"] == str(tmp_path / "earlier")
+    learning.Step(out).run("teacher", ["no-such-command"])  # taken: not run again
+    _results(out / "before", {"policy": [False, False]})
+    _results(out / "after", {"policy": [True, False]})
+    assert learning.report(out, learning.Setup(), taken)["minutes"] == 2.5
+    assert f"# 2.0 min, reused from {tmp_path / 'earlier'}" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize("changes", [{"train_tasks": 7}, {"teacher_tools": ["python"]}])
+def test_a_collection_made_otherwise_is_refused_in_one_line(learning, tmp_path, capsys, changes):
+    _earlier_run(learning, tmp_path / "earlier", **changes)
+    with pytest.raises(SystemExit) as exit_:
+        learning.reuse_collection(
+            learning.Step(tmp_path), learning.Setup(), tmp_path, tmp_path / "earlier"
+        )
+    assert exit_.value.code == 2 and not (tmp_path / "explore.sqlite").exists()
+    assert "collect afresh" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # not a loop's output at all
+        learning.reuse_collection(
+            learning.Step(tmp_path), learning.Setup(), tmp_path, tmp_path / "x"
+        )
+    assert exit_.value.code == 2

@@ -149,3 +149,16 @@ def test_suite_interleaves_domains(tmp_path):
     assert {t.data["domain"] for t in tasks[:10]} == set(DOMAINS)
     again = load_suite("toolscale", limit=12, seed=0)  # from the cache
     assert [t.id for t in again] == [t.id for t in tasks]
+
+
+def test_training_tasks_come_from_environments_no_evaluation_seed_builds(monkeypatch):
+    from podium.training.synth.mixture import TRAIN_SEED
+
+    two = {k: DOMAINS[k] for k in ("bank", "movie")}
+    monkeypatch.setattr(toolscale_suite, "DOMAINS", two)
+    held = load_suite("toolscale", limit=6, seed=0)
+    train = load_suite("toolscale-train", limit=6, seed=0)
+    assert {t.data["env_seed"] for t in train} == {TRAIN_SEED}
+    assert all(t.id.startswith("toolscale-train-") for t in train)
+    assert not {t.question for t in train} & {t.question for t in held}
+    assert not {t.id for t in train} & {t.id for t in held}

@@ -95,7 +95,11 @@ _SUITES: dict[str, _Suite] = {}
 _LAZY = {
     name: f"{__name__}.{name}"
     for name in ("math", "code", "wiki", "fc", "tau2", "toolscale", "chat", "mixture")
-} | {"mixture-train": f"{__name__}.mixture", "arith-train": f"{__name__}.mixture"}
+} | {
+    "mixture-train": f"{__name__}.mixture",
+    "arith-train": f"{__name__}.mixture",
+    "toolscale-train": f"{__name__}.toolscale",
+}
 JSONL_PREFIX = "jsonl:"
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,10 @@ def check(task: Task, answer: str, record: Mapping[str, Any] | None) -> Verdict:
 
 
 def load(limit: int | None = None, seed: int = 0) -> list[Task]:
-    """Tasks of every domain, interleaved (task 1 of each domain, then task 2, …)."""
+    """Tasks of every domain, interleaved (task 1 of each domain, then task 2, …).
+
+    ``seed`` seeds each domain's environment (its rows) and its tasks.
+    """
     per = TASKS_PER_DOMAIN
     if limit is not None:
         per = min(per, -(-limit // len(DOMAINS)))
@@ -73,4 +77,21 @@ def load(limit: int | None = None, seed: int = 0) -> list[Task]:
     return [t for row in zip(*lists, strict=False) for t in row]
 
 
+def train_load(limit: int | None = None, seed: int = 0) -> list[Task]:
+    """Training tasks: the same domains in environments seeded apart from every evaluation seed.
+
+    ``toolscale`` under seed N evaluates on environment N; training draws environment
+    ``TRAIN_SEED + N``, whose rows, and so whose tasks, no evaluation seed below it shares.
+    Their ids say so (``toolscale-train-…``): a task id means one task in a store.
+    """
+    from podium.training.synth.mixture import TRAIN_SEED
+
+    prefix = f"{SUITE}-"
+    return [
+        replace(t, id=f"{SUITE}-train-{t.id.removeprefix(prefix)}")
+        for t in load(limit, seed + TRAIN_SEED)
+    ]
+
+
 register_suite(SUITE, load, check, prepare)
+register_suite(f"{SUITE}-train", train_load, check, prepare)
