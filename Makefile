@@ -94,7 +94,7 @@ bench: install
 load: install  ## N = 1, 8, 32, 64 concurrent graph runs against a fake OpenAI server on 127.0.0.1
 	$(PY) benchmarks/load.py
 
-learn: install  ## baseline → explore → RFT → export → eval again on the held-out mixture (~45 min; QUICK=1: a few tasks)
+learn: install  ## baseline → explore → RFT → export → eval again on the held-out mixture (~3 h on 2 cores; QUICK=1: a few tasks)
 	$(PY) benchmarks/learning.py $(if $(QUICK),--quick) --out benchmarks/out/learning --json benchmarks/out/learning.json
 
 clean:
